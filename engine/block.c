@@ -1,0 +1,675 @@
+/*
+ * block.c — sealed blocks: sort and deduplicate a series' points, encode them
+ * into a block (header, chunk table, column chunks, LZ4), and read blocks
+ * back: header, verified view, chunk summaries and range decode. The byte
+ * layout is in format.h ("Blocks") and docs/format.md; the column chunk
+ * encodings are codec.c's.
+ *
+ *   encode:  points --summaries--> header fields
+ *                   --per 128 points--> chunk entry + steps/ts/values chunks
+ *                   --> raw body in scratch --LZ4 if it saves >= 1/8--> out
+ *   read:    header (checksum) --> view (body checksum, LZ4 -> owned buffer,
+ *            chunk table checked) --> chunks / decode (codec, bounded per chunk)
+ *
+ * Invariants (numbers continue block.h's (1)-(4)):
+ *  (5) A header that passed tally__block_header is structurally sane: known
+ *      magic, version and flags, 1 <= n_points <= 65536, n_chunks =
+ *      ceil(n_points / 128), n_nan <= n_points, raw_body_len within
+ *      raw_body_bound(n_points), body_len = raw_body_len if raw and <
+ *      raw_body_len if LZ4, and the whole block lies inside [p, end).
+ *  (6) A view that opened has a chunk table whose data offsets start right
+ *      after the table, grow by at least 3 bytes (one per column) per chunk
+ *      and stay inside the raw body; every entry's n_points is what its
+ *      position implies and its n_nan, argmin, argmax are in range. Every
+ *      column chunk is decoded against the end of its own chunk's data, so a
+ *      damaged chunk can never make the codec read a neighbour or past the
+ *      body.
+ *  (7) encode never allocates: the raw body is built in the caller's scratch
+ *      and LZ4 writes straight into the caller's output, sized by
+ *      tally__block_bound() to hold LZ4's worst case.
+ *  (8) Every summary field is computed by one rule, shared by the block and
+ *      its chunks: min/max with < and > over non-NaN values, first occurrence
+ *      wins; sums left to right over non-NaN values.
+ */
+#include <lz4.h>
+#include <math.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "alloc.h"
+#include "block.h"
+#include "codec.h"
+#include "format.h"
+
+_Static_assert(TALLY_BLOCK_CHUNK_POINTS == TALLY_CHUNK_POINTS, "format.h and engine.h agree");
+_Static_assert(TALLY_BLOCK_F_TS_SORTED == TALLY_BLOCK_TS_SORTED, "format.h and engine.h agree");
+
+#define HEADER_SIZE ((uint32_t)sizeof(tally_disk_block_header))
+#define ENTRY_SIZE ((uint32_t)sizeof(tally_disk_chunk))
+#define CHUNK TALLY_BLOCK_CHUNK_POINTS
+
+#define RETURN_ERROR_IF(cond, code)                                                           \
+    do {                                                                                      \
+        if (cond)                                                                             \
+            return (code);                                                                    \
+    } while (0)
+
+static inline uint64_t dbits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    return u;
+}
+
+static inline uint32_t n_chunks_of(uint32_t n)
+{
+    return (n + CHUNK - 1) / CHUNK;
+}
+
+/* Largest raw body of n points: the table plus every column chunk at its
+ * codec bound. Computed in 64 bits; for n <= 65536 it is far below 4 GiB. */
+static uint64_t raw_body_bound(uint32_t n)
+{
+    uint32_t full = n / CHUNK, tail = n % CHUNK;
+    uint64_t b = (uint64_t)n_chunks_of(n) * ENTRY_SIZE;
+    b += (uint64_t)full * (2 * tally__codec_i64_bound(CHUNK) + tally__codec_f64_bound(CHUNK));
+    if (tail)
+        b += 2 * tally__codec_i64_bound(tail) + tally__codec_f64_bound(tail);
+    return b;
+}
+
+size_t tally__block_bound(uint32_t n)
+{
+    if (n == 0 || n > TALLY_BLOCK_MAX_POINTS)
+        return 0;
+    return HEADER_SIZE + (size_t)LZ4_COMPRESSBOUND(raw_body_bound(n));
+}
+
+size_t tally__block_encode_scratch_size(uint32_t n)
+{
+    if (n == 0 || n > TALLY_BLOCK_MAX_POINTS)
+        return 0;
+    return (size_t)raw_body_bound(n);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sorting and deduplication                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Points are ordered by (step, timestamp, value bits as an unsigned 64-bit
+ * integer). That is a total order in which equal keys are identical points,
+ * so stability is moot and an in-place introsort (quicksort with a heapsort
+ * fallback past 2 log2 n levels, insertion sort for short ranges) gives the
+ * unique result in O(n log n) worst case without memory of its own.
+ */
+typedef struct cols {
+    int64_t *s;
+    int64_t *t;
+    double *v;
+} cols;
+
+static inline int key_cmp(int64_t s1, int64_t t1, uint64_t b1, int64_t s2, int64_t t2,
+                          uint64_t b2)
+{
+    if (s1 != s2)
+        return s1 < s2 ? -1 : 1;
+    if (t1 != t2)
+        return t1 < t2 ? -1 : 1;
+    if (b1 != b2)
+        return b1 < b2 ? -1 : 1;
+    return 0;
+}
+
+static inline int pt_cmp(cols c, size_t i, size_t j)
+{
+    return key_cmp(c.s[i], c.t[i], dbits(c.v[i]), c.s[j], c.t[j], dbits(c.v[j]));
+}
+
+static inline void pt_swap(cols c, size_t i, size_t j)
+{
+    int64_t s = c.s[i], t = c.t[i];
+    double v = c.v[i];
+    c.s[i] = c.s[j];
+    c.t[i] = c.t[j];
+    c.v[i] = c.v[j];
+    c.s[j] = s;
+    c.t[j] = t;
+    c.v[j] = v;
+}
+
+static void insertion_sort(cols c, size_t lo, size_t hi)
+{
+    for (size_t i = lo + 1; i < hi; i++) {
+        int64_t s = c.s[i], t = c.t[i];
+        double v = c.v[i];
+        uint64_t b = dbits(v);
+        size_t j = i;
+        while (j > lo && key_cmp(s, t, b, c.s[j - 1], c.t[j - 1], dbits(c.v[j - 1])) < 0) {
+            c.s[j] = c.s[j - 1];
+            c.t[j] = c.t[j - 1];
+            c.v[j] = c.v[j - 1];
+            j--;
+        }
+        c.s[j] = s;
+        c.t[j] = t;
+        c.v[j] = v;
+    }
+}
+
+static void sift_down(cols c, size_t base, size_t root, size_t n)
+{
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n)
+            return;
+        if (child + 1 < n && pt_cmp(c, base + child, base + child + 1) < 0)
+            child++;
+        if (pt_cmp(c, base + root, base + child) >= 0)
+            return;
+        pt_swap(c, base + root, base + child);
+        root = child;
+    }
+}
+
+static void heap_sort(cols c, size_t lo, size_t hi)
+{
+    size_t n = hi - lo;
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(c, lo, i, n);
+    for (size_t end = n - 1; end > 0; end--) {
+        pt_swap(c, lo, lo + end);
+        sift_down(c, lo, 0, end);
+    }
+}
+
+/* Sorts [lo, hi). Recurses on the smaller side, loops on the larger, so the
+ * stack stays O(log n). */
+static void intro_sort(cols c, size_t lo, size_t hi, int depth)
+{
+    while (hi - lo > 16) {
+        if (depth-- == 0) {
+            heap_sort(c, lo, hi);
+            return;
+        }
+        /* Median of three, moved to lo: Hoare's scheme with the pivot at lo
+         * always returns lo <= j < hi - 1, so both parts shrink. */
+        size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        if (pt_cmp(c, mid, lo) < 0)
+            pt_swap(c, mid, lo);
+        if (pt_cmp(c, last, mid) < 0) {
+            pt_swap(c, last, mid);
+            if (pt_cmp(c, mid, lo) < 0)
+                pt_swap(c, mid, lo);
+        }
+        pt_swap(c, lo, mid);
+        int64_t ps = c.s[lo], pt = c.t[lo];
+        uint64_t pb = dbits(c.v[lo]);
+        size_t i = lo, j = hi; /* i - 1 and j + 1 in the textbook's terms */
+        for (;;) {
+            while (key_cmp(c.s[i], c.t[i], dbits(c.v[i]), ps, pt, pb) < 0)
+                i++;
+            j--;
+            while (key_cmp(c.s[j], c.t[j], dbits(c.v[j]), ps, pt, pb) > 0)
+                j--;
+            if (i >= j)
+                break;
+            pt_swap(c, i, j);
+            i++;
+        }
+        /* [lo, j] <= pivot <= [j + 1, hi) */
+        if (j + 1 - lo < hi - (j + 1)) {
+            intro_sort(c, lo, j + 1, depth);
+            lo = j + 1;
+        } else {
+            intro_sort(c, j + 1, hi, depth);
+            hi = j + 1;
+        }
+    }
+    insertion_sort(c, lo, hi);
+}
+
+/* Drops exact duplicates from sorted columns; returns the new count. */
+static uint32_t dedupe_sorted(cols c, uint32_t n)
+{
+    if (n == 0)
+        return 0;
+    uint32_t w = 1;
+    for (uint32_t i = 1; i < n; i++) {
+        if (c.s[i] == c.s[w - 1] && c.t[i] == c.t[w - 1] && dbits(c.v[i]) == dbits(c.v[w - 1]))
+            continue;
+        c.s[w] = c.s[i];
+        c.t[w] = c.t[i];
+        c.v[w] = c.v[i];
+        w++;
+    }
+    return w;
+}
+
+uint32_t tally__block_sort_points(int64_t *steps, int64_t *timestamps_ms, double *values,
+                                  uint32_t n)
+{
+    cols c = {steps, timestamps_ms, values};
+    if (n < 2)
+        return n;
+    /* Fast path: heads are almost always in order already. */
+    int has_dup = 0;
+    uint32_t i;
+    for (i = 1; i < n; i++) {
+        int r = pt_cmp(c, i - 1, i);
+        if (r > 0)
+            break;
+        has_dup |= r == 0;
+    }
+    if (i == n)
+        return has_dup ? dedupe_sorted(c, n) : n;
+    int depth = 0;
+    for (uint32_t m = n; m > 1; m >>= 1)
+        depth += 2;
+    intro_sort(c, 0, n, depth);
+    return dedupe_sorted(c, n);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Encoding                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Min/max/sum of one run of values by rule (8). */
+typedef struct vstats {
+    double min, max, sum;
+    uint32_t argmin, argmax, n_nan;
+    int any; /* a non-NaN value was seen */
+} vstats;
+
+static inline void vstats_init(vstats *st)
+{
+    st->min = st->max = NAN;
+    st->sum = 0.0;
+    st->argmin = st->argmax = st->n_nan = 0;
+    st->any = 0;
+}
+
+static inline void vstats_add(vstats *st, double x, uint32_t i)
+{
+    if (isnan(x)) {
+        st->n_nan++;
+        return;
+    }
+    st->sum += x;
+    if (!st->any) {
+        st->min = st->max = x;
+        st->argmin = st->argmax = i;
+        st->any = 1;
+        return;
+    }
+    if (x < st->min) {
+        st->min = x;
+        st->argmin = i;
+    }
+    if (x > st->max) {
+        st->max = x;
+        st->argmax = i;
+    }
+}
+
+size_t tally__block_encode(uint64_t series_id, const int64_t *steps, const int64_t *timestamps_ms,
+                           const double *values, uint32_t n, uint8_t *out, uint8_t *scratch)
+{
+    tally_disk_block_header h;
+    memset(&h, 0, sizeof h);
+    /* Caller bugs, not bad bytes: the contract is 1 <= n <= 65536, sorted. */
+    if (n == 0 || n > TALLY_BLOCK_MAX_POINTS)
+        return 0;
+
+    uint32_t n_chunks = n_chunks_of(n);
+    uint8_t *raw = scratch;
+    size_t pos = (size_t)n_chunks * ENTRY_SIZE;
+    vstats block;
+    vstats_init(&block);
+    int64_t min_ts = timestamps_ms[0], max_ts = timestamps_ms[0];
+    int ts_sorted = 1;
+
+    for (uint32_t k = 0; k < n_chunks; k++) {
+        uint32_t first = k * CHUNK;
+        uint32_t m = n - first < CHUNK ? n - first : CHUNK;
+        vstats ch;
+        vstats_init(&ch);
+        for (uint32_t i = 0; i < m; i++) {
+            double x = values[first + i];
+            vstats_add(&ch, x, i);
+            if (!isnan(x))
+                block.sum += x;
+            int64_t t = timestamps_ms[first + i];
+            min_ts = t < min_ts ? t : min_ts;
+            max_ts = t > max_ts ? t : max_ts;
+            if (first + i > 0 && t < timestamps_ms[first + i - 1])
+                ts_sorted = 0;
+        }
+        /* Block min/max from chunk min/max: the first chunk holding the
+         * block's extreme also holds its first occurrence. */
+        block.n_nan += ch.n_nan;
+        if (ch.any) {
+            if (!block.any || ch.min < block.min)
+                block.min = ch.min;
+            if (!block.any || ch.max > block.max)
+                block.max = ch.max;
+            block.any = 1;
+        }
+
+        tally_disk_chunk e;
+        memset(&e, 0, sizeof e);
+        e.data_off = (uint32_t)pos;
+        e.argmin = (uint8_t)ch.argmin;
+        e.argmax = (uint8_t)ch.argmax;
+        e.n_nan = (uint8_t)ch.n_nan;
+        e.n_points = (uint8_t)m;
+        e.min_value = ch.min;
+        e.max_value = ch.max;
+        e.sum = ch.sum;
+        memcpy(raw + (size_t)k * ENTRY_SIZE, &e, sizeof e);
+
+        pos += tally__codec_i64_encode(steps + first, m, raw + pos);
+        pos += tally__codec_i64_encode(timestamps_ms + first, m, raw + pos);
+        pos += tally__codec_f64_encode(values + first, m, raw + pos);
+    }
+
+    h.magic = TALLY_BLOCK_MAGIC;
+    h.version = TALLY_BLOCK_VERSION;
+    h.flags = ts_sorted ? TALLY_BLOCK_F_TS_SORTED : 0;
+    h.series_id = series_id;
+    h.n_points = n;
+    h.n_chunks = n_chunks;
+    h.n_nan = block.n_nan;
+    h.raw_body_len = (uint32_t)pos;
+    h.min_step = steps[0];
+    h.max_step = steps[n - 1];
+    h.min_timestamp_ms = min_ts;
+    h.max_timestamp_ms = max_ts;
+    h.min_value = block.min;
+    h.max_value = block.max;
+    h.sum = block.sum;
+    h.first_timestamp_ms = timestamps_ms[0];
+    h.first_value = values[0];
+    h.last_timestamp_ms = timestamps_ms[n - 1];
+    h.last_value = values[n - 1];
+
+    /* Invariant (3): LZ4 only when it saves at least 1/8. The output holds
+     * LZ4's worst case, so the compressor runs without output checks. */
+    uint8_t *body = out + HEADER_SIZE;
+    int lz = LZ4_compress_default((const char *)raw, (char *)body, (int)pos,
+                                  LZ4_COMPRESSBOUND((int)pos));
+    if (lz > 0 && (uint64_t)lz * 8 <= (uint64_t)pos * 7) {
+        h.flags |= TALLY_BLOCK_F_LZ4;
+        h.body_len = (uint32_t)lz;
+    } else {
+        memcpy(body, raw, pos);
+        h.body_len = (uint32_t)pos;
+    }
+    h.body_checksum = XXH3_64bits(body, h.body_len);
+    h.header_checksum = XXH3_64bits(&h, offsetof(tally_disk_block_header, header_checksum));
+    memcpy(out, &h, sizeof h);
+    return HEADER_SIZE + (size_t)h.body_len;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Reads and checks the header at [p, end) by invariant (5). */
+static int read_header(const uint8_t *p, const uint8_t *end, tally_disk_block_header *h)
+{
+    RETURN_ERROR_IF(p == NULL || end < p || (size_t)(end - p) < HEADER_SIZE, TALLY_ECORRUPT);
+    memcpy(h, p, sizeof *h);
+    RETURN_ERROR_IF(h->magic != TALLY_BLOCK_MAGIC, TALLY_ECORRUPT);
+    RETURN_ERROR_IF(h->header_checksum !=
+                        XXH3_64bits(p, offsetof(tally_disk_block_header, header_checksum)),
+                    TALLY_ECORRUPT);
+    /* A checksummed header of another version was written by another Tally. */
+    RETURN_ERROR_IF(h->version != TALLY_BLOCK_VERSION, TALLY_EVERSION);
+    RETURN_ERROR_IF((h->flags & ~TALLY_BLOCK_F_KNOWN) != 0 || h->reserved != 0, TALLY_ECORRUPT);
+    RETURN_ERROR_IF(h->n_points == 0 || h->n_points > TALLY_BLOCK_MAX_POINTS, TALLY_ECORRUPT);
+    RETURN_ERROR_IF(h->n_chunks != n_chunks_of(h->n_points), TALLY_ECORRUPT);
+    RETURN_ERROR_IF(h->n_nan > h->n_points, TALLY_ECORRUPT);
+    RETURN_ERROR_IF(h->min_step > h->max_step || h->min_timestamp_ms > h->max_timestamp_ms,
+                    TALLY_ECORRUPT);
+    RETURN_ERROR_IF((uint64_t)h->raw_body_len < (uint64_t)h->n_chunks * (ENTRY_SIZE + 3) ||
+                        h->raw_body_len > raw_body_bound(h->n_points),
+                    TALLY_ECORRUPT);
+    if (h->flags & TALLY_BLOCK_F_LZ4)
+        RETURN_ERROR_IF(h->body_len == 0 || h->body_len >= h->raw_body_len, TALLY_ECORRUPT);
+    else
+        RETURN_ERROR_IF(h->body_len != h->raw_body_len, TALLY_ECORRUPT);
+    RETURN_ERROR_IF((uint64_t)(end - p) - HEADER_SIZE < h->body_len, TALLY_ECORRUPT);
+    return 0;
+}
+
+int tally__block_header(const uint8_t *p, const uint8_t *end, tally_block_summary *summary,
+                        uint32_t *block_len, uint64_t *series_id)
+{
+    tally_disk_block_header h;
+    int rc = read_header(p, end, &h);
+    if (rc != 0)
+        return rc;
+    if (summary) {
+        memset(summary, 0, sizeof *summary);
+        summary->n_points = h.n_points;
+        summary->n_chunks = h.n_chunks;
+        summary->flags = h.flags & TALLY_BLOCK_F_TS_SORTED;
+        summary->n_nan = h.n_nan;
+        summary->min_step = h.min_step;
+        summary->max_step = h.max_step;
+        summary->min_timestamp_ms = h.min_timestamp_ms;
+        summary->max_timestamp_ms = h.max_timestamp_ms;
+        summary->min_value = h.min_value;
+        summary->max_value = h.max_value;
+        summary->sum = h.sum;
+        summary->first.step = h.min_step;
+        summary->first.timestamp_ms = h.first_timestamp_ms;
+        summary->first.value = h.first_value;
+        summary->last.step = h.max_step;
+        summary->last.timestamp_ms = h.last_timestamp_ms;
+        summary->last.value = h.last_value;
+    }
+    if (block_len)
+        *block_len = HEADER_SIZE + h.body_len;
+    if (series_id)
+        *series_id = h.series_id;
+    return 0;
+}
+
+static inline void read_entry(const tally__block_view *v, uint32_t k, tally_disk_chunk *e)
+{
+    memcpy(e, v->body + (size_t)k * ENTRY_SIZE, sizeof *e);
+}
+
+/* Chunk k's column data: [*lo, *hi). Offsets were checked at open (6). */
+static inline void chunk_data(const tally__block_view *v, uint32_t k, const tally_disk_chunk *e,
+                              const uint8_t **lo, const uint8_t **hi)
+{
+    *lo = v->body + e->data_off;
+    if (k + 1 < v->n_chunks) {
+        uint32_t next;
+        memcpy(&next, v->body + (size_t)(k + 1) * ENTRY_SIZE, 4);
+        *hi = v->body + next;
+    } else {
+        *hi = v->body_end;
+    }
+}
+
+/* Checks the chunk table by invariant (6). */
+static int check_table(const tally__block_view *v)
+{
+    size_t raw_len = (size_t)(v->body_end - v->body);
+    uint64_t expect = (uint64_t)v->n_chunks * ENTRY_SIZE;
+    for (uint32_t k = 0; k < v->n_chunks; k++) {
+        tally_disk_chunk e;
+        read_entry(v, k, &e);
+        uint32_t m = v->n_points - k * CHUNK < CHUNK ? v->n_points - k * CHUNK : CHUNK;
+        RETURN_ERROR_IF(k == 0 ? e.data_off != expect : e.data_off < expect, TALLY_ECORRUPT);
+        RETURN_ERROR_IF((uint64_t)e.data_off + 3 > raw_len, TALLY_ECORRUPT);
+        RETURN_ERROR_IF(e.n_points != m || e.n_nan > m || e.argmin >= m || e.argmax >= m,
+                        TALLY_ECORRUPT);
+        expect = (uint64_t)e.data_off + 3;
+    }
+    return 0;
+}
+
+int tally__block_view_open(tally__block_view *v, const uint8_t *p, const uint8_t *end)
+{
+    tally_disk_block_header h;
+    int rc = read_header(p, end, &h);
+    v->body = v->body_end = NULL;
+    v->n_points = v->n_chunks = 0;
+    if (rc != 0)
+        return rc;
+    const uint8_t *stored = p + HEADER_SIZE;
+    RETURN_ERROR_IF(XXH3_64bits(stored, h.body_len) != h.body_checksum, TALLY_ECORRUPT);
+    if (h.flags & TALLY_BLOCK_F_LZ4) {
+        if (v->owned_cap < h.raw_body_len) {
+            tally__free(v->owned);
+            v->owned_cap = 0;
+            v->owned = tally__malloc(h.raw_body_len);
+            if (!v->owned)
+                return TALLY_ENOMEM;
+            v->owned_cap = h.raw_body_len;
+        }
+        int got = LZ4_decompress_safe((const char *)stored, (char *)v->owned, (int)h.body_len,
+                                      (int)h.raw_body_len);
+        RETURN_ERROR_IF(got < 0 || (uint32_t)got != h.raw_body_len, TALLY_ECORRUPT);
+        v->body = v->owned;
+    } else {
+        v->body = stored;
+    }
+    v->body_end = v->body + h.raw_body_len;
+    v->n_points = h.n_points;
+    v->n_chunks = h.n_chunks;
+    rc = check_table(v);
+    if (rc != 0) {
+        v->body = v->body_end = NULL;
+        v->n_points = v->n_chunks = 0;
+    }
+    return rc;
+}
+
+void tally__block_view_free(tally__block_view *v)
+{
+    if (!v)
+        return;
+    tally__free(v->owned);
+    memset(v, 0, sizeof *v);
+}
+
+int tally__block_view_chunks(const tally__block_view *v, tally_chunk_summary *out, size_t cap)
+{
+    RETURN_ERROR_IF(v->body == NULL || cap < v->n_chunks, TALLY_EINVAL);
+    for (uint32_t k = 0; k < v->n_chunks; k++) {
+        tally_disk_chunk e;
+        const uint8_t *lo, *hi;
+        size_t used;
+        read_entry(v, k, &e);
+        chunk_data(v, k, &e, &lo, &hi);
+        uint32_t m = e.n_points, last = m - 1;
+        tally_chunk_summary *cs = &out[k];
+        cs->first_index = k * CHUNK;
+        cs->n_points = m;
+        cs->n_nan = e.n_nan;
+        cs->argmin = k * CHUNK + e.argmin;
+        cs->argmax = k * CHUNK + e.argmax;
+        cs->min_value = e.min_value;
+        cs->max_value = e.max_value;
+        cs->sum = e.sum;
+        /* Steps, then timestamps, then values; each ends where the next
+         * starts, the last at the chunk's end. */
+        int rc = tally__codec_i64_get(lo, hi, m, 0, &cs->first.step);
+        if (rc == 0)
+            rc = tally__codec_i64_get(lo, hi, m, last, &cs->last.step);
+        if (rc == 0)
+            rc = tally__codec_i64_size(lo, hi, m, &used);
+        RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
+        lo += used;
+        rc = tally__codec_i64_get(lo, hi, m, 0, &cs->first.timestamp_ms);
+        if (rc == 0)
+            rc = tally__codec_i64_get(lo, hi, m, last, &cs->last.timestamp_ms);
+        if (rc == 0)
+            rc = tally__codec_i64_size(lo, hi, m, &used);
+        RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
+        lo += used;
+        rc = tally__codec_f64_get(lo, hi, m, 0, &cs->first.value);
+        if (rc == 0)
+            rc = tally__codec_f64_get(lo, hi, m, last, &cs->last.value);
+        RETURN_ERROR_IF(rc != 0, TALLY_ECORRUPT);
+    }
+    return 0;
+}
+
+/* Decodes points [a, b) of chunk k (0 <= a < b <= its n_points) into the
+ * columns at dst index 0. Whole chunks decode straight into the caller's
+ * columns; parts go through a stack buffer. */
+static int decode_chunk(const tally__block_view *v, uint32_t k, uint32_t a, uint32_t b,
+                        int64_t *steps, int64_t *ts, double *values)
+{
+    tally_disk_chunk e;
+    const uint8_t *lo, *hi;
+    size_t used;
+    int rc;
+    read_entry(v, k, &e);
+    chunk_data(v, k, &e, &lo, &hi);
+    uint32_t m = e.n_points;
+    int whole = a == 0 && b == m;
+    union {
+        int64_t i[TALLY_BLOCK_CHUNK_POINTS];
+        double d[TALLY_BLOCK_CHUNK_POINTS];
+    } tmp;
+
+    if (steps) {
+        rc = tally__codec_i64_decode(lo, hi, m, whole ? steps : tmp.i, &used);
+        if (rc == 0 && !whole)
+            memcpy(steps, tmp.i + a, (size_t)(b - a) * sizeof *steps);
+    } else if (ts || values) {
+        rc = tally__codec_i64_size(lo, hi, m, &used);
+    } else {
+        return 0;
+    }
+    RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
+    lo += used;
+
+    if (ts) {
+        rc = tally__codec_i64_decode(lo, hi, m, whole ? ts : tmp.i, &used);
+        if (rc == 0 && !whole)
+            memcpy(ts, tmp.i + a, (size_t)(b - a) * sizeof *ts);
+    } else if (values) {
+        rc = tally__codec_i64_size(lo, hi, m, &used);
+    } else {
+        return 0;
+    }
+    RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
+    lo += used;
+
+    if (values) {
+        rc = tally__codec_f64_decode(lo, hi, m, whole ? values : tmp.d, &used);
+        RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
+        if (!whole)
+            memcpy(values, tmp.d + a, (size_t)(b - a) * sizeof *values);
+    }
+    return 0;
+}
+
+int tally__block_view_decode(const tally__block_view *v, uint32_t from, uint32_t n,
+                             int64_t *steps, int64_t *timestamps_ms, double *values)
+{
+    RETURN_ERROR_IF(v->body == NULL, TALLY_EINVAL);
+    RETURN_ERROR_IF((uint64_t)from + n > v->n_points, TALLY_EINVAL);
+    uint32_t at = from, stop = from + n;
+    while (at < stop) {
+        uint32_t k = at / CHUNK, base = k * CHUNK;
+        uint32_t b = stop - base < CHUNK ? stop - base : CHUNK;
+        uint32_t done = at - from;
+        int rc = decode_chunk(v, k, at - base, b, steps ? steps + done : NULL,
+                              timestamps_ms ? timestamps_ms + done : NULL,
+                              values ? values + done : NULL);
+        if (rc != 0)
+            return rc;
+        at = base + b;
+    }
+    return 0;
+}

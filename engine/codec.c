@@ -1,0 +1,1358 @@
+/*
+ * codec.c — column codecs for one chunk (1..TALLY_CHUNK_POINTS values) of
+ * steps, timestamps (int64) or values (float64). See codec.h for the
+ * contract, codec_methods.h for the method numbers and docs/codec.md for the
+ * byte layouts and the measurements behind the method set.
+ *
+ * Every method is a small "kernel" applied to a column of unsigned 64-bit
+ * words u[0..n) in one of three domains:
+ *
+ *   int64 column   u = (uint64_t)v                       (domain 0, int64)
+ *   float64 column u = ord64(bits of v)                  (domain 0, float64)
+ *                  u = ord32(float32 bits of v)          (domain 1, float32-origin)
+ *
+ * where ordN(b) = b ^ (sign(b) ? all ones : top bit). It maps the IEEE order
+ * of non-NaN values onto unsigned integer order, so nearby values have
+ * nearby words and frame-of-reference and delta coding work on them.
+ *
+ *   encoded chunk:  +--------+-------------------------------+
+ *                   | method | kernel parameters and payload |
+ *                   +--------+-------------------------------+
+ *
+ * All arithmetic on words is modulo 2^64 (uint64_t), so the linear fits,
+ * residuals and deltas are exact for any input, including INT64_MIN/MAX and
+ * fits whose slope overflows: decode repeats the same wrapping sums.
+ *
+ * Invariants (numbered as in codec.h, plus this file's own):
+ *  (1) decode(encode(x)) == x bit for bit.
+ *  (2) encode writes at most 1 + 8n bytes (the bound): RAW always fits and
+ *      any other method is written only when it is strictly smaller.
+ *  (3) Every read is bounded by `end`: fixed-size parts are checked before
+ *      they are read, bit-packed payloads are checked as a whole before
+ *      unpacking, and the unpacker uses 8-byte loads only where 8 bytes
+ *      remain before `end` (a byte-wise tail otherwise).
+ *  (4) The encoder computes the exact size of every method it can use on
+ *      the chunk (closed form for the fixed-width kernels, by encoding for
+ *      XOR and SHUF) and writes the smallest. A tie keeps the candidate
+ *      offered first, in the order RAW, CONST, LINEAR, FOR, DELTA, DELTA2,
+ *      RLE, XOR, SHUF, the float64 domain before the float32 domain: the
+ *      earlier ones decode faster.
+ *  (5) Packed fields are little-endian bit streams: value j of width w
+ *      occupies bits [j*w, (j+1)*w) of the payload, bit k being bit k%8 of
+ *      byte k/8. Padding bits of the last byte are written as 0 and ignored
+ *      on read.
+ *  (6) The float32 domain is used only when every value of the chunk is in
+ *      the image of f32_to_f64_bits(), an exact integer bijection defined
+ *      here (not by the FPU), so NaN payloads, -0.0 and float32 subnormals
+ *      round-trip on any platform and under any FTZ/DAZ mode.
+ *  (7) Nothing here allocates: scratch is on the stack (a chunk is at most
+ *      128 values; LZ4's compression state is on its own stack).
+ */
+#include <lz4.h>
+#include <string.h>
+
+#include "codec.h"
+#include "codec_methods.h"
+
+#define RETURN_ERROR_IF(cond, code)                                                          \
+    do {                                                                                     \
+        if (cond)                                                                            \
+            return (code);                                                                   \
+    } while (0)
+
+#define N_MAX TALLY_CHUNK_POINTS
+
+#if defined(__GNUC__)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define LIKELY(x) (x)
+#define UNLIKELY(x) (x)
+#endif
+
+_Static_assert(TALLY_CHUNK_POINTS <= 128, "chunk scratch buffers assume 128 points");
+_Static_assert(sizeof(double) == 8, "double must be IEEE binary64");
+
+/* ------------------------------------------------------------------------ */
+/* Little-endian loads and stores                                            */
+/* ------------------------------------------------------------------------ */
+
+#ifdef __BYTE_ORDER__
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define TALLY_CODEC_BIG_ENDIAN 1
+#endif
+#endif
+
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+#ifdef TALLY_CODEC_BIG_ENDIAN
+    x = __builtin_bswap64(x);
+#endif
+    return x;
+}
+
+static inline void store64(uint8_t *p, uint64_t x)
+{
+#ifdef TALLY_CODEC_BIG_ENDIAN
+    x = __builtin_bswap64(x);
+#endif
+    memcpy(p, &x, 8);
+}
+
+static inline uint32_t load32(const uint8_t *p)
+{
+    uint32_t x;
+    memcpy(&x, p, 4);
+#ifdef TALLY_CODEC_BIG_ENDIAN
+    x = __builtin_bswap32(x);
+#endif
+    return x;
+}
+
+static inline void store32(uint8_t *p, uint32_t x)
+{
+#ifdef TALLY_CODEC_BIG_ENDIAN
+    x = __builtin_bswap32(x);
+#endif
+    memcpy(p, &x, 4);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Word mappings                                                             */
+/* ------------------------------------------------------------------------ */
+
+static inline uint64_t ord64(uint64_t b)
+{
+    return b ^ ((0 - (b >> 63)) | (UINT64_C(1) << 63));
+}
+
+static inline uint64_t unord64(uint64_t u)
+{
+    return u ^ (((u >> 63) - 1) | (UINT64_C(1) << 63));
+}
+
+static inline uint32_t ord32(uint32_t b)
+{
+    return b ^ ((0 - (b >> 31)) | UINT32_C(0x80000000));
+}
+
+static inline uint32_t unord32(uint32_t u)
+{
+    return u ^ (((u >> 31) - 1) | UINT32_C(0x80000000));
+}
+
+static inline unsigned clz64(uint64_t x) /* x != 0 */
+{
+    return (unsigned)__builtin_clzll(x);
+}
+
+static inline unsigned ctz64(uint64_t x) /* x != 0 */
+{
+    return (unsigned)__builtin_ctzll(x);
+}
+
+static inline unsigned width_of(uint64_t range)
+{
+    return range ? 64 - clz64(range) : 0;
+}
+
+/* The float32 -> float64 bit mapping of invariant (6): the IEEE conversion for
+ * every non-NaN float, and for NaNs the payload shifted into place (what
+ * x86 and ARM do for quiet NaNs, but defined here for signalling ones too). */
+static uint64_t f32_to_f64_bits_slow(uint32_t f)
+{
+    uint64_t s = (uint64_t)(f & UINT32_C(0x80000000)) << 32;
+    uint32_t e = (f >> 23) & 0xFF;
+    uint64_t m = f & UINT32_C(0x7FFFFF);
+    if (e == 0xFF)
+        return s | (UINT64_C(0x7FF) << 52) | (m << 29);
+    if (e == 0) {
+        if (m == 0)
+            return s;
+        unsigned p = 63 - clz64(m); /* 0..22: the leading bit of the subnormal */
+        return s | ((uint64_t)(p + 874) << 52) | ((m << (52 - p)) & ((UINT64_C(1) << 52) - 1));
+    }
+    return s | ((uint64_t)(e + 896) << 52) | (m << 29);
+}
+
+static inline uint64_t f32_to_f64_bits(uint32_t f)
+{
+    uint32_t e = (f >> 23) & 0xFF;
+    if (LIKELY(e - 1 < 254)) /* normal: the common case, branch-free */
+        return ((uint64_t)(f & UINT32_C(0x80000000)) << 32) | ((uint64_t)(e + 896) << 52) |
+               ((uint64_t)(f & UINT32_C(0x7FFFFF)) << 29);
+    return f32_to_f64_bits_slow(f);
+}
+
+/* The inverse of f32_to_f64_bits: 0 and *out when b is in its image, else -1. */
+static inline int f64_to_f32_bits(uint64_t b, uint32_t *out)
+{
+    uint32_t s = (uint32_t)(b >> 32) & UINT32_C(0x80000000);
+    uint32_t e = (uint32_t)(b >> 52) & 0x7FF;
+    uint64_t m = b & ((UINT64_C(1) << 52) - 1);
+    if (e >= 897 && e <= 1150) { /* float32 normal range */
+        if (m & ((UINT64_C(1) << 29) - 1))
+            return -1;
+        *out = s | ((e - 896) << 23) | (uint32_t)(m >> 29);
+        return 0;
+    }
+    if (e == 0x7FF) {
+        if (m & ((UINT64_C(1) << 29) - 1))
+            return -1;
+        *out = s | UINT32_C(0x7F800000) | (uint32_t)(m >> 29);
+        return 0;
+    }
+    if (e == 0) {
+        if (m)
+            return -1;
+        *out = s;
+        return 0;
+    }
+    if (e >= 874 && e <= 896) { /* float32 subnormal range */
+        uint64_t sig = m | (UINT64_C(1) << 52);
+        unsigned sh = 926 - e; /* 30..52 */
+        if (sig & ((UINT64_C(1) << sh) - 1))
+            return -1;
+        *out = s | (uint32_t)(sig >> sh);
+        return 0;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Varints (LEB128) and zigzag                                               */
+/* ------------------------------------------------------------------------ */
+
+static inline uint64_t zz_enc(uint64_t x) /* x is an int64 in two's complement */
+{
+    return (x << 1) ^ (0 - (x >> 63));
+}
+
+static inline uint64_t zz_dec(uint64_t z)
+{
+    return (z >> 1) ^ (0 - (z & 1));
+}
+
+static inline size_t varint_len(uint64_t x)
+{
+    return x ? (width_of(x) + 6) / 7 : 1;
+}
+
+static inline size_t varint_put(uint8_t *p, uint64_t x)
+{
+    size_t k = 0;
+    while (x >= 0x80) {
+        p[k++] = (uint8_t)(x | 0x80);
+        x >>= 7;
+    }
+    p[k++] = (uint8_t)x;
+    return k;
+}
+
+/* Reads a varint at *pp (< end). At most 10 bytes; the 10th may only hold
+ * the top bit. */
+static inline int varint_get(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *p = *pp;
+    uint64_t x = 0;
+    for (unsigned k = 0; k < 10; k++) {
+        RETURN_ERROR_IF(p >= end, TALLY_ECORRUPT);
+        uint8_t b = *p++;
+        if (k == 9)
+            RETURN_ERROR_IF(b > 1, TALLY_ECORRUPT);
+        x |= (uint64_t)(b & 0x7F) << (7 * k);
+        if (!(b & 0x80)) {
+            *pp = p;
+            *out = x;
+            return 0;
+        }
+    }
+    return TALLY_ECORRUPT;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bit packing (invariant 5)                                                 */
+/* ------------------------------------------------------------------------ */
+
+static inline size_t packed_bytes(uint32_t count, unsigned w)
+{
+    return ((size_t)count * w + 7) / 8;
+}
+
+static inline uint64_t mask_of(unsigned w) /* 1..64 */
+{
+    return w == 64 ? ~UINT64_C(0) : (UINT64_C(1) << w) - 1;
+}
+
+/* A bit writer: whole 8-byte words while running, the tail bytes at the end,
+ * so it writes exactly ceil(bits / 8) bytes. */
+typedef struct bitw {
+    uint8_t *p;    /* next byte to write */
+    uint64_t acc;  /* pending bits, the oldest in bit 0 */
+    unsigned fill; /* pending bit count, 0..63 */
+} bitw;
+
+static inline void bitw_put(bitw *b, uint64_t x, unsigned w) /* x < 2^w, w <= 64 */
+{
+    if (w == 0)
+        return;
+    b->acc |= x << b->fill;
+    if (b->fill + w >= 64) {
+        store64(b->p, b->acc);
+        b->p += 8;
+        unsigned used = 64 - b->fill;
+        b->acc = used < 64 ? x >> used : 0;
+        b->fill = b->fill + w - 64;
+    } else {
+        b->fill += w;
+    }
+}
+
+static inline uint8_t *bitw_end(bitw *b)
+{
+    while (b->fill > 0) {
+        *b->p++ = (uint8_t)b->acc;
+        b->acc >>= 8;
+        b->fill = b->fill > 8 ? b->fill - 8 : 0;
+    }
+    return b->p;
+}
+
+/* Bits [bit, bit + w) of p, where the caller has checked bit + w <= 8 * avail.
+ * Reads only p[0..avail). */
+static inline uint64_t bits_get(const uint8_t *p, size_t avail, size_t bit, unsigned w)
+{
+    if (w == 0)
+        return 0;
+    size_t by = bit >> 3;
+    unsigned sh = (unsigned)(bit & 7);
+    uint64_t x;
+    if (LIKELY(by + 8 <= avail)) {
+        x = load64(p + by) >> sh;
+        if (sh + w > 64)
+            x |= (uint64_t)p[by + 8] << (64 - sh); /* by + 8 < avail: the value ends there */
+    } else {
+        size_t last = (bit + w - 1) >> 3;
+        x = 0;
+        for (size_t k = by; k <= last; k++)
+            x |= (k - by) < 8 ? (uint64_t)p[k] << (8 * (k - by)) : 0;
+        x >>= sh;
+        if (last - by == 8)
+            x |= (uint64_t)p[last] << (64 - sh);
+    }
+    return x & mask_of(w);
+}
+
+/* Unpacks count values of width w from p (avail readable bytes, at least
+ * packed_bytes(count, w)) into out. */
+static void unpack(const uint8_t *p, size_t avail, uint32_t count, unsigned w, uint64_t *out)
+{
+    uint32_t i = 0;
+    if (w == 0) {
+        for (; i < count; i++)
+            out[i] = 0;
+        return;
+    }
+    uint64_t mask = mask_of(w);
+    size_t bit = 0;
+    if (w <= 56) {
+        /* One 8-byte load per value: sh + w <= 63. */
+        for (; i < count; i++, bit += w) {
+            size_t by = bit >> 3;
+            if (by + 8 > avail)
+                break;
+            out[i] = (load64(p + by) >> (bit & 7)) & mask;
+        }
+    } else {
+        for (; i < count; i++, bit += w) {
+            size_t by = bit >> 3;
+            if (by + 9 > avail)
+                break;
+            unsigned sh = (unsigned)(bit & 7);
+            uint64_t x = load64(p + by) >> sh;
+            if (sh)
+                x |= (uint64_t)p[by + 8] << (64 - sh);
+            out[i] = x & mask;
+        }
+    }
+    for (; i < count; i++, bit += w)
+        out[i] = bits_get(p, avail, bit, w);
+}
+
+/* Packs count values (each < 2^w) and returns the bytes written. */
+static size_t pack(uint8_t *out, const uint64_t *v, uint32_t count, unsigned w)
+{
+    if (w == 0)
+        return 0;
+    bitw b = {out, 0, 0};
+    for (uint32_t i = 0; i < count; i++)
+        bitw_put(&b, v[i], w);
+    return (size_t)(bitw_end(&b) - out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Domains                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum dom {
+    DOM_I64 = 0, /* int64 column: base as zz varint, 8-byte words */
+    DOM_F64 = 1, /* float64 bits: base as 8 fixed bytes, 8-byte words */
+    DOM_F32 = 2  /* float32-origin: base as zz varint, 4-byte words */
+} dom;
+
+static inline unsigned dom_word(dom d)
+{
+    return d == DOM_F32 ? 4 : 8;
+}
+
+static inline unsigned dom_bits(dom d)
+{
+    return d == DOM_F32 ? 32 : 64;
+}
+
+static inline size_t base_len(dom d, uint64_t base)
+{
+    return d == DOM_F64 ? 8 : varint_len(zz_enc(base));
+}
+
+static inline size_t base_put(dom d, uint8_t *p, uint64_t base)
+{
+    if (d == DOM_F64) {
+        store64(p, base);
+        return 8;
+    }
+    return varint_put(p, zz_enc(base));
+}
+
+static inline int base_get(dom d, const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+    if (d == DOM_F64) {
+        RETURN_ERROR_IF(end - *pp < 8, TALLY_ECORRUPT);
+        *out = load64(*pp);
+        *pp += 8;
+        return 0;
+    }
+    uint64_t z;
+    int rc = varint_get(pp, end, &z);
+    if (rc)
+        return rc;
+    *out = zz_dec(z);
+    return 0;
+}
+
+static inline int zz_get(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+    uint64_t z;
+    int rc = varint_get(pp, end, &z);
+    if (rc)
+        return rc;
+    *out = zz_dec(z);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Kernel statistics and plans (encoder)                                     */
+/* ------------------------------------------------------------------------ */
+
+/* One pass over u[0..n) gives the exact size of every fixed-width kernel. */
+typedef struct kstats {
+    uint64_t u0;             /* first word */
+    uint64_t d_fit;          /* rounded slope through first and last */
+    int64_t r0_min, r0_max;  /* u[i] - u0, as int64 */
+    int64_t r1_min, r1_max;  /* u[i] - u0 - i * d_fit, as int64 */
+    int64_t d_min, d_max;    /* u[i] - u[i-1], i >= 1 */
+    int64_t dd_min, dd_max;  /* second differences, i >= 2 */
+    uint64_t d1;             /* u[1] - u[0], or 0 */
+    uint32_t n_runs;         /* runs of equal words */
+} kstats;
+
+static void kstats_of(const uint64_t *u, uint32_t n, kstats *s)
+{
+    uint64_t u0 = u[0];
+    s->u0 = u0;
+    uint64_t d_fit = 0;
+    if (n > 1) {
+        int64_t diff = (int64_t)(u[n - 1] - u0);
+        int64_t m = (int64_t)n - 1;
+        int64_t q = diff / m, r = diff % m;
+        if (2 * (r < 0 ? -r : r) >= m)
+            q += r < 0 ? -1 : 1;
+        d_fit = (uint64_t)q;
+    }
+    s->d_fit = d_fit;
+    int64_t r0_min = 0, r0_max = 0, r1_min = 0, r1_max = 0;
+    int64_t d_min = INT64_MAX, d_max = INT64_MIN, dd_min = INT64_MAX, dd_max = INT64_MIN;
+    uint64_t prev = u0, prev_d = 0, line = u0;
+    uint32_t runs = 1;
+    for (uint32_t i = 1; i < n; i++) {
+        uint64_t x = u[i];
+        line += d_fit;
+        int64_t r0 = (int64_t)(x - u0), r1 = (int64_t)(x - line);
+        r0_min = r0 < r0_min ? r0 : r0_min;
+        r0_max = r0 > r0_max ? r0 : r0_max;
+        r1_min = r1 < r1_min ? r1 : r1_min;
+        r1_max = r1 > r1_max ? r1 : r1_max;
+        uint64_t d = x - prev;
+        d_min = (int64_t)d < d_min ? (int64_t)d : d_min;
+        d_max = (int64_t)d > d_max ? (int64_t)d : d_max;
+        if (i >= 2) {
+            int64_t dd = (int64_t)(d - prev_d);
+            dd_min = dd < dd_min ? dd : dd_min;
+            dd_max = dd > dd_max ? dd : dd_max;
+        }
+        runs += x != prev;
+        prev_d = d;
+        prev = x;
+    }
+    if (n < 2)
+        d_min = d_max = 0;
+    if (n < 3)
+        dd_min = dd_max = 0;
+    s->r0_min = r0_min;
+    s->r0_max = r0_max;
+    s->r1_min = r1_min;
+    s->r1_max = r1_max;
+    s->d_min = d_min;
+    s->d_max = d_max;
+    s->dd_min = dd_min;
+    s->dd_max = dd_max;
+    s->d1 = n > 1 ? u[1] - u0 : 0;
+    s->n_runs = runs;
+}
+
+/* What the encoder will write. */
+typedef struct plan {
+    unsigned method; /* method byte */
+    dom dm;          /* domain of the words */
+    unsigned w;      /* packed width */
+    uint64_t base;   /* CONST/LINEAR/FOR base, DELTA/DELTA2 first word */
+    uint64_t d;      /* LINEAR/FOR slope, DELTA dmin, DELTA2 ddmin */
+    uint64_t d1;     /* DELTA2 first delta */
+    size_t size;     /* exact encoded size */
+    const uint8_t *pre; /* XOR/SHUF: the already encoded chunk, else NULL */
+} plan;
+
+static inline unsigned dom_code(dom d)
+{
+    return d == DOM_F32 ? TALLY__CODEC_DOM_F32 : 0;
+}
+
+static inline int wanted(int only, unsigned method)
+{
+    return only < 0 || (unsigned)only == method;
+}
+
+static inline void offer(plan *best, const plan *p)
+{
+    if (p->size < best->size)
+        *best = *p;
+}
+
+/* Offers RAW, CONST, LINEAR, FOR, DELTA, DELTA2 (and RLE when rle) for u. */
+static void offer_kernels(const uint64_t *u, uint32_t n, dom dm, int rle, int only, plan *best)
+{
+    kstats s;
+    kstats_of(u, n, &s);
+    unsigned dc = dom_code(dm);
+    plan p;
+    memset(&p, 0, sizeof p);
+    p.dm = dm;
+
+    p.method = dc | TALLY__CK_RAW;
+    p.size = 1 + (size_t)n * dom_word(dm);
+    if (wanted(only, p.method))
+        offer(best, &p);
+
+    if (s.r0_min == 0 && s.r0_max == 0) {
+        p.method = dc | TALLY__CK_CONST;
+        p.base = s.u0;
+        p.size = 1 + base_len(dm, s.u0);
+        if (wanted(only, p.method))
+            offer(best, &p);
+    }
+    if (s.r1_min == 0 && s.r1_max == 0) {
+        p.method = dc | TALLY__CK_LINEAR;
+        p.base = s.u0;
+        p.d = s.d_fit;
+        p.size = 1 + base_len(dm, s.u0) + varint_len(zz_enc(s.d_fit));
+        if (wanted(only, p.method))
+            offer(best, &p);
+    }
+
+    p.method = dc | TALLY__CK_FOR;
+    if (wanted(only, p.method)) {
+        /* Slope 0 (plain FOR) or the fit, whichever packs narrower. */
+        unsigned w0 = width_of((uint64_t)s.r0_max - (uint64_t)s.r0_min);
+        unsigned w1 = width_of((uint64_t)s.r1_max - (uint64_t)s.r1_min);
+        if (w1 < w0) {
+            p.w = w1;
+            p.base = s.u0 + (uint64_t)s.r1_min;
+            p.d = s.d_fit;
+        } else {
+            p.w = w0;
+            p.base = s.u0 + (uint64_t)s.r0_min;
+            p.d = 0;
+        }
+        p.size = 2 + base_len(dm, p.base) + varint_len(zz_enc(p.d)) + packed_bytes(n, p.w);
+        offer(best, &p);
+    }
+
+    p.method = dc | TALLY__CK_DELTA;
+    if (wanted(only, p.method)) {
+        p.w = width_of((uint64_t)s.d_max - (uint64_t)s.d_min);
+        p.base = s.u0;
+        p.d = (uint64_t)s.d_min;
+        p.size = 2 + base_len(dm, p.base) + varint_len(zz_enc(p.d)) + packed_bytes(n - 1, p.w);
+        offer(best, &p);
+    }
+
+    p.method = dc | TALLY__CK_DELTA2;
+    if (wanted(only, p.method)) {
+        p.w = width_of((uint64_t)s.dd_max - (uint64_t)s.dd_min);
+        p.base = s.u0;
+        p.d = (uint64_t)s.dd_min;
+        p.d1 = s.d1;
+        p.size = 2 + base_len(dm, p.base) + varint_len(zz_enc(p.d)) + varint_len(zz_enc(p.d1)) +
+                 packed_bytes(n > 2 ? n - 2 : 0, p.w);
+        offer(best, &p);
+    }
+
+    p.method = dc | TALLY__CK_RLE;
+    if (rle && wanted(only, p.method)) {
+        size_t size = 1 + varint_len(s.n_runs);
+        uint32_t start = 0;
+        for (uint32_t i = 1; i <= n; i++) {
+            if (i == n || u[i] != u[i - 1]) {
+                size += base_len(dm, u[start]) + varint_len(i - start - 1);
+                start = i;
+            }
+        }
+        p.w = 0;
+        p.d = p.d1 = 0;
+        p.base = 0;
+        p.size = size;
+        offer(best, &p);
+    }
+}
+
+/* Writes a kernel plan for u (not XOR/SHUF). Returns the bytes written, which
+ * equal p->size. */
+static size_t write_kernel(const uint64_t *u, uint32_t n, const plan *p, uint8_t *out)
+{
+    uint64_t tmp[N_MAX];
+    uint8_t *o = out;
+    dom dm = p->dm;
+    *o++ = (uint8_t)p->method;
+    switch ((enum tally__codec_kernel)(p->method & 0x0F)) {
+    case TALLY__CK_RAW:
+        if (dm == DOM_F32) {
+            for (uint32_t i = 0; i < n; i++, o += 4)
+                store32(o, unord32((uint32_t)u[i]));
+        } else {
+            for (uint32_t i = 0; i < n; i++, o += 8)
+                store64(o, dm == DOM_F64 ? unord64(u[i]) : u[i]);
+        }
+        break;
+    case TALLY__CK_CONST:
+        o += base_put(dm, o, p->base);
+        break;
+    case TALLY__CK_LINEAR:
+        o += base_put(dm, o, p->base);
+        o += varint_put(o, zz_enc(p->d));
+        break;
+    case TALLY__CK_FOR: {
+        *o++ = (uint8_t)p->w;
+        o += base_put(dm, o, p->base);
+        o += varint_put(o, zz_enc(p->d));
+        uint64_t line = p->base;
+        for (uint32_t i = 0; i < n; i++, line += p->d)
+            tmp[i] = u[i] - line;
+        o += pack(o, tmp, n, p->w);
+        break;
+    }
+    case TALLY__CK_DELTA:
+        *o++ = (uint8_t)p->w;
+        o += base_put(dm, o, p->base);
+        o += varint_put(o, zz_enc(p->d));
+        for (uint32_t i = 1; i < n; i++)
+            tmp[i - 1] = u[i] - u[i - 1] - p->d;
+        o += pack(o, tmp, n - 1, p->w);
+        break;
+    case TALLY__CK_DELTA2:
+        *o++ = (uint8_t)p->w;
+        o += base_put(dm, o, p->base);
+        o += varint_put(o, zz_enc(p->d1));
+        o += varint_put(o, zz_enc(p->d));
+        for (uint32_t i = 2; i < n; i++)
+            tmp[i - 2] = (u[i] - u[i - 1]) - (u[i - 1] - u[i - 2]) - p->d;
+        o += pack(o, tmp, n > 2 ? n - 2 : 0, p->w);
+        break;
+    case TALLY__CK_RLE: {
+        uint32_t runs = 1;
+        for (uint32_t i = 1; i < n; i++)
+            runs += u[i] != u[i - 1];
+        o += varint_put(o, runs);
+        uint32_t start = 0;
+        for (uint32_t i = 1; i <= n; i++) {
+            if (i == n || u[i] != u[i - 1]) {
+                o += base_put(dm, o, u[start]);
+                o += varint_put(o, i - start - 1);
+                start = i;
+            }
+        }
+        break;
+    }
+    case TALLY__CK_XOR:
+    case TALLY__CK_SHUF:
+    case TALLY__CK_N:
+        break;
+    }
+    return (size_t)(o - out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* XOR (Gorilla) and byte-shuffle + LZ4 (float64 columns only)               */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * XOR stream of words of B = 64 or 32 bits (the raw patterns, not ordered):
+ * the first word in B bits; then per word x = word ^ previous:
+ *   '0'                       x == 0
+ *   '1' '0' <len bits>        x fits the current window (lead, len)
+ *   '1' '1' <5: lead> <L: len-1> <len bits>   a new window; L = 6 (B=64) or 5
+ * Bits are written in stream order with bitw (so '1' then '0' is 0b01 read
+ * as two 1-bit fields). The window starts as (lead 0, len B).
+ */
+static size_t xor_encode(const uint64_t *word, uint32_t n, unsigned B, uint8_t *out, size_t cap)
+{
+    /* Worst case per word: 2 + 5 + 6 + 64 = 77 bits; out holds cap bytes and
+     * we stop as soon as the stream could exceed it. */
+    unsigned lbits = B == 64 ? 6 : 5;
+    bitw b = {out + 1, 0, 0};
+    uint8_t *limit = out + cap;
+    bitw_put(&b, word[0], B);
+    unsigned lead = 0, len = B;
+    for (uint32_t i = 1; i < n; i++) {
+        if (b.p + 16 > limit)
+            return 0;
+        uint64_t x = word[i] ^ word[i - 1];
+        if (x == 0) {
+            bitw_put(&b, 0, 1);
+            continue;
+        }
+        unsigned l = clz64(x) - (64 - B), t = ctz64(x);
+        if (l > 31)
+            l = 31;
+        unsigned nl = B - l - t;
+        int fits = l >= lead && t >= B - lead - len;
+        if (fits && len <= 11 + nl) {
+            bitw_put(&b, 1, 2); /* '1' then '0' */
+            bitw_put(&b, (x >> (B - lead - len)) & mask_of(len), len);
+        } else {
+            bitw_put(&b, 3, 2);
+            bitw_put(&b, l, 5);
+            bitw_put(&b, nl - 1, lbits);
+            bitw_put(&b, (x >> t) & mask_of(nl), nl);
+            lead = l;
+            len = nl;
+        }
+    }
+    if (b.p + 8 > limit)
+        return 0;
+    return (size_t)(bitw_end(&b) - out);
+}
+
+/* Decodes an XOR stream at p (avail bytes) into word[0..n). *used gets the
+ * stream's bytes. */
+static int xor_decode(const uint8_t *p, size_t avail, uint32_t n, unsigned B, uint64_t *word,
+                      size_t *used)
+{
+    unsigned lbits = B == 64 ? 6 : 5;
+    size_t limit = avail * 8, bit = 0;
+    RETURN_ERROR_IF(B > limit, TALLY_ECORRUPT);
+    uint64_t prev = bits_get(p, avail, 0, B);
+    bit = B;
+    word[0] = prev;
+    unsigned lead = 0, len = B;
+    for (uint32_t i = 1; i < n; i++) {
+        RETURN_ERROR_IF(bit + 1 > limit, TALLY_ECORRUPT);
+        if (!bits_get(p, avail, bit++, 1)) {
+            word[i] = prev;
+            continue;
+        }
+        RETURN_ERROR_IF(bit + 1 > limit, TALLY_ECORRUPT);
+        if (bits_get(p, avail, bit++, 1)) {
+            RETURN_ERROR_IF(bit + 5 + lbits > limit, TALLY_ECORRUPT);
+            lead = (unsigned)bits_get(p, avail, bit, 5);
+            len = (unsigned)bits_get(p, avail, bit + 5, lbits) + 1;
+            bit += 5 + lbits;
+            RETURN_ERROR_IF(lead + len > B, TALLY_ECORRUPT);
+        }
+        RETURN_ERROR_IF(bit + len > limit, TALLY_ECORRUPT);
+        uint64_t x = bits_get(p, avail, bit, len) << (B - lead - len);
+        bit += len;
+        prev ^= x;
+        word[i] = prev;
+    }
+    *used = (bit + 7) / 8;
+    return 0;
+}
+
+/* Byte planes of n words of `word_bytes` bytes, LZ4-compressed:
+ * varint(compressed length), then the LZ4 block. */
+static size_t shuf_encode(const uint64_t *word, uint32_t n, unsigned word_bytes, uint8_t *out,
+                          size_t cap)
+{
+    uint8_t planes[N_MAX * 8];
+    for (unsigned k = 0; k < word_bytes; k++)
+        for (uint32_t i = 0; i < n; i++)
+            planes[k * n + i] = (uint8_t)(word[i] >> (8 * k));
+    size_t raw = (size_t)n * word_bytes;
+    char dst[LZ4_COMPRESSBOUND(N_MAX * 8)];
+    int c = LZ4_compress_default((const char *)planes, dst, (int)raw, (int)sizeof dst);
+    if (c <= 0)
+        return 0;
+    size_t size = 1 + varint_len((uint64_t)c) + (size_t)c;
+    if (size > cap)
+        return 0;
+    uint8_t *o = out + 1;
+    o += varint_put(o, (uint64_t)c);
+    memcpy(o, dst, (size_t)c);
+    return size;
+}
+
+static int shuf_decode(const uint8_t *p, const uint8_t *end, uint32_t n, unsigned word_bytes,
+                       uint64_t *word, size_t *used)
+{
+    const uint8_t *q = p;
+    uint64_t c;
+    int rc = varint_get(&q, end, &c);
+    if (rc)
+        return rc;
+    RETURN_ERROR_IF(c == 0 || c > (uint64_t)(end - q), TALLY_ECORRUPT);
+    RETURN_ERROR_IF(c > LZ4_COMPRESSBOUND(N_MAX * 8), TALLY_ECORRUPT);
+    uint8_t planes[N_MAX * 8];
+    int raw = (int)(n * word_bytes);
+    int got = LZ4_decompress_safe((const char *)q, (char *)planes, (int)c, raw);
+    RETURN_ERROR_IF(got != raw, TALLY_ECORRUPT);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t x = 0;
+        for (unsigned k = 0; k < word_bytes; k++)
+            x |= (uint64_t)planes[k * n + i] << (8 * k);
+        word[i] = x;
+    }
+    *used = (size_t)(q - p) + (size_t)c;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoding                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* A parsed chunk header. */
+typedef struct hdr {
+    unsigned kernel;        /* enum tally__codec_kernel */
+    dom dm;                 /* domain */
+    unsigned w;             /* packed width */
+    uint64_t base, d, d1;   /* as in plan */
+    const uint8_t *payload; /* first byte after the parameters */
+    size_t payload_len;     /* packed bytes (fixed-width kernels only) */
+} hdr;
+
+/* Parses the method byte and parameters at in; checks that the fixed-width
+ * payload fits before end. For RLE, XOR and SHUF only the method. */
+static int parse_hdr(const uint8_t *in, const uint8_t *end, uint32_t n, int is_f64, hdr *h)
+{
+    RETURN_ERROR_IF(n == 0 || n > N_MAX, TALLY_ECORRUPT);
+    RETURN_ERROR_IF(in >= end, TALLY_ECORRUPT);
+    unsigned m = in[0];
+    const uint8_t *p = in + 1;
+    h->kernel = m & 0x0F;
+    if (is_f64) {
+        RETURN_ERROR_IF((m >> 4) > 1 || h->kernel >= TALLY__CK_N, TALLY_ECORRUPT);
+        h->dm = (m >> 4) ? DOM_F32 : DOM_F64;
+    } else {
+        RETURN_ERROR_IF(m > TALLY__CK_DELTA2, TALLY_ECORRUPT);
+        h->dm = DOM_I64;
+    }
+    h->w = 0;
+    h->base = h->d = h->d1 = 0;
+    int rc = 0;
+    size_t count = n;
+    switch ((enum tally__codec_kernel)h->kernel) {
+    case TALLY__CK_RAW:
+        h->w = dom_bits(h->dm);
+        break;
+    case TALLY__CK_CONST:
+        rc = base_get(h->dm, &p, end, &h->base);
+        count = 0;
+        break;
+    case TALLY__CK_LINEAR:
+        if (!(rc = base_get(h->dm, &p, end, &h->base)))
+            rc = zz_get(&p, end, &h->d);
+        count = 0;
+        break;
+    case TALLY__CK_FOR:
+    case TALLY__CK_DELTA:
+    case TALLY__CK_DELTA2:
+        RETURN_ERROR_IF(p >= end, TALLY_ECORRUPT);
+        h->w = *p++;
+        RETURN_ERROR_IF(h->w > dom_bits(h->dm), TALLY_ECORRUPT);
+        rc = base_get(h->dm, &p, end, &h->base);
+        if (!rc && h->kernel == TALLY__CK_DELTA2)
+            rc = zz_get(&p, end, &h->d1);
+        if (!rc)
+            rc = zz_get(&p, end, &h->d);
+        if (h->kernel == TALLY__CK_DELTA)
+            count = n - 1;
+        else if (h->kernel == TALLY__CK_DELTA2)
+            count = n > 2 ? n - 2 : 0;
+        break;
+    case TALLY__CK_XOR:
+    case TALLY__CK_SHUF:
+    case TALLY__CK_RLE:
+    case TALLY__CK_N:
+        count = 0;
+        break;
+    }
+    if (rc)
+        return rc;
+    h->payload = p;
+    h->payload_len = packed_bytes((uint32_t)count, h->w);
+    RETURN_ERROR_IF(h->payload_len > (size_t)(end - p), TALLY_ECORRUPT);
+    return 0;
+}
+
+/* Decodes a chunk into words. *ordered tells whether the words are in the
+ * ordered mapping (kernels on u) or raw patterns (RAW, XOR, SHUF); for the
+ * int64 domain both are the same thing. */
+static int decode_words(const uint8_t *in, const uint8_t *end, uint32_t n, int is_f64,
+                        uint64_t *word, int *ordered, dom *dm, size_t *used)
+{
+    hdr h;
+    int rc = parse_hdr(in, end, n, is_f64, &h);
+    if (rc)
+        return rc;
+    *dm = h.dm;
+    *ordered = 1;
+    const uint8_t *p = h.payload;
+    size_t avail = (size_t)(end - p);
+    switch ((enum tally__codec_kernel)h.kernel) {
+    case TALLY__CK_RAW:
+        *ordered = 0;
+        if (h.dm == DOM_F32) {
+            for (uint32_t i = 0; i < n; i++)
+                word[i] = load32(p + 4 * i);
+        } else {
+            for (uint32_t i = 0; i < n; i++)
+                word[i] = load64(p + 8 * i);
+        }
+        *used = (size_t)(p - in) + h.payload_len;
+        return 0;
+    case TALLY__CK_CONST:
+        for (uint32_t i = 0; i < n; i++)
+            word[i] = h.base;
+        *used = (size_t)(p - in);
+        return 0;
+    case TALLY__CK_LINEAR: {
+        uint64_t base = h.base, d = h.d;
+        for (uint32_t i = 0; i < n; i++)
+            word[i] = base + (uint64_t)i * d;
+        *used = (size_t)(p - in);
+        return 0;
+    }
+    case TALLY__CK_FOR: {
+        uint64_t base = h.base, d = h.d;
+        unpack(p, avail, n, h.w, word);
+        for (uint32_t i = 0; i < n; i++)
+            word[i] += base + (uint64_t)i * d;
+        *used = (size_t)(p - in) + h.payload_len;
+        return 0;
+    }
+    case TALLY__CK_DELTA: {
+        unpack(p, avail, n - 1, h.w, word + 1);
+        uint64_t x = h.base, d = h.d;
+        word[0] = x;
+        for (uint32_t i = 1; i < n; i++) {
+            x += word[i] + d;
+            word[i] = x;
+        }
+        *used = (size_t)(p - in) + h.payload_len;
+        return 0;
+    }
+    case TALLY__CK_DELTA2: {
+        uint64_t x = h.base, delta = h.d1, dd = h.d;
+        word[0] = x;
+        if (n > 1) {
+            x += delta;
+            word[1] = x;
+        }
+        if (n > 2) {
+            unpack(p, avail, n - 2, h.w, word + 2);
+            for (uint32_t i = 2; i < n; i++) {
+                delta += word[i] + dd;
+                x += delta;
+                word[i] = x;
+            }
+        }
+        *used = (size_t)(p - in) + h.payload_len;
+        return 0;
+    }
+    case TALLY__CK_RLE: {
+        const uint8_t *q = p;
+        uint64_t runs;
+        RETURN_ERROR_IF((rc = varint_get(&q, end, &runs)) != 0, rc);
+        RETURN_ERROR_IF(runs == 0 || runs > n, TALLY_ECORRUPT);
+        uint32_t i = 0;
+        for (uint64_t r = 0; r < runs; r++) {
+            uint64_t v, len;
+            RETURN_ERROR_IF((rc = base_get(h.dm, &q, end, &v)) != 0, rc);
+            RETURN_ERROR_IF((rc = varint_get(&q, end, &len)) != 0, rc);
+            RETURN_ERROR_IF(len >= (uint64_t)(n - i), TALLY_ECORRUPT);
+            for (uint64_t k = 0; k <= len; k++)
+                word[i++] = v;
+        }
+        RETURN_ERROR_IF(i != n, TALLY_ECORRUPT);
+        *used = (size_t)(q - in);
+        return 0;
+    }
+    case TALLY__CK_XOR: {
+        size_t u;
+        *ordered = 0;
+        RETURN_ERROR_IF((rc = xor_decode(p, avail, n, dom_bits(h.dm), word, &u)) != 0, rc);
+        *used = (size_t)(p - in) + u;
+        return 0;
+    }
+    case TALLY__CK_SHUF: {
+        size_t u;
+        *ordered = 0;
+        RETURN_ERROR_IF((rc = shuf_decode(p, end, n, dom_word(h.dm), word, &u)) != 0, rc);
+        *used = (size_t)(p - in) + u;
+        return 0;
+    }
+    case TALLY__CK_N:
+        break;
+    }
+    return TALLY_ECORRUPT;
+}
+
+/* Word -> float64 bit pattern. */
+static inline uint64_t word_to_bits(uint64_t w, dom dm, int ordered)
+{
+    if (dm == DOM_F32) {
+        uint32_t b = ordered ? unord32((uint32_t)w) : (uint32_t)w;
+        return f32_to_f64_bits(b);
+    }
+    return ordered ? unord64(w) : w;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public (engine-internal) entry points                                     */
+/* ------------------------------------------------------------------------ */
+
+size_t tally__codec_i64_bound(uint32_t n)
+{
+    return 1 + 8 * (size_t)n;
+}
+
+size_t tally__codec_f64_bound(uint32_t n)
+{
+    return 1 + 8 * (size_t)n;
+}
+
+static size_t i64_encode(const int64_t *v, uint32_t n, int only, uint8_t *out)
+{
+    if (n == 0 || n > N_MAX)
+        return 0;
+    uint64_t u[N_MAX];
+    for (uint32_t i = 0; i < n; i++)
+        u[i] = (uint64_t)v[i];
+    plan best;
+    memset(&best, 0, sizeof best);
+    best.size = SIZE_MAX;
+    offer_kernels(u, n, DOM_I64, 0, only, &best);
+    /* A forced method may be larger than RAW: it is refused, not written. */
+    if (best.size > tally__codec_i64_bound(n))
+        return 0;
+    return write_kernel(u, n, &best, out);
+}
+
+size_t tally__codec_i64_encode(const int64_t *v, uint32_t n, uint8_t *out)
+{
+    return i64_encode(v, n, -1, out);
+}
+
+size_t tally__codec_i64_encode_method(const int64_t *v, uint32_t n, unsigned method,
+                                      uint8_t *out)
+{
+    if (method > TALLY__CK_DELTA2)
+        return 0;
+    return i64_encode(v, n, (int)method, out);
+}
+
+/* Offers XOR and SHUF of the raw patterns word[] of domain dm. Their encodings
+ * land in the given buffers (each at least the bound). */
+static void offer_streams(const uint64_t *word, uint32_t n, dom dm, int only, plan *best,
+                          uint8_t *xor_buf, uint8_t *shuf_buf)
+{
+    unsigned dc = dom_code(dm);
+    size_t cap = 1 + (size_t)n * 8;
+    plan p;
+    memset(&p, 0, sizeof p);
+    p.dm = dm;
+    p.method = dc | TALLY__CK_XOR;
+    if (wanted(only, p.method)) {
+        size_t s = xor_encode(word, n, dom_bits(dm), xor_buf, cap);
+        if (s) {
+            xor_buf[0] = (uint8_t)p.method;
+            p.size = s;
+            p.pre = xor_buf;
+            offer(best, &p);
+        }
+    }
+    p.method = dc | TALLY__CK_SHUF;
+    if (wanted(only, p.method)) {
+        size_t s = shuf_encode(word, n, dom_word(dm), shuf_buf, cap);
+        if (s && s < 1 + (size_t)n * dom_word(dm)) {
+            shuf_buf[0] = (uint8_t)p.method;
+            p.size = s;
+            p.pre = shuf_buf;
+            offer(best, &p);
+        }
+    }
+}
+
+static size_t f64_encode(const double *v, uint32_t n, int only, uint8_t *out)
+{
+    if (n == 0 || n > N_MAX)
+        return 0;
+    uint64_t bits[N_MAX], u[N_MAX], b32[N_MAX], u32[N_MAX];
+    uint8_t xor_buf[2][1 + N_MAX * 8], shuf_buf[2][1 + N_MAX * 8];
+    memcpy(bits, v, (size_t)n * 8);
+    int f32 = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t f;
+        if (f64_to_f32_bits(bits[i], &f)) {
+            f32 = 0;
+            break;
+        }
+        b32[i] = f;
+        u32[i] = ord32(f);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        u[i] = ord64(bits[i]);
+
+    plan best;
+    memset(&best, 0, sizeof best);
+    best.size = SIZE_MAX;
+    int only_dom_f32 = only >= 0 && (only & 0xF0) == TALLY__CODEC_DOM_F32;
+    if (!only_dom_f32) {
+        offer_kernels(u, n, DOM_F64, 1, only, &best);
+        offer_streams(bits, n, DOM_F64, only, &best, xor_buf[0], shuf_buf[0]);
+    }
+    if (f32 && (only < 0 || only_dom_f32)) {
+        offer_kernels(u32, n, DOM_F32, 1, only, &best);
+        offer_streams(b32, n, DOM_F32, only, &best, xor_buf[1], shuf_buf[1]);
+    }
+    if (best.size > tally__codec_f64_bound(n))
+        return 0;
+    if (best.pre) {
+        memcpy(out, best.pre, best.size);
+        return best.size;
+    }
+    return write_kernel(best.dm == DOM_F32 ? u32 : u, n, &best, out);
+}
+
+size_t tally__codec_f64_encode(const double *v, uint32_t n, uint8_t *out)
+{
+    return f64_encode(v, n, -1, out);
+}
+
+size_t tally__codec_f64_encode_method(const double *v, uint32_t n, unsigned method, uint8_t *out)
+{
+    if ((method >> 4) > 1 || (method & 0x0F) >= TALLY__CK_N)
+        return 0;
+    return f64_encode(v, n, (int)method, out);
+}
+
+int tally__codec_i64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, int64_t *out,
+                            size_t *used)
+{
+    int ordered;
+    dom dm;
+    size_t u;
+    /* int64_t and uint64_t may alias each other (C11 6.5p7). */
+    int rc = decode_words(in, end, n, 0, (uint64_t *)out, &ordered, &dm, &u);
+    if (rc)
+        return rc;
+    if (used)
+        *used = u;
+    return 0;
+}
+
+int tally__codec_f64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, double *out,
+                            size_t *used)
+{
+    uint64_t word[N_MAX];
+    int ordered;
+    dom dm;
+    size_t u;
+    int rc = decode_words(in, end, n, 1, word, &ordered, &dm, &u);
+    if (rc)
+        return rc;
+    if (dm == DOM_F32) {
+        if (ordered) {
+            for (uint32_t i = 0; i < n; i++)
+                word[i] = f32_to_f64_bits(unord32((uint32_t)word[i]));
+        } else {
+            for (uint32_t i = 0; i < n; i++)
+                word[i] = f32_to_f64_bits((uint32_t)word[i]);
+        }
+    } else if (ordered) {
+        for (uint32_t i = 0; i < n; i++)
+            word[i] = unord64(word[i]);
+    }
+    memcpy(out, word, (size_t)n * 8);
+    if (used)
+        *used = u;
+    return 0;
+}
+
+/* Word i of a chunk: O(1) for RAW, CONST, LINEAR and FOR; other kernels
+ * decode the chunk (at most 128 words) into a stack buffer. */
+static int get_word(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i, int is_f64,
+                    uint64_t *out, int *ordered, dom *dm)
+{
+    hdr h;
+    int rc = parse_hdr(in, end, n, is_f64, &h);
+    if (rc)
+        return rc;
+    RETURN_ERROR_IF(i >= n, TALLY_EINVAL);
+    *dm = h.dm;
+    *ordered = 1;
+    size_t avail = (size_t)(end - h.payload);
+    switch ((enum tally__codec_kernel)h.kernel) {
+    case TALLY__CK_RAW:
+        *ordered = 0;
+        *out = h.dm == DOM_F32 ? load32(h.payload + 4 * (size_t)i)
+                               : load64(h.payload + 8 * (size_t)i);
+        return 0;
+    case TALLY__CK_CONST:
+        *out = h.base;
+        return 0;
+    case TALLY__CK_LINEAR:
+        *out = h.base + (uint64_t)i * h.d;
+        return 0;
+    case TALLY__CK_FOR:
+        *out = h.base + (uint64_t)i * h.d + bits_get(h.payload, avail, (size_t)i * h.w, h.w);
+        return 0;
+    case TALLY__CK_DELTA:
+    case TALLY__CK_DELTA2:
+    case TALLY__CK_XOR:
+    case TALLY__CK_SHUF:
+    case TALLY__CK_RLE:
+    case TALLY__CK_N:
+        break;
+    }
+    uint64_t word[N_MAX];
+    size_t used;
+    rc = decode_words(in, end, n, is_f64, word, ordered, dm, &used);
+    if (rc)
+        return rc;
+    *out = word[i];
+    return 0;
+}
+
+int tally__codec_i64_get(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i,
+                         int64_t *out)
+{
+    uint64_t w;
+    int ordered;
+    dom dm;
+    int rc = get_word(in, end, n, i, 0, &w, &ordered, &dm);
+    if (rc)
+        return rc;
+    *out = (int64_t)w;
+    return 0;
+}
+
+int tally__codec_f64_get(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i,
+                         double *out)
+{
+    uint64_t w;
+    int ordered;
+    dom dm;
+    int rc = get_word(in, end, n, i, 1, &w, &ordered, &dm);
+    if (rc)
+        return rc;
+    w = word_to_bits(w, dm, ordered);
+    memcpy(out, &w, 8);
+    return 0;
+}
+
+/* Size of a chunk: from the header for the fixed-width kernels, by walking
+ * the chunk for the others. */
+static int chunk_size(const uint8_t *in, const uint8_t *end, uint32_t n, int is_f64, size_t *size)
+{
+    hdr h;
+    int rc = parse_hdr(in, end, n, is_f64, &h);
+    if (rc)
+        return rc;
+    switch ((enum tally__codec_kernel)h.kernel) {
+    case TALLY__CK_RAW:
+    case TALLY__CK_CONST:
+    case TALLY__CK_LINEAR:
+    case TALLY__CK_FOR:
+    case TALLY__CK_DELTA:
+    case TALLY__CK_DELTA2:
+        *size = (size_t)(h.payload - in) + h.payload_len;
+        return 0;
+    case TALLY__CK_SHUF: {
+        const uint8_t *q = h.payload;
+        uint64_t c;
+        RETURN_ERROR_IF((rc = varint_get(&q, end, &c)) != 0, rc);
+        RETURN_ERROR_IF(c == 0 || c > (uint64_t)(end - q), TALLY_ECORRUPT);
+        *size = (size_t)(q - in) + (size_t)c;
+        return 0;
+    }
+    case TALLY__CK_XOR:
+    case TALLY__CK_RLE:
+    case TALLY__CK_N:
+        break;
+    }
+    uint64_t word[N_MAX];
+    int ordered;
+    dom dm;
+    return decode_words(in, end, n, is_f64, word, &ordered, &dm, size);
+}
+
+int tally__codec_i64_size(const uint8_t *in, const uint8_t *end, uint32_t n, size_t *size)
+{
+    return chunk_size(in, end, n, 0, size);
+}
+
+int tally__codec_f64_size(const uint8_t *in, const uint8_t *end, uint32_t n, size_t *size)
+{
+    return chunk_size(in, end, n, 1, size);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Names                                                                     */
+/* ------------------------------------------------------------------------ */
+
+const char *tally__codec_method_name(int is_f64, unsigned method)
+{
+    static const char *const names[2][TALLY__CK_N] = {
+        {"raw", "const", "linear", "for", "delta", "delta2", "xor", "shuf-lz4", "rle"},
+        {"f32-raw", "f32-const", "f32-linear", "f32-for", "f32-delta", "f32-delta2", "f32-xor",
+         "f32-shuf-lz4", "f32-rle"},
+    };
+    unsigned k = method & 0x0F, d = method >> 4;
+    if (!is_f64)
+        return method <= TALLY__CK_DELTA2 ? names[0][method] : "?";
+    if (d > 1 || k >= TALLY__CK_N)
+        return "?";
+    return names[d][k];
+}

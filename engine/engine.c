@@ -1,0 +1,619 @@
+/*
+ * engine.c — opening and closing a data directory, the append path and the
+ * writer thread (group commit, apply, seal, checkpoint).
+ *
+ * Writer state machine (one thread, owns the WAL, heads and segments):
+ *
+ *   IDLE --queue non-empty--> GATHER --(group: wait <= window while more
+ *     producers are active than requests taken)--> WRITE (one writev +
+ *     fdatasync for the whole group) --> APPLY (heads, seal full ones)
+ *     --> ACK (wake producers) --> CHECKPOINT if the live WAL is large,
+ *     or asked --> IDLE.
+ *   Any failed write, fsync or seal --> POISONED: every later append fails
+ *   with TALLY_EPOISONED (reads keep working); reopening recovers.
+ *
+ * Invariants:
+ *  (1) A producer is acknowledged only after its record is written (and,
+ *      except in async mode, fdatasync'ed) and applied to the heads, so a
+ *      reader that starts after the ack sees the points.
+ *  (2) Records are written in sequence-number order; apply follows the same
+ *      order, so replay rebuilds the same heads.
+ *  (3) WAL files are deleted only after a checkpoint that covers them is
+ *      durable (tally__checkpoint_write returned 0).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "block.h"
+#include "internal.h"
+
+#define GATHER_MAX_BYTES (64u << 20) /* at most this much WAL per write group */
+
+uint64_t tally__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void tally__log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tally engine: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void tally_engine_options_init(tally_engine_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->durability = TALLY_DURABILITY_GROUP;
+    o->group_window_us = 2000;
+    o->async_interval_ms = 100;
+    o->segment_bytes = 256ull << 20;
+    o->wal_file_bytes = 64ull << 20;
+    o->checkpoint_wal_bytes = 256ull << 20;
+    o->memory_budget_bytes = 512ull << 20;
+    o->block_points = 4096;
+    o->io_backend = TALLY_IO_AUTO;
+}
+
+static void timespec_after_ns(struct timespec *ts, uint64_t ns)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    uint64_t t = (uint64_t)ts->tv_nsec + ns;
+    ts->tv_sec += (time_t)(t / 1000000000ull);
+    ts->tv_nsec = (long)(t % 1000000000ull);
+}
+
+/* --- checkpoint (writer thread) ------------------------------------------ */
+
+static int wal_sync(tally_engine *e)
+{
+    if (e->wal_fd < 0 || !e->wal_unsynced)
+        return 0;
+    uint64_t t0 = tally__now_ns();
+    int rc = tally__io_sync(e->io, e->wal_fd, TALLY_IO_OP_WAL_SYNC);
+    if (rc == 0) {
+        e->wal_unsynced = 0;
+        atomic_fetch_add(&e->fsyncs, 1);
+        atomic_fetch_add(&e->fsync_ns, tally__now_ns() - t0);
+    }
+    e->last_sync_ns = tally__now_ns();
+    return rc;
+}
+
+static int seal_all(tally_engine *e, int free_heads)
+{
+    for (size_t i = 0; i < e->n_series; i++) {
+        tally__series *s = e->all_series[i];
+        int rc = tally__series_seal(e, s);
+        if (rc)
+            return rc;
+        if (free_heads && s->h_cap) {
+            pthread_mutex_lock(&s->mu);
+            tally__free(s->h_steps);
+            tally__free(s->h_ts);
+            tally__free(s->h_vals);
+            s->h_steps = s->h_ts = NULL;
+            s->h_vals = NULL;
+            atomic_fetch_sub(&e->memory_bytes, (uint64_t)s->h_cap * 24);
+            s->h_cap = 0;
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    return 0;
+}
+
+static int do_checkpoint(tally_engine *e)
+{
+    int rc = wal_sync(e);
+    uint64_t covered = e->wal_number;
+    if (rc == 0)
+        rc = seal_all(e, 0);
+    if (rc == 0)
+        rc = tally__segment_sync_all(e);
+    if (rc == 0)
+        rc = tally__checkpoint_write(e, covered);
+    if (rc)
+        return rc;
+    if (e->wal_fd >= 0) {
+        close(e->wal_fd);
+        e->wal_fd = -1;
+    }
+    for (uint64_t n = e->wal_first_live; n <= covered; n++) {
+        char path[4096];
+        tally__wal_path(e, n, path, sizeof path);
+        unlink(path);
+    }
+    e->wal_first_live = covered + 1;
+    e->live_wal_bytes = 0;
+    atomic_fetch_add(&e->checkpoints, 1);
+    return 0;
+}
+
+/* --- writer thread ------------------------------------------------------- */
+
+typedef struct apply_ctx {
+    tally_engine *e;
+} apply_ctx;
+
+static int apply_request(tally_engine *e, const tally__request *r)
+{
+    for (size_t i = 0; i < r->n_series; i++) {
+        const tally_series_batch *b = &r->series[i];
+        if (b->n_points == 0)
+            continue;
+        tally__series *s;
+        int rc = tally__dir_get_or_create(e, b->run_id, b->run_id_len, b->key, b->key_len, &s);
+        if (rc)
+            return rc;
+        rc = tally__series_append(e, s, b, e->wal_number);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Writes, syncs and applies one group; returns the group's verdict. */
+static int process_group(tally_engine *e, tally__request *group)
+{
+    if (e->poisoned)
+        return TALLY_EPOISONED;
+    size_t total = 0, n_recs = 0;
+    int want_sync = e->opt.durability != TALLY_DURABILITY_ASYNC;
+    for (tally__request *r = group; r; r = r->next) {
+        if (r->is_sync)
+            want_sync = 1;
+        else {
+            total += r->rec.len;
+            n_recs++;
+        }
+    }
+    int rc = 0;
+    if (n_recs) {
+        if (e->wal_fd < 0 || (e->wal_off + total > e->wal_alloc && e->wal_off > TALLY_WAL_FILE_HDR_SIZE)) {
+            if (e->wal_fd >= 0)
+                rc = wal_sync(e);
+            if (rc == 0)
+                rc = tally__wal_roll(e);
+            if (rc)
+                return rc;
+        }
+        struct iovec local[64];
+        struct iovec *iov = n_recs <= 64 ? local : tally__malloc(n_recs * sizeof *iov);
+        if (!iov)
+            return TALLY_ENOMEM;
+        size_t k = 0;
+        for (tally__request *r = group; r; r = r->next) {
+            if (r->is_sync)
+                continue;
+            tally__wal_seal_record(&r->rec, e->next_seq++);
+            iov[k].iov_base = r->rec.buf;
+            iov[k].iov_len = r->rec.len;
+            k++;
+        }
+        uint64_t t0 = tally__now_ns();
+        rc = tally__io_write(e->io, e->wal_fd, iov, (int)k, e->wal_off, want_sync,
+                             TALLY_IO_OP_WAL_WRITE, TALLY_IO_OP_WAL_SYNC);
+        if (iov != local)
+            tally__free(iov);
+        if (rc)
+            return rc;
+        if (want_sync) {
+            atomic_fetch_add(&e->fsyncs, 1);
+            atomic_fetch_add(&e->fsync_ns, tally__now_ns() - t0);
+            e->last_sync_ns = tally__now_ns();
+            e->wal_unsynced = 0;
+        } else {
+            e->wal_unsynced = 1;
+        }
+        e->wal_off += total;
+        e->live_wal_bytes += total;
+        atomic_fetch_add(&e->wal_records, n_recs);
+        for (tally__request *r = group; r && rc == 0; r = r->next)
+            if (!r->is_sync)
+                rc = apply_request(e, r);
+    } else if (want_sync) {
+        rc = wal_sync(e);
+    }
+    return rc;
+}
+
+static void poison(tally_engine *e, int rc)
+{
+    pthread_mutex_lock(&e->queue_mu);
+    if (!e->poisoned) {
+        e->poisoned = rc;
+        tally__log("%s: write failed (%s); appends refused until reopen", e->dir,
+                   tally_strerror(rc));
+    }
+    pthread_mutex_unlock(&e->queue_mu);
+}
+
+static void *writer_main(void *arg)
+{
+    tally_engine *e = arg;
+    pthread_mutex_lock(&e->queue_mu);
+    for (;;) {
+        while (!e->queue_head && !e->closing && e->checkpoint_gen_wanted == e->checkpoint_gen_done) {
+            if (e->opt.durability == TALLY_DURABILITY_ASYNC && e->wal_unsynced) {
+                struct timespec ts;
+                timespec_after_ns(&ts, (uint64_t)e->opt.async_interval_ms * 1000000ull);
+                if (pthread_cond_timedwait(&e->queue_cv, &e->queue_mu, &ts) == ETIMEDOUT) {
+                    pthread_mutex_unlock(&e->queue_mu);
+                    int rc = wal_sync(e);
+                    if (rc)
+                        poison(e, rc);
+                    pthread_mutex_lock(&e->queue_mu);
+                }
+            } else {
+                pthread_cond_wait(&e->queue_cv, &e->queue_mu);
+            }
+        }
+        if (!e->queue_head && e->closing)
+            break;
+        /* Group commit: while other producers are inside append, give them a
+         * short window to join this group, bounded by group_window_us. */
+        if (e->queue_head && e->opt.durability == TALLY_DURABILITY_GROUP) {
+            uint64_t deadline = tally__now_ns() + (uint64_t)e->opt.group_window_us * 1000ull;
+            while ((size_t)e->n_active_producers > e->queue_len && tally__now_ns() < deadline) {
+                struct timespec ts;
+                timespec_after_ns(&ts, 100000);
+                pthread_cond_timedwait(&e->queue_cv, &e->queue_mu, &ts);
+            }
+        }
+        tally__request *group = e->queue_head, *tail = group;
+        size_t bytes = 0, taken = 0;
+        while (tail && tail->next && bytes + tail->rec.len < GATHER_MAX_BYTES) {
+            bytes += tail->rec.len;
+            tail = tail->next;
+            taken++;
+        }
+        if (group) {
+            e->queue_head = tail->next;
+            if (!e->queue_head)
+                e->queue_tail = NULL;
+            tail->next = NULL;
+            e->queue_len -= taken + 1;
+        }
+        pthread_mutex_unlock(&e->queue_mu);
+
+        int rc = group ? process_group(e, group) : 0;
+        if (rc && rc != TALLY_EPOISONED)
+            poison(e, rc);
+        int ckpt_rc = 0, did_ckpt = 0;
+        pthread_mutex_lock(&e->queue_mu);
+        int want_ckpt = e->checkpoint_gen_wanted != e->checkpoint_gen_done;
+        uint64_t gen = e->checkpoint_gen_wanted;
+        pthread_mutex_unlock(&e->queue_mu);
+        if (!e->poisoned && (want_ckpt || e->live_wal_bytes >= e->opt.checkpoint_wal_bytes)) {
+            ckpt_rc = do_checkpoint(e);
+            did_ckpt = 1;
+            if (ckpt_rc)
+                poison(e, ckpt_rc);
+        } else if (!e->poisoned && atomic_load(&e->memory_bytes) > e->opt.memory_budget_bytes / 4 * 3) {
+            /* Heads outgrew their share of the budget: seal them and free their buffers. */
+            int src = seal_all(e, 1);
+            if (src)
+                poison(e, src);
+        }
+        pthread_mutex_lock(&e->queue_mu);
+        for (tally__request *r = group; r;) {
+            tally__request *next = r->next;
+            r->result = rc;
+            r->done = 1;
+            r = next;
+        }
+        if (want_ckpt || did_ckpt) {
+            if (want_ckpt) {
+                e->checkpoint_result = did_ckpt ? ckpt_rc : (e->poisoned ? TALLY_EPOISONED : 0);
+                e->checkpoint_gen_done = gen;
+            }
+        }
+        pthread_cond_broadcast(&e->done_cv);
+    }
+    pthread_mutex_unlock(&e->queue_mu);
+    return NULL;
+}
+
+/* Queues r and waits for the writer's verdict. */
+static int submit(tally_engine *e, tally__request *r)
+{
+    pthread_mutex_lock(&e->queue_mu);
+    if (e->closing) {
+        pthread_mutex_unlock(&e->queue_mu);
+        return TALLY_ECLOSED;
+    }
+    if (e->poisoned) {
+        pthread_mutex_unlock(&e->queue_mu);
+        return TALLY_EPOISONED;
+    }
+    if (e->queue_tail)
+        e->queue_tail->next = r;
+    else
+        e->queue_head = r;
+    e->queue_tail = r;
+    e->queue_len++;
+    pthread_cond_signal(&e->queue_cv);
+    while (!r->done)
+        pthread_cond_wait(&e->done_cv, &e->queue_mu);
+    pthread_mutex_unlock(&e->queue_mu);
+    return r->result;
+}
+
+int tally_engine_append(tally_engine *e, const tally_series_batch *series, size_t n_series)
+{
+    if (!e || !series)
+        return TALLY_EINVAL;
+    if (e->opt.read_only)
+        return TALLY_EINVAL;
+    for (size_t i = 0; i < n_series; i++) {
+        int rc = tally__dir_check_collision(e, &series[i]);
+        if (rc)
+            return rc;
+    }
+    tally__request r = {0};
+    r.series = series;
+    r.n_series = n_series;
+    pthread_mutex_lock(&e->queue_mu);
+    e->n_active_producers++;
+    pthread_mutex_unlock(&e->queue_mu);
+    int rc = tally__wal_encode_batch(series, n_series, &r.rec);
+    uint64_t charge = rc == 0 ? r.rec.raw_len : 0;
+    if (rc == 0 && charge > e->opt.memory_budget_bytes / 2)
+        rc = TALLY_ETOOBIG;
+    if (rc == 0) {
+        /* Back-pressure: wait (bounded) while queued batches and heads exceed the budget. */
+        uint64_t deadline = tally__now_ns() + 5000000000ull;
+        while (atomic_load(&e->memory_bytes) + charge > e->opt.memory_budget_bytes) {
+            if (tally__now_ns() > deadline) {
+                rc = TALLY_EBUSY;
+                break;
+            }
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (rc == 0) {
+        atomic_fetch_add(&e->memory_bytes, charge);
+        rc = submit(e, &r);
+        atomic_fetch_sub(&e->memory_bytes, charge);
+    }
+    tally__free(r.rec.buf);
+    pthread_mutex_lock(&e->queue_mu);
+    e->n_active_producers--;
+    pthread_mutex_unlock(&e->queue_mu);
+    return rc;
+}
+
+int tally_engine_sync(tally_engine *e)
+{
+    if (!e)
+        return TALLY_EINVAL;
+    if (e->opt.read_only)
+        return 0;
+    tally__request r = {0};
+    r.is_sync = 1;
+    return submit(e, &r);
+}
+
+int tally_engine_checkpoint(tally_engine *e)
+{
+    if (!e)
+        return TALLY_EINVAL;
+    if (e->opt.read_only)
+        return 0;
+    pthread_mutex_lock(&e->queue_mu);
+    if (e->poisoned) {
+        pthread_mutex_unlock(&e->queue_mu);
+        return TALLY_EPOISONED;
+    }
+    uint64_t gen = ++e->checkpoint_gen_wanted;
+    pthread_cond_signal(&e->queue_cv);
+    while (e->checkpoint_gen_done < gen)
+        pthread_cond_wait(&e->done_cv, &e->queue_mu);
+    int rc = e->checkpoint_result;
+    pthread_mutex_unlock(&e->queue_mu);
+    return rc;
+}
+
+/* --- open and close ------------------------------------------------------ */
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Removes segment files a checkpoint does not reference (written after it). */
+static void remove_unreferenced_segments(tally_engine *e)
+{
+    for (uint32_t n = e->n_segments + 1;; n++) {
+        char path[4096];
+        tally__segment_path(e, n, path, sizeof path);
+        if (unlink(path) != 0)
+            break;
+    }
+}
+
+static void engine_free(tally_engine *e)
+{
+    tally__segment_close_all(e);
+    tally__dir_free(e);
+    tally__io_free(e->io);
+    tally__free(e->seal_steps);
+    tally__free(e->seal_ts);
+    tally__free(e->seal_vals);
+    tally__free(e->seal_out);
+    tally__free(e->seal_scratch);
+    if (e->wal_fd >= 0)
+        close(e->wal_fd);
+    if (e->dir_fd >= 0)
+        close(e->dir_fd);
+    if (e->lock_fd >= 0)
+        close(e->lock_fd);
+    pthread_mutex_destroy(&e->queue_mu);
+    pthread_cond_destroy(&e->queue_cv);
+    pthread_cond_destroy(&e->done_cv);
+    tally__free(e->dir);
+    tally__free(e);
+}
+
+static int check_options(const tally_engine_options *o)
+{
+    if ((int)o->durability < 0 || o->durability > TALLY_DURABILITY_ASYNC)
+        return TALLY_EINVAL;
+    if (o->block_points < 128 || o->block_points > 65536)
+        return TALLY_EINVAL;
+    if (o->segment_bytes < (1u << 20) || o->wal_file_bytes < (1u << 16))
+        return TALLY_EINVAL;
+    if (o->memory_budget_bytes < (8u << 20))
+        return TALLY_EINVAL;
+    if ((int)o->io_backend < 0 || o->io_backend > TALLY_IO_PWRITE)
+        return TALLY_EINVAL;
+    return 0;
+}
+
+int tally_engine_open(const char *dir, const tally_engine_options *opts, tally_engine **out)
+{
+    if (!dir || !*dir || !out)
+        return TALLY_EINVAL;
+    tally_engine_options o;
+    if (opts)
+        o = *opts;
+    else
+        tally_engine_options_init(&o);
+    int rc = check_options(&o);
+    if (rc)
+        return rc;
+    tally_engine *e = tally__calloc(1, sizeof *e);
+    if (!e)
+        return TALLY_ENOMEM;
+    e->opt = o;
+    e->lock_fd = e->dir_fd = e->wal_fd = -1;
+    e->dir = tally__strndup(dir, strlen(dir));
+    pthread_mutex_init(&e->queue_mu, NULL);
+    pthread_cond_init(&e->queue_cv, NULL);
+    pthread_cond_init(&e->done_cv, NULL);
+    if (!e->dir) {
+        engine_free(e);
+        return TALLY_ENOMEM;
+    }
+    char path[4096];
+    if (!o.read_only) {
+        rc = make_dir(dir);
+        snprintf(path, sizeof path, "%s/wal", dir);
+        if (rc == 0)
+            rc = make_dir(path);
+        snprintf(path, sizeof path, "%s/seg", dir);
+        if (rc == 0)
+            rc = make_dir(path);
+        if (rc) {
+            engine_free(e);
+            return rc;
+        }
+    }
+    e->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    snprintf(path, sizeof path, "%s/LOCK", dir);
+    e->lock_fd = o.read_only ? open(path, O_RDONLY | O_CLOEXEC)
+                             : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (e->dir_fd < 0 || (e->lock_fd < 0 && !o.read_only)) {
+        rc = -errno;
+        engine_free(e);
+        return rc;
+    }
+    if (e->lock_fd >= 0 && flock(e->lock_fd, (o.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+        engine_free(e);
+        return TALLY_ELOCKED;
+    }
+    uint32_t bp = o.block_points;
+    e->seal_steps = tally__malloc((size_t)bp * 8);
+    e->seal_ts = tally__malloc((size_t)bp * 8);
+    e->seal_vals = tally__malloc((size_t)bp * 8);
+    e->seal_out = tally__malloc(tally__block_bound(bp));
+    e->seal_scratch = tally__malloc(tally__block_encode_scratch_size(bp));
+    if (!e->seal_steps || !e->seal_ts || !e->seal_vals || !e->seal_out || !e->seal_scratch) {
+        engine_free(e);
+        return TALLY_ENOMEM;
+    }
+    rc = tally__io_new(o.io_backend, o.fault_hook, o.fault_ctx, &e->io);
+    if (rc == 0)
+        rc = tally__dir_init(e);
+    uint64_t covered = 0, next_seq = 1;
+    if (rc == 0)
+        rc = tally__checkpoint_load(e, &covered, &next_seq);
+    if (rc == 0 && !o.read_only)
+        remove_unreferenced_segments(e);
+    if (rc == 0)
+        rc = tally__recover_wal(e, covered, next_seq);
+    if (rc == 0 && !o.read_only) {
+        rc = pthread_create(&e->writer, NULL, writer_main, e) ? TALLY_ENOMEM : 0;
+        e->writer_started = rc == 0;
+    }
+    if (rc) {
+        engine_free(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+int tally_engine_close(tally_engine *e)
+{
+    if (!e)
+        return 0;
+    int rc = 0;
+    if (e->writer_started) {
+        /* Final checkpoint first, then stop the writer. */
+        rc = tally_engine_checkpoint(e);
+        pthread_mutex_lock(&e->queue_mu);
+        e->closing = 1;
+        pthread_cond_signal(&e->queue_cv);
+        pthread_mutex_unlock(&e->queue_mu);
+        pthread_join(e->writer, NULL);
+        if (rc == 0 && e->poisoned)
+            rc = e->poisoned;
+    }
+    engine_free(e);
+    return rc;
+}
+
+int tally_engine_stats_get(tally_engine *e, tally_engine_stats *out)
+{
+    if (!e || !out)
+        return TALLY_EINVAL;
+    memset(out, 0, sizeof *out);
+    pthread_rwlock_rdlock(&e->dir_lock);
+    out->n_series = e->n_series;
+    pthread_rwlock_unlock(&e->dir_lock);
+    out->n_points = atomic_load(&e->n_points_total);
+    out->n_head_points = atomic_load(&e->n_head_points);
+    out->n_blocks = atomic_load(&e->n_blocks_total);
+    out->segment_bytes = atomic_load(&e->segment_bytes);
+    out->wal_records = atomic_load(&e->wal_records);
+    out->fsyncs = atomic_load(&e->fsyncs);
+    out->fsync_ns_total = atomic_load(&e->fsync_ns);
+    out->checkpoints = atomic_load(&e->checkpoints);
+    out->recovered_records = atomic_load(&e->recovered_records);
+    out->memory_bytes = atomic_load(&e->memory_bytes);
+    out->io_uring = tally__io_is_uring(e->io);
+    pthread_mutex_lock(&e->queue_mu);
+    out->n_segments = __atomic_load_n(&e->n_segments, __ATOMIC_RELAXED);
+    out->wal_bytes = atomic_load(&e->live_wal_bytes);
+    out->queue_depth = e->queue_len;
+    out->poisoned = e->poisoned;
+    pthread_mutex_unlock(&e->queue_mu);
+    return 0;
+}

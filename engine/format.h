@@ -1,0 +1,190 @@
+/*
+ * format.h — every on-disk structure of the engine, in one place. Private to
+ * the engine; the byte-level spec with the same tables is docs/format.md.
+ *
+ * Rules for everything in this file:
+ *  (1) All integers and doubles are little-endian. The engine only builds on
+ *      little-endian hosts (checked below), so a struct is read by copying its
+ *      bytes (memcpy) into an aligned local and written the same way.
+ *  (2) Fixed-width fields only, natural alignment, explicit padding fields
+ *      that are written as zero and checked to be zero, no pointers.
+ *  (3) Every structure starts with (or sits inside one that starts with) a
+ *      magic and a format version, and is covered by an XXH3-64 checksum.
+ *  (4) Sizes and field offsets are pinned with _Static_assert: changing one is
+ *      a format change and needs a new version number.
+ */
+#ifndef TALLY_FORMAT_H
+#define TALLY_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "Tally's on-disk format is little-endian and is only read natively on little-endian hosts"
+#endif
+
+_Static_assert(sizeof(double) == 8, "double must be IEEE-754 binary64");
+
+/* ======================================================================== */
+/* Blocks (engine/block.c)                                                   */
+/* ======================================================================== */
+
+/*
+ * A sealed block holds 1..65536 points of one series, sorted by (step,
+ * timestamp, value bits), exact duplicates collapsed. It is a fixed header
+ * followed by the body, stored raw or LZ4-compressed:
+ *
+ *   block (header + stored body, no padding between blocks' parts)
+ *   +-----------------------------+ 0
+ *   | tally_disk_block_header     |   144 bytes
+ *   +-----------------------------+ 144
+ *   | stored body                 |   body_len bytes: the raw body, or one
+ *   |                             |   LZ4 block (LZ4_compress_default) that
+ *   |                             |   decompresses to exactly raw_body_len
+ *   +-----------------------------+ 144 + body_len
+ *
+ *   raw body (raw_body_len bytes)
+ *   +-----------------------------+ 0
+ *   | chunk table                 |   n_chunks x tally_disk_chunk (32 bytes)
+ *   +-----------------------------+ n_chunks * 32  (= chunk[0].data_off)
+ *   | chunk 0: steps    (i64)     |   one column chunk each, codec.h encoding,
+ *   |          timestamps (i64)   |   self-describing; sizes found with
+ *   |          values   (f64)     |   tally__codec_*_size
+ *   +-----------------------------+ chunk[1].data_off
+ *   | chunk 1: ...                |
+ *   +-----------------------------+ raw_body_len
+ *
+ * Chunk k holds block points [k * 128, min(n_points, (k + 1) * 128)).
+ *
+ * Block header (tally_disk_block_header), 144 bytes:
+ *
+ *   OFFSET SIZE DESCRIPTION
+ *        0    4 magic, TALLY_BLOCK_MAGIC ("TBLK")
+ *        4    2 format version, TALLY_BLOCK_VERSION
+ *        6    2 flags: TALLY_BLOCK_F_TS_SORTED, TALLY_BLOCK_F_LZ4; others 0
+ *        8    8 series id
+ *       16    4 n_points, 1..65536
+ *       20    4 n_chunks = ceil(n_points / 128)
+ *       24    4 n_nan: points whose value is a NaN
+ *       28    4 body_len: bytes of the stored body
+ *       32    4 raw_body_len: bytes of the body once decompressed
+ *       36    4 reserved, 0
+ *       40    8 min_step (= step of the first point)
+ *       48    8 max_step (= step of the last point)
+ *       56    8 min_timestamp_ms
+ *       64    8 max_timestamp_ms
+ *       72    8 min_value: least non-NaN value, NaN if all are NaN
+ *       80    8 max_value: greatest non-NaN value, NaN if all are NaN
+ *       88    8 sum of non-NaN values, left to right in block order
+ *       96    8 first point's timestamp_ms
+ *      104    8 first point's value
+ *      112    8 last point's timestamp_ms
+ *      120    8 last point's value
+ *      128    8 body_checksum: XXH3-64 (seed 0) of the stored body
+ *      136    8 header_checksum: XXH3-64 (seed 0) of header bytes [0, 136)
+ *
+ * Chunk table entry (tally_disk_chunk), 32 bytes:
+ *
+ *   OFFSET SIZE DESCRIPTION
+ *        0    4 data_off: offset of the chunk's column data in the raw body
+ *        4    1 argmin: index in the chunk of the first least non-NaN value
+ *        5    1 argmax: index in the chunk of the first greatest non-NaN value
+ *                 (both 0 when every value of the chunk is NaN)
+ *        6    1 n_nan: NaN values in the chunk
+ *        7    1 n_points: 1..128 (128 except in the last chunk)
+ *        8    8 min value (non-NaN; NaN if all are NaN)
+ *       16    8 max value (non-NaN; NaN if all are NaN)
+ *       24    8 sum of non-NaN values, left to right
+ *
+ * Min and max compare with <, so -0.0 and +0.0 tie and the first wins; +-inf
+ * take part like any number, and a sum that meets both +inf and -inf is NaN.
+ */
+
+#define TALLY_BLOCK_MAGIC 0x4B4C4254u   /* bytes "TBLK" */
+#define TALLY_BLOCK_VERSION 1u
+#define TALLY_BLOCK_MAX_POINTS 65536u   /* points per block, at most */
+#define TALLY_BLOCK_CHUNK_POINTS 128u   /* = TALLY_CHUNK_POINTS of engine.h */
+
+#define TALLY_BLOCK_F_TS_SORTED 0x0001u /* = TALLY_BLOCK_TS_SORTED: timestamps non-decreasing */
+#define TALLY_BLOCK_F_LZ4 0x0002u       /* the stored body is one LZ4 block */
+#define TALLY_BLOCK_F_KNOWN (TALLY_BLOCK_F_TS_SORTED | TALLY_BLOCK_F_LZ4)
+
+typedef struct tally_disk_block_header {
+    uint32_t magic;            /* TALLY_BLOCK_MAGIC */
+    uint16_t version;          /* TALLY_BLOCK_VERSION */
+    uint16_t flags;            /* TALLY_BLOCK_F_* */
+    uint64_t series_id;        /* XXH3-64 of (run id, 0, key) */
+    uint32_t n_points;         /* points in the block, 1..TALLY_BLOCK_MAX_POINTS */
+    uint32_t n_chunks;         /* ceil(n_points / TALLY_BLOCK_CHUNK_POINTS) */
+    uint32_t n_nan;            /* NaN values in the block */
+    uint32_t body_len;         /* bytes of the body as stored after the header */
+    uint32_t raw_body_len;     /* bytes of the body once decompressed (= body_len if raw) */
+    uint32_t reserved;         /* zero */
+    int64_t min_step;          /* step of the first point */
+    int64_t max_step;          /* step of the last point */
+    int64_t min_timestamp_ms;  /* least timestamp, ms since the epoch */
+    int64_t max_timestamp_ms;  /* greatest timestamp, ms since the epoch */
+    double min_value;          /* least non-NaN value; NaN if every value is NaN */
+    double max_value;          /* greatest non-NaN value; NaN if every value is NaN */
+    double sum;                /* sum of non-NaN values in block order; 0 if none */
+    int64_t first_timestamp_ms; /* first point (step = min_step): timestamp */
+    double first_value;        /* first point: value, any bit pattern */
+    int64_t last_timestamp_ms; /* last point (step = max_step): timestamp */
+    double last_value;         /* last point: value, any bit pattern */
+    uint64_t body_checksum;    /* XXH3-64 of the stored body (body_len bytes) */
+    uint64_t header_checksum;  /* XXH3-64 of bytes [0, offsetof(header_checksum)) */
+} tally_disk_block_header;
+
+_Static_assert(sizeof(tally_disk_block_header) == 144, "block header size");
+_Static_assert(offsetof(tally_disk_block_header, version) == 4, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, flags) == 6, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, series_id) == 8, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, n_points) == 16, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, n_chunks) == 20, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, n_nan) == 24, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, body_len) == 28, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, raw_body_len) == 32, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, reserved) == 36, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, min_step) == 40, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, max_step) == 48, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, min_timestamp_ms) == 56, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, max_timestamp_ms) == 64, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, min_value) == 72, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, max_value) == 80, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, sum) == 88, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, first_timestamp_ms) == 96, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, first_value) == 104, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, last_timestamp_ms) == 112, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, last_value) == 120, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, body_checksum) == 128, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, header_checksum) == 136, "block header layout");
+
+typedef struct tally_disk_chunk {
+    uint32_t data_off; /* byte offset of the chunk's column data within the raw body */
+    uint8_t argmin;    /* chunk index of the first least non-NaN value (0 if all NaN) */
+    uint8_t argmax;    /* chunk index of the first greatest non-NaN value (0 if all NaN) */
+    uint8_t n_nan;     /* NaN values in the chunk, 0..n_points */
+    uint8_t n_points;  /* points in the chunk, 1..TALLY_BLOCK_CHUNK_POINTS */
+    double min_value;  /* least non-NaN value; NaN if all are NaN */
+    double max_value;  /* greatest non-NaN value; NaN if all are NaN */
+    double sum;        /* sum of non-NaN values, in chunk order; 0 if none */
+} tally_disk_chunk;
+
+_Static_assert(sizeof(tally_disk_chunk) == 32, "chunk table entry size");
+_Static_assert(offsetof(tally_disk_chunk, argmin) == 4, "chunk table entry layout");
+_Static_assert(offsetof(tally_disk_chunk, argmax) == 5, "chunk table entry layout");
+_Static_assert(offsetof(tally_disk_chunk, n_nan) == 6, "chunk table entry layout");
+_Static_assert(offsetof(tally_disk_chunk, n_points) == 7, "chunk table entry layout");
+_Static_assert(offsetof(tally_disk_chunk, min_value) == 8, "chunk table entry layout");
+_Static_assert(offsetof(tally_disk_chunk, max_value) == 16, "chunk table entry layout");
+_Static_assert(offsetof(tally_disk_chunk, sum) == 24, "chunk table entry layout");
+_Static_assert(TALLY_BLOCK_CHUNK_POINTS <= 255, "chunk counts and indexes fit in a byte");
+_Static_assert(TALLY_BLOCK_MAX_POINTS % TALLY_BLOCK_CHUNK_POINTS == 0, "whole chunks");
+
+/* ======================================================================== */
+/* WAL records, segment files, directory checkpoints                         */
+/* ======================================================================== */
+
+/* (Owned by the engine lead; their structures go below this banner.) */
+
+#endif /* TALLY_FORMAT_H */

@@ -1,0 +1,105 @@
+/*
+ * wal.h — the write-ahead log's records and files. Private to the engine.
+ *
+ * A WAL file is wal/<number:016x>.wal, preallocated, holding a file header
+ * and then records back to back; the bytes after the last record are zeros
+ * (preallocation) or a torn record. Numbers only grow; a file is never reused.
+ *
+ *   file:   [wal file header 32 B][record][record]...[zeros]
+ *   record: [record header 32 B][payload, LZ4 or raw]
+ *
+ * Record header (little-endian, format.h: tally__wal_record_hdr):
+ *   OFFSET SIZE DESCRIPTION
+ *        0    4 magic TALLY_WAL_RECORD_MAGIC
+ *        4    1 type (1 = batch)
+ *        5    1 flags (1 = payload LZ4-compressed)
+ *        6    2 reserved, zero
+ *        8    4 stored payload length
+ *       12    4 raw payload length
+ *       16    8 sequence number (consecutive across files)
+ *       24    8 checksum: XXH3-64 of the header with this field zero, then the stored payload
+ *
+ * Raw batch payload:
+ *   u32 n_series; per series: u16 run_len, u16 key_len, u32 n_points, run, key;
+ *   then per series in the same order: steps[n] i64, timestamps[n] i64, values[n] f64.
+ *
+ * Invariants:
+ *  (1) A record is valid only if its magic, lengths, sequence number (previous
+ *      + 1) and checksum all hold; replay stops at the first invalid one.
+ *  (2) A decoded batch is bounds-checked: lengths must add up exactly to the
+ *      raw payload length.
+ */
+#ifndef TALLY_WAL_H
+#define TALLY_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tally/engine.h"
+
+#define TALLY_WAL_FILE_MAGIC 0x464C5754u   /* "TWLF" */
+#define TALLY_WAL_RECORD_MAGIC 0x43525754u /* "TWRC" */
+#define TALLY_WAL_VERSION 1u
+#define TALLY_WAL_TYPE_BATCH 1u
+#define TALLY_WAL_FLAG_LZ4 1u
+#define TALLY_WAL_FILE_HDR_SIZE 32u
+#define TALLY_WAL_RECORD_HDR_SIZE 32u
+#define TALLY_WAL_MAX_RECORD (1u << 30)
+
+typedef struct tally__wal_file_hdr {
+    uint32_t magic;      /* TALLY_WAL_FILE_MAGIC */
+    uint32_t version;    /* TALLY_WAL_VERSION */
+    uint64_t number;     /* file number, as in its name */
+    uint64_t first_seq;  /* sequence number of the first record */
+    uint64_t checksum;   /* XXH3-64 of the previous 24 bytes */
+} tally__wal_file_hdr;
+_Static_assert(sizeof(tally__wal_file_hdr) == TALLY_WAL_FILE_HDR_SIZE, "wal file header size");
+
+typedef struct tally__wal_record_hdr {
+    uint32_t magic;      /* TALLY_WAL_RECORD_MAGIC */
+    uint8_t type;        /* TALLY_WAL_TYPE_* */
+    uint8_t flags;       /* TALLY_WAL_FLAG_* */
+    uint16_t reserved;   /* zero */
+    uint32_t stored_len; /* payload bytes as stored */
+    uint32_t raw_len;    /* payload bytes decompressed */
+    uint64_t seq;        /* record sequence number */
+    uint64_t checksum;   /* see the file comment */
+} tally__wal_record_hdr;
+_Static_assert(sizeof(tally__wal_record_hdr) == TALLY_WAL_RECORD_HDR_SIZE, "wal record header size");
+_Static_assert(offsetof(tally__wal_record_hdr, checksum) == 24, "wal checksum offset");
+
+/* An encoded record waiting for its sequence number and checksum. */
+typedef struct tally__wal_record {
+    uint8_t *buf;     /* header + stored payload, owned */
+    size_t len;       /* total bytes */
+    size_t raw_len;   /* raw payload bytes (for memory accounting) */
+} tally__wal_record;
+
+/* Size of the raw payload for a batch; TALLY_EINVAL / TALLY_ETOOBIG if invalid. */
+int tally__wal_batch_size(const tally_series_batch *series, size_t n_series, size_t *raw_len);
+
+/* Encodes a batch into rec (header left for tally__wal_seal_record). */
+int tally__wal_encode_batch(const tally_series_batch *series, size_t n_series,
+                            tally__wal_record *rec);
+
+/* Sets the record's sequence number and checksum. */
+void tally__wal_seal_record(tally__wal_record *rec, uint64_t seq);
+
+/* Called for every series of a decoded batch. */
+typedef int (*tally__wal_series_fn)(void *ctx, const tally_series_batch *series);
+
+/* Checks the record at [p, end) whose sequence number must be expect_seq.
+ * On success *rec_len gets its total size, and its payload (decompressed into
+ * *scratch, grown as needed) is decoded, calling fn per series.
+ * Returns 0, 1 when [p, end) holds no valid record (end of log), or an error
+ * (TALLY_ENOMEM, or fn's error). */
+int tally__wal_read_record(const uint8_t *p, const uint8_t *end, uint64_t expect_seq,
+                           uint8_t **scratch, size_t *scratch_cap, tally__wal_series_fn fn,
+                           void *ctx, size_t *rec_len);
+
+/* File header for a new WAL file. */
+void tally__wal_file_hdr_init(tally__wal_file_hdr *h, uint64_t number, uint64_t first_seq);
+/* Checks a file header; 0 or TALLY_ECORRUPT. */
+int tally__wal_file_hdr_check(const tally__wal_file_hdr *h, uint64_t number);
+
+#endif /* TALLY_WAL_H */
