@@ -165,8 +165,8 @@ static int replay_file(tally_engine *e, uint64_t number, uint64_t *seq, int *sto
             off += (uint64_t)r;
         }
         if (torn) {
-            tally__log("WAL %s: invalid record at byte %" PRIu64 ", truncating there", path,
-                       valid_end);
+            tally__log("WAL %s: invalid record at byte %" PRIu64 "%s", path, valid_end,
+                       e->opt.read_only ? " (read-only: left as is)" : ", truncating there");
             *stop = 1;
             if (e->opt.read_only) {
             } else if (valid_end == 0) {

@@ -185,7 +185,7 @@ int tally__wal_read_record(const uint8_t *p, const uint8_t *end, uint64_t expect
     memcpy(&h, p, sizeof h);
     if (h.magic != TALLY_WAL_RECORD_MAGIC || h.type != TALLY_WAL_TYPE_BATCH ||
         (h.flags & ~TALLY_WAL_FLAG_LZ4) || h.reserved != 0 || h.seq != expect_seq ||
-        h.stored_len > TALLY_WAL_MAX_RECORD || h.raw_len > TALLY_WAL_MAX_RECORD ||
+        h.stored_len > TALLY_WAL_MAX_RECORD || h.raw_len > TALLY_WAL_MAX_RECORD || h.raw_len < 4 ||
         (size_t)(end - p) - sizeof h < h.stored_len)
         return 1;
     size_t len = sizeof h + h.stored_len;
