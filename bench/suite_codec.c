@@ -12,7 +12,10 @@
  *   <kind> total auto        B/pt of the three columns (vs raw 24 B/pt)
  *   <kind> encode            M points/s, three columns, automatic choice
  *   <kind> decode            M points/s, three columns, whole chunks
- *   <kind> get               M values/s, random access to values
+ *   <kind> get               M values/s, random access to values (16
+ *                            random indexes in each chunk, chunk by chunk)
+ *   <kind> <column> share <method>  % of chunks the automatic choice gave
+ *                            that method
  * Chunk summaries and block headers are not counted here (see the engine
  * suite for bytes on disk).
  */
@@ -129,6 +132,22 @@ static int run_kind(bench_ctx *c, gen_kind kind, codec_data *d, int64_t *s2, int
         t_enc[r] = (double)(bench_now_ns() - t0);
     }
     size_t total = d->enc_bytes[0] + d->enc_bytes[1] + d->enc_bytes[2];
+
+    /* Which methods the automatic choice took, in % of chunks per column. */
+    static const char *const col_name[3] = {"steps", "timestamps", "values"};
+    for (int col = 0; col < 3; col++) {
+        uint32_t hist[256] = {0};
+        for (uint32_t j = 0; j < d->n_chunks; j++)
+            hist[d->enc[d->off[3 * j + col]]]++;
+        for (unsigned m = 0; m < 256; m++) {
+            if (!hist[m])
+                continue;
+            char fig[128];
+            snprintf(fig, sizeof fig, "%s %s share %s", name, col_name[col],
+                     tally__codec_method_name(col == 2, m));
+            bench_report(c, fig, 100.0 * hist[m] / d->n_chunks, "% chunks", NULL, 0, 1);
+        }
+    }
     report_bpp(c, name, "steps auto", (double)d->enc_bytes[0], d->n, 8);
     report_bpp(c, name, "timestamps auto", (double)d->enc_bytes[1], d->n, 8);
     report_bpp(c, name, "values auto", (double)d->enc_bytes[2], d->n, 8);
@@ -148,15 +167,16 @@ static int run_kind(bench_ctx *c, gen_kind kind, codec_data *d, int64_t *s2, int
         return -1;
     }
 
-    /* Random access: value i of its chunk, in a scattered order. */
+    /* Random access: chunk after chunk, 16 values of each at random indexes
+     * (the codec's cost, not the memory latency of a scattered chunk). */
     const uint8_t *end = d->enc + total;
     uint64_t x = 1;
     for (int r = 0; r < reps; r++) {
         double sink = 0;
         uint64_t t0 = bench_now_ns();
-        for (size_t q = 0; q < d->n; q++) {
+        for (size_t q = 0; q < (size_t)d->n_chunks * 16; q++) {
             x = x * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
-            uint32_t j = (uint32_t)((x >> 33) % d->n_chunks);
+            uint32_t j = (uint32_t)(q / 16);
             uint32_t i = (uint32_t)((x >> 20) % d->chunk_n[j]);
             double v;
             if (tally__codec_f64_get(d->enc + d->off[3 * j + 2], end, d->chunk_n[j], i, &v) == 0)
@@ -174,7 +194,8 @@ static int run_kind(bench_ctx *c, gen_kind kind, codec_data *d, int64_t *s2, int
     snprintf(fig, sizeof fig, "%s decode", name);
     bench_report(c, fig, mp / (bench_median(t_dec, (size_t)reps) / 1e9), "M pt/s", NULL, 0, 1);
     snprintf(fig, sizeof fig, "%s get", name);
-    bench_report(c, fig, mp / (bench_median(t_get, (size_t)reps) / 1e9), "M val/s", NULL, 0, 1);
+    bench_report(c, fig, (double)d->n_chunks * 16 / 1e6 / (bench_median(t_get, (size_t)reps) / 1e9),
+                 "M val/s", NULL, 0, 1);
     return 0;
 }
 

@@ -6,31 +6,39 @@
  * encodings are codec.c's.
  *
  *   encode:  points --summaries--> header fields
- *                   --per 128 points--> chunk entry + steps/ts/values chunks
+ *                   --per 128 points--> steps/ts/values column chunks
+ *                   --per 128 chunks--> 7 table column chunks
  *                   --> raw body in scratch --LZ4 if it saves >= 1/8--> out
  *   read:    header (checksum) --> view (body checksum, LZ4 -> owned buffer,
- *            chunk table checked) --> chunks / decode (codec, bounded per chunk)
+ *            chunk table decoded and checked) --> chunks / decode (codec,
+ *            bounded per chunk)
  *
  * Invariants (numbers continue block.h's (1)-(4)):
  *  (5) A header that passed tally__block_header is structurally sane: known
  *      magic, version and flags, 1 <= n_points <= 65536, n_chunks =
- *      ceil(n_points / 128), n_nan <= n_points, raw_body_len within
- *      raw_body_bound(n_points), body_len = raw_body_len if raw and <
- *      raw_body_len if LZ4, and the whole block lies inside [p, end).
- *  (6) A view that opened has a chunk table whose data offsets start right
- *      after the table, grow by at least 3 bytes (one per column) per chunk
- *      and stay inside the raw body; every entry's n_points is what its
- *      position implies and its n_nan, argmin, argmax are in range. Every
- *      column chunk is decoded against the end of its own chunk's data, so a
- *      damaged chunk can never make the codec read a neighbour or past the
- *      body.
+ *      ceil(n_points / 128), n_nan <= n_points, a byte of column data per
+ *      stored column per chunk at least and 7 bytes of table per group at
+ *      least, linear columns whose increment divides their range, raw_body_len
+ *      within raw_body_bound(n_points), body_len = raw_body_len if raw and
+ *      < raw_body_len if LZ4, and the whole block lies inside [p, end).
+ *  (6) A view that opened has decoded its whole chunk table, which filled
+ *      [columns_len, raw_body_len) exactly, and every entry is sane: chunk 0's
+ *      data starts at 0, each chunk's data is at least a byte per stored
+ *      column and ends where the next begins (the last at columns_len),
+ *      n_nan, argmin and argmax are within the chunk. Every column chunk is
+ *      then decoded against the end of its own chunk's data, so a damaged
+ *      chunk can never make the codec read a neighbour or past the body.
  *  (7) encode never allocates: the raw body is built in the caller's scratch
  *      and LZ4 writes straight into the caller's output, sized by
- *      tally__block_bound() to hold LZ4's worst case.
+ *      tally__block_bound() to hold LZ4's worst case. The chunk table is
+ *      gathered on the stack (7 x 8 bytes x 512 chunks at most).
  *  (8) Every summary field is computed by one rule, shared by the block and
  *      its chunks: min/max with < and > over non-NaN values, first occurrence
  *      wins; sums left to right over non-NaN values.
+ *  (9) A view's owned buffer holds the decoded chunk table (n_chunks
+ *      chunk_entry) and, for an LZ4 block, the decompressed body after it.
  */
+#include <assert.h>
 #include <lz4.h>
 #include <math.h>
 #include <string.h>
@@ -45,8 +53,24 @@ _Static_assert(TALLY_BLOCK_CHUNK_POINTS == TALLY_CHUNK_POINTS, "format.h and eng
 _Static_assert(TALLY_BLOCK_F_TS_SORTED == TALLY_BLOCK_TS_SORTED, "format.h and engine.h agree");
 
 #define HEADER_SIZE ((uint32_t)sizeof(tally_disk_block_header))
-#define ENTRY_SIZE ((uint32_t)sizeof(tally_disk_chunk))
 #define CHUNK TALLY_BLOCK_CHUNK_POINTS
+#define GROUP TALLY_BLOCK_TABLE_GROUP
+#define MAX_CHUNKS (TALLY_BLOCK_MAX_POINTS / TALLY_BLOCK_CHUNK_POINTS)
+
+/* One chunk table entry, decoded (see format.h for the stored form). */
+typedef struct chunk_entry {
+    uint32_t data_off;  /* the chunk's column data: [data_off, data_end) of the raw body */
+    uint32_t data_end;
+    uint32_t n_points;  /* 1..128 */
+    uint32_t n_nan;     /* NaN values in the chunk */
+    uint32_t argmin;    /* chunk index of the first least non-NaN value */
+    uint32_t argmax;    /* chunk index of the first greatest non-NaN value */
+    double min_value;   /* least non-NaN value; NaN if all are NaN */
+    double max_value;   /* greatest non-NaN value; NaN if all are NaN */
+    double sum;         /* sum of non-NaN values, in chunk order */
+} chunk_entry;
+
+_Static_assert(sizeof(chunk_entry) % 8 == 0, "entries keep the body after them aligned");
 
 #define RETURN_ERROR_IF(cond, code)                                                           \
     do {                                                                                      \
@@ -66,15 +90,29 @@ static inline uint32_t n_chunks_of(uint32_t n)
     return (n + CHUNK - 1) / CHUNK;
 }
 
-/* Largest raw body of n points: the table plus every column chunk at its
- * codec bound. Computed in 64 bits; for n <= 65536 it is far below 4 GiB. */
+static inline uint32_t n_groups_of(uint32_t n_chunks)
+{
+    return (n_chunks + GROUP - 1) / GROUP;
+}
+
+static inline uint64_t table_group_bound(uint32_t m)
+{
+    return 4 * (uint64_t)tally__codec_i64_bound(m) + 3 * (uint64_t)tally__codec_f64_bound(m);
+}
+
+/* Largest raw body of n points: every column chunk and every table column
+ * chunk at its codec bound. Computed in 64 bits; for n <= 65536 it is far
+ * below 4 GiB. */
 static uint64_t raw_body_bound(uint32_t n)
 {
     uint32_t full = n / CHUNK, tail = n % CHUNK;
-    uint64_t b = (uint64_t)n_chunks_of(n) * ENTRY_SIZE;
-    b += (uint64_t)full * (2 * tally__codec_i64_bound(CHUNK) + tally__codec_f64_bound(CHUNK));
+    uint32_t nc = n_chunks_of(n), gfull = nc / GROUP, gtail = nc % GROUP;
+    uint64_t b = (uint64_t)full * (2 * tally__codec_i64_bound(CHUNK) + tally__codec_f64_bound(CHUNK));
     if (tail)
         b += 2 * tally__codec_i64_bound(tail) + tally__codec_f64_bound(tail);
+    b += gfull * table_group_bound(GROUP);
+    if (gtail)
+        b += table_group_bound(gtail);
     return b;
 }
 
@@ -274,6 +312,35 @@ uint32_t tally__block_sort_points(int64_t *steps, int64_t *timestamps_ms, double
 /* Encoding                                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* Whether v[0..n) is non-decreasing and v[0] + i * d for one d (format.h,
+ * "Linear columns"). Non-decreasing makes every increment a true difference,
+ * so (n - 1) * d = v[n-1] - v[0] never wraps and a reader can recover d. */
+static int is_linear(const int64_t *v, uint32_t n)
+{
+    if (n < 2)
+        return 1;
+    if (v[1] < v[0])
+        return 0;
+    uint64_t d = (uint64_t)v[1] - (uint64_t)v[0];
+    for (uint32_t i = 1; i < n; i++)
+        if (v[i] < v[i - 1] || (uint64_t)v[i] - (uint64_t)v[i - 1] != d)
+            return 0;
+    return 1;
+}
+
+/* Value i of a linear column. */
+static inline int64_t linear_at(int64_t v0, uint64_t d, uint32_t i)
+{
+    return (int64_t)((uint64_t)v0 + (uint64_t)i * d);
+}
+
+static inline void linear_fill(int64_t *out, int64_t v0, uint64_t d, uint32_t from, uint32_t n)
+{
+    uint64_t x = (uint64_t)v0 + (uint64_t)from * d;
+    for (uint32_t i = 0; i < n; i++, x += d)
+        out[i] = (int64_t)x;
+}
+
 /* Min/max/sum of one run of values by rule (8). */
 typedef struct vstats {
     double min, max, sum;
@@ -315,19 +382,25 @@ static inline void vstats_add(vstats *st, double x, uint32_t i)
 size_t tally__block_encode(uint64_t series_id, const int64_t *steps, const int64_t *timestamps_ms,
                            const double *values, uint32_t n, uint8_t *out, uint8_t *scratch)
 {
-    tally_disk_block_header h;
-    memset(&h, 0, sizeof h);
     /* Caller bugs, not bad bytes: the contract is 1 <= n <= 65536, sorted. */
     if (n == 0 || n > TALLY_BLOCK_MAX_POINTS)
         return 0;
 
+    /* The chunk table, by column, as the codecs take it. */
+    struct {
+        int64_t off[MAX_CHUNKS], argmin[MAX_CHUNKS], argmax[MAX_CHUNKS], n_nan[MAX_CHUNKS];
+        double min[MAX_CHUNKS], max[MAX_CHUNKS], sum[MAX_CHUNKS];
+    } tab;
+    tally_disk_block_header h;
+    memset(&h, 0, sizeof h);
     uint32_t n_chunks = n_chunks_of(n);
     uint8_t *raw = scratch;
-    size_t pos = (size_t)n_chunks * ENTRY_SIZE;
+    size_t pos = 0;
     vstats block;
     vstats_init(&block);
     int64_t min_ts = timestamps_ms[0], max_ts = timestamps_ms[0];
     int ts_sorted = 1;
+    int steps_linear = is_linear(steps, n), ts_linear = is_linear(timestamps_ms, n);
 
     for (uint32_t k = 0; k < n_chunks; k++) {
         uint32_t first = k * CHUNK;
@@ -342,9 +415,9 @@ size_t tally__block_encode(uint64_t series_id, const int64_t *steps, const int64
             int64_t t = timestamps_ms[first + i];
             min_ts = t < min_ts ? t : min_ts;
             max_ts = t > max_ts ? t : max_ts;
-            if (first + i > 0 && t < timestamps_ms[first + i - 1])
-                ts_sorted = 0;
         }
+        for (uint32_t i = first ? first : 1; i < first + m; i++)
+            ts_sorted &= timestamps_ms[i] >= timestamps_ms[i - 1];
         /* Block min/max from chunk min/max: the first chunk holding the
          * block's extreme also holds its first occurrence. */
         block.n_nan += ch.n_nan;
@@ -355,27 +428,38 @@ size_t tally__block_encode(uint64_t series_id, const int64_t *steps, const int64
                 block.max = ch.max;
             block.any = 1;
         }
-
-        tally_disk_chunk e;
-        memset(&e, 0, sizeof e);
-        e.data_off = (uint32_t)pos;
-        e.argmin = (uint8_t)ch.argmin;
-        e.argmax = (uint8_t)ch.argmax;
-        e.n_nan = (uint8_t)ch.n_nan;
-        e.n_points = (uint8_t)m;
-        e.min_value = ch.min;
-        e.max_value = ch.max;
-        e.sum = ch.sum;
-        memcpy(raw + (size_t)k * ENTRY_SIZE, &e, sizeof e);
-
-        pos += tally__codec_i64_encode(steps + first, m, raw + pos);
-        pos += tally__codec_i64_encode(timestamps_ms + first, m, raw + pos);
+        tab.off[k] = (int64_t)pos;
+        tab.argmin[k] = ch.argmin;
+        tab.argmax[k] = ch.argmax;
+        tab.n_nan[k] = ch.n_nan;
+        tab.min[k] = ch.min;
+        tab.max[k] = ch.max;
+        tab.sum[k] = ch.sum;
+        if (!steps_linear)
+            pos += tally__codec_i64_encode(steps + first, m, raw + pos);
+        if (!ts_linear)
+            pos += tally__codec_i64_encode(timestamps_ms + first, m, raw + pos);
         pos += tally__codec_f64_encode(values + first, m, raw + pos);
     }
+    h.columns_len = (uint32_t)pos;
+    for (uint32_t g = 0; g < n_chunks; g += GROUP) {
+        uint32_t m = n_chunks - g < GROUP ? n_chunks - g : GROUP;
+        pos += tally__codec_i64_encode(tab.off + g, m, raw + pos);
+        pos += tally__codec_f64_encode(tab.min + g, m, raw + pos);
+        pos += tally__codec_f64_encode(tab.max + g, m, raw + pos);
+        pos += tally__codec_f64_encode(tab.sum + g, m, raw + pos);
+        pos += tally__codec_i64_encode(tab.argmin + g, m, raw + pos);
+        pos += tally__codec_i64_encode(tab.argmax + g, m, raw + pos);
+        pos += tally__codec_i64_encode(tab.n_nan + g, m, raw + pos);
+    }
+
+    assert(pos <= raw_body_bound(n)); /* (7): the scratch was big enough */
 
     h.magic = TALLY_BLOCK_MAGIC;
     h.version = TALLY_BLOCK_VERSION;
-    h.flags = ts_sorted ? TALLY_BLOCK_F_TS_SORTED : 0;
+    h.flags = (uint16_t)((ts_sorted ? TALLY_BLOCK_F_TS_SORTED : 0) |
+                         (steps_linear ? TALLY_BLOCK_F_STEPS_LINEAR : 0) |
+                         (ts_linear ? TALLY_BLOCK_F_TS_LINEAR : 0));
     h.series_id = series_id;
     h.n_points = n;
     h.n_chunks = n_chunks;
@@ -426,13 +510,17 @@ static int read_header(const uint8_t *p, const uint8_t *end, tally_disk_block_he
                     TALLY_ECORRUPT);
     /* A checksummed header of another version was written by another Tally. */
     RETURN_ERROR_IF(h->version != TALLY_BLOCK_VERSION, TALLY_EVERSION);
-    RETURN_ERROR_IF((h->flags & ~TALLY_BLOCK_F_KNOWN) != 0 || h->reserved != 0, TALLY_ECORRUPT);
+    RETURN_ERROR_IF((h->flags & ~TALLY_BLOCK_F_KNOWN) != 0, TALLY_ECORRUPT);
     RETURN_ERROR_IF(h->n_points == 0 || h->n_points > TALLY_BLOCK_MAX_POINTS, TALLY_ECORRUPT);
     RETURN_ERROR_IF(h->n_chunks != n_chunks_of(h->n_points), TALLY_ECORRUPT);
     RETURN_ERROR_IF(h->n_nan > h->n_points, TALLY_ECORRUPT);
     RETURN_ERROR_IF(h->min_step > h->max_step || h->min_timestamp_ms > h->max_timestamp_ms,
                     TALLY_ECORRUPT);
-    RETURN_ERROR_IF((uint64_t)h->raw_body_len < (uint64_t)h->n_chunks * (ENTRY_SIZE + 3) ||
+    uint64_t cols_per_chunk = 1 + !(h->flags & TALLY_BLOCK_F_STEPS_LINEAR) +
+                              !(h->flags & TALLY_BLOCK_F_TS_LINEAR);
+    RETURN_ERROR_IF((uint64_t)h->columns_len < cols_per_chunk * h->n_chunks ||
+                        (uint64_t)h->columns_len + TALLY_BLOCK_TABLE_COLUMNS * n_groups_of(h->n_chunks) >
+                            h->raw_body_len ||
                         h->raw_body_len > raw_body_bound(h->n_points),
                     TALLY_ECORRUPT);
     if (h->flags & TALLY_BLOCK_F_LZ4)
@@ -440,6 +528,23 @@ static int read_header(const uint8_t *p, const uint8_t *end, tally_disk_block_he
     else
         RETURN_ERROR_IF(h->body_len != h->raw_body_len, TALLY_ECORRUPT);
     RETURN_ERROR_IF((uint64_t)(end - p) - HEADER_SIZE < h->body_len, TALLY_ECORRUPT);
+    /* Linear columns: the increment must divide the range exactly, and
+     * linear timestamps are sorted ones, running from first to last. */
+    uint64_t gaps = h->n_points - 1u;
+    if ((h->flags & TALLY_BLOCK_F_STEPS_LINEAR) && gaps)
+        RETURN_ERROR_IF(((uint64_t)h->max_step - (uint64_t)h->min_step) % gaps != 0,
+                        TALLY_ECORRUPT);
+    if (h->flags & TALLY_BLOCK_F_TS_LINEAR) {
+        RETURN_ERROR_IF(!(h->flags & TALLY_BLOCK_F_TS_SORTED) ||
+                            h->first_timestamp_ms != h->min_timestamp_ms ||
+                            h->last_timestamp_ms != h->max_timestamp_ms,
+                        TALLY_ECORRUPT);
+        if (gaps)
+            RETURN_ERROR_IF(((uint64_t)h->max_timestamp_ms - (uint64_t)h->min_timestamp_ms) %
+                                    gaps !=
+                                0,
+                            TALLY_ECORRUPT);
+    }
     return 0;
 }
 
@@ -477,40 +582,59 @@ int tally__block_header(const uint8_t *p, const uint8_t *end, tally_block_summar
     return 0;
 }
 
-static inline void read_entry(const tally__block_view *v, uint32_t k, tally_disk_chunk *e)
+/* The decoded chunk table at the start of the owned buffer (9). */
+static inline const chunk_entry *entries(const tally__block_view *v)
 {
-    memcpy(e, v->body + (size_t)k * ENTRY_SIZE, sizeof *e);
+    return (const chunk_entry *)(const void *)v->owned;
 }
 
-/* Chunk k's column data: [*lo, *hi). Offsets were checked at open (6). */
-static inline void chunk_data(const tally__block_view *v, uint32_t k, const tally_disk_chunk *e,
-                              const uint8_t **lo, const uint8_t **hi)
+/* Decodes the chunk table in [columns_len, raw_body_len) of the raw body
+ * into the owned buffer and checks it by invariant (6). */
+static int load_table(tally__block_view *v, uint32_t columns_len)
 {
-    *lo = v->body + e->data_off;
-    if (k + 1 < v->n_chunks) {
-        uint32_t next;
-        memcpy(&next, v->body + (size_t)(k + 1) * ENTRY_SIZE, 4);
-        *hi = v->body + next;
-    } else {
-        *hi = v->body_end;
+    int64_t min_len = 1 + !(v->flags & TALLY_BLOCK_F_STEPS_LINEAR) +
+                      !(v->flags & TALLY_BLOCK_F_TS_LINEAR);
+    chunk_entry *e = (chunk_entry *)(void *)v->owned;
+    const uint8_t *at = v->body + columns_len, *end = v->body_end;
+    int64_t ti[4][GROUP];
+    double td[3][GROUP];
+    for (uint32_t g = 0; g < v->n_chunks; g += GROUP) {
+        uint32_t m = v->n_chunks - g < GROUP ? v->n_chunks - g : GROUP;
+        size_t used;
+        /* Stored order: data_off, min, max, sum, argmin, argmax, n_nan. */
+        for (int c = 0; c < (int)TALLY_BLOCK_TABLE_COLUMNS; c++) {
+            int rc;
+            if (c >= 1 && c <= 3)
+                rc = tally__codec_f64_decode(at, end, m, td[c - 1], &used);
+            else
+                rc = tally__codec_i64_decode(at, end, m, ti[c == 0 ? 0 : c - 3], &used);
+            RETURN_ERROR_IF(rc != 0 || used > (size_t)(end - at), TALLY_ECORRUPT);
+            at += used;
+        }
+        for (uint32_t j = 0; j < m; j++) {
+            uint32_t k = g + j;
+            uint32_t np = v->n_points - k * CHUNK < CHUNK ? v->n_points - k * CHUNK : CHUNK;
+            int64_t off = ti[0][j], amin = ti[1][j], amax = ti[2][j], nnan = ti[3][j];
+            RETURN_ERROR_IF(k == 0 ? off != 0 : off < (int64_t)e[k - 1].data_off + min_len,
+                            TALLY_ECORRUPT);
+            RETURN_ERROR_IF(off > (int64_t)columns_len - min_len, TALLY_ECORRUPT);
+            RETURN_ERROR_IF(amin < 0 || amin >= np || amax < 0 || amax >= np || nnan < 0 ||
+                                nnan > np,
+                            TALLY_ECORRUPT);
+            e[k].data_off = (uint32_t)off;
+            if (k > 0)
+                e[k - 1].data_end = (uint32_t)off;
+            e[k].data_end = columns_len;
+            e[k].n_points = np;
+            e[k].n_nan = (uint32_t)nnan;
+            e[k].argmin = (uint32_t)amin;
+            e[k].argmax = (uint32_t)amax;
+            e[k].min_value = td[0][j];
+            e[k].max_value = td[1][j];
+            e[k].sum = td[2][j];
+        }
     }
-}
-
-/* Checks the chunk table by invariant (6). */
-static int check_table(const tally__block_view *v)
-{
-    size_t raw_len = (size_t)(v->body_end - v->body);
-    uint64_t expect = (uint64_t)v->n_chunks * ENTRY_SIZE;
-    for (uint32_t k = 0; k < v->n_chunks; k++) {
-        tally_disk_chunk e;
-        read_entry(v, k, &e);
-        uint32_t m = v->n_points - k * CHUNK < CHUNK ? v->n_points - k * CHUNK : CHUNK;
-        RETURN_ERROR_IF(k == 0 ? e.data_off != expect : e.data_off < expect, TALLY_ECORRUPT);
-        RETURN_ERROR_IF((uint64_t)e.data_off + 3 > raw_len, TALLY_ECORRUPT);
-        RETURN_ERROR_IF(e.n_points != m || e.n_nan > m || e.argmin >= m || e.argmax >= m,
-                        TALLY_ECORRUPT);
-        expect = (uint64_t)e.data_off + 3;
-    }
+    RETURN_ERROR_IF(at != end, TALLY_ECORRUPT);
     return 0;
 }
 
@@ -522,28 +646,39 @@ int tally__block_view_open(tally__block_view *v, const uint8_t *p, const uint8_t
     v->n_points = v->n_chunks = 0;
     if (rc != 0)
         return rc;
+    uint64_t gaps = h.n_points - 1u;
+    v->flags = h.flags;
+    v->step0 = h.min_step;
+    v->ts0 = h.min_timestamp_ms;
+    v->dstep = gaps ? ((uint64_t)h.max_step - (uint64_t)h.min_step) / gaps : 0;
+    v->dts = gaps ? ((uint64_t)h.max_timestamp_ms - (uint64_t)h.min_timestamp_ms) / gaps : 0;
     const uint8_t *stored = p + HEADER_SIZE;
     RETURN_ERROR_IF(XXH3_64bits(stored, h.body_len) != h.body_checksum, TALLY_ECORRUPT);
+    size_t table_size = (size_t)h.n_chunks * sizeof(chunk_entry);
+    size_t need = table_size + ((h.flags & TALLY_BLOCK_F_LZ4) ? h.raw_body_len : 0);
+    if (v->owned_cap < need) {
+        /* Grow by half again, so a run of growing blocks reallocates rarely. */
+        size_t cap = need + need / 2;
+        tally__free(v->owned);
+        v->owned_cap = 0;
+        v->owned = tally__malloc(cap);
+        if (!v->owned)
+            return TALLY_ENOMEM;
+        v->owned_cap = cap;
+    }
     if (h.flags & TALLY_BLOCK_F_LZ4) {
-        if (v->owned_cap < h.raw_body_len) {
-            tally__free(v->owned);
-            v->owned_cap = 0;
-            v->owned = tally__malloc(h.raw_body_len);
-            if (!v->owned)
-                return TALLY_ENOMEM;
-            v->owned_cap = h.raw_body_len;
-        }
-        int got = LZ4_decompress_safe((const char *)stored, (char *)v->owned, (int)h.body_len,
+        uint8_t *raw = v->owned + table_size;
+        int got = LZ4_decompress_safe((const char *)stored, (char *)raw, (int)h.body_len,
                                       (int)h.raw_body_len);
         RETURN_ERROR_IF(got < 0 || (uint32_t)got != h.raw_body_len, TALLY_ECORRUPT);
-        v->body = v->owned;
+        v->body = raw;
     } else {
         v->body = stored;
     }
     v->body_end = v->body + h.raw_body_len;
     v->n_points = h.n_points;
     v->n_chunks = h.n_chunks;
-    rc = check_table(v);
+    rc = load_table(v, h.columns_len);
     if (rc != 0) {
         v->body = v->body_end = NULL;
         v->n_points = v->n_chunks = 0;
@@ -562,38 +697,48 @@ void tally__block_view_free(tally__block_view *v)
 int tally__block_view_chunks(const tally__block_view *v, tally_chunk_summary *out, size_t cap)
 {
     RETURN_ERROR_IF(v->body == NULL || cap < v->n_chunks, TALLY_EINVAL);
+    const chunk_entry *tab = entries(v);
     for (uint32_t k = 0; k < v->n_chunks; k++) {
-        tally_disk_chunk e;
-        const uint8_t *lo, *hi;
+        const chunk_entry *e = &tab[k];
+        const uint8_t *lo = v->body + e->data_off, *hi = v->body + e->data_end;
         size_t used;
-        read_entry(v, k, &e);
-        chunk_data(v, k, &e, &lo, &hi);
-        uint32_t m = e.n_points, last = m - 1;
+        uint32_t m = e->n_points, last = m - 1;
         tally_chunk_summary *cs = &out[k];
         cs->first_index = k * CHUNK;
         cs->n_points = m;
-        cs->n_nan = e.n_nan;
-        cs->argmin = k * CHUNK + e.argmin;
-        cs->argmax = k * CHUNK + e.argmax;
-        cs->min_value = e.min_value;
-        cs->max_value = e.max_value;
-        cs->sum = e.sum;
+        cs->n_nan = e->n_nan;
+        cs->argmin = k * CHUNK + e->argmin;
+        cs->argmax = k * CHUNK + e->argmax;
+        cs->min_value = e->min_value;
+        cs->max_value = e->max_value;
+        cs->sum = e->sum;
         /* Steps, then timestamps, then values; each ends where the next
          * starts, the last at the chunk's end. */
-        int rc = tally__codec_i64_get(lo, hi, m, 0, &cs->first.step);
-        if (rc == 0)
-            rc = tally__codec_i64_get(lo, hi, m, last, &cs->last.step);
-        if (rc == 0)
-            rc = tally__codec_i64_size(lo, hi, m, &used);
-        RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
-        lo += used;
-        rc = tally__codec_i64_get(lo, hi, m, 0, &cs->first.timestamp_ms);
-        if (rc == 0)
-            rc = tally__codec_i64_get(lo, hi, m, last, &cs->last.timestamp_ms);
-        if (rc == 0)
-            rc = tally__codec_i64_size(lo, hi, m, &used);
-        RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
-        lo += used;
+        int rc = 0;
+        if (v->flags & TALLY_BLOCK_F_STEPS_LINEAR) {
+            cs->first.step = linear_at(v->step0, v->dstep, k * CHUNK);
+            cs->last.step = linear_at(v->step0, v->dstep, k * CHUNK + last);
+        } else {
+            rc = tally__codec_i64_get(lo, hi, m, 0, &cs->first.step);
+            if (rc == 0)
+                rc = tally__codec_i64_get(lo, hi, m, last, &cs->last.step);
+            if (rc == 0)
+                rc = tally__codec_i64_size(lo, hi, m, &used);
+            RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
+            lo += used;
+        }
+        if (v->flags & TALLY_BLOCK_F_TS_LINEAR) {
+            cs->first.timestamp_ms = linear_at(v->ts0, v->dts, k * CHUNK);
+            cs->last.timestamp_ms = linear_at(v->ts0, v->dts, k * CHUNK + last);
+        } else {
+            rc = tally__codec_i64_get(lo, hi, m, 0, &cs->first.timestamp_ms);
+            if (rc == 0)
+                rc = tally__codec_i64_get(lo, hi, m, last, &cs->last.timestamp_ms);
+            if (rc == 0)
+                rc = tally__codec_i64_size(lo, hi, m, &used);
+            RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
+            lo += used;
+        }
         rc = tally__codec_f64_get(lo, hi, m, 0, &cs->first.value);
         if (rc == 0)
             rc = tally__codec_f64_get(lo, hi, m, last, &cs->last.value);
@@ -603,47 +748,55 @@ int tally__block_view_chunks(const tally__block_view *v, tally_chunk_summary *ou
 }
 
 /* Decodes points [a, b) of chunk k (0 <= a < b <= its n_points) into the
- * columns at dst index 0. Whole chunks decode straight into the caller's
+ * columns at index 0. Whole chunks decode straight into the caller's
  * columns; parts go through a stack buffer. */
 static int decode_chunk(const tally__block_view *v, uint32_t k, uint32_t a, uint32_t b,
                         int64_t *steps, int64_t *ts, double *values)
 {
-    tally_disk_chunk e;
-    const uint8_t *lo, *hi;
+    const chunk_entry *e = &entries(v)[k];
+    const uint8_t *lo = v->body + e->data_off, *hi = v->body + e->data_end;
     size_t used;
     int rc;
-    read_entry(v, k, &e);
-    chunk_data(v, k, &e, &lo, &hi);
-    uint32_t m = e.n_points;
+    uint32_t m = e->n_points;
     int whole = a == 0 && b == m;
     union {
         int64_t i[TALLY_BLOCK_CHUNK_POINTS];
         double d[TALLY_BLOCK_CHUNK_POINTS];
     } tmp;
 
-    if (steps) {
-        rc = tally__codec_i64_decode(lo, hi, m, whole ? steps : tmp.i, &used);
-        if (rc == 0 && !whole)
-            memcpy(steps, tmp.i + a, (size_t)(b - a) * sizeof *steps);
-    } else if (ts || values) {
-        rc = tally__codec_i64_size(lo, hi, m, &used);
+    if (v->flags & TALLY_BLOCK_F_STEPS_LINEAR) {
+        if (steps)
+            linear_fill(steps, v->step0, v->dstep, k * CHUNK + a, b - a);
     } else {
-        return 0;
+        if (steps) {
+            rc = tally__codec_i64_decode(lo, hi, m, whole ? steps : tmp.i, &used);
+            if (rc == 0 && !whole)
+                memcpy(steps, tmp.i + a, (size_t)(b - a) * sizeof *steps);
+        } else if (ts || values) {
+            rc = tally__codec_i64_size(lo, hi, m, &used);
+        } else {
+            return 0;
+        }
+        RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
+        lo += used;
     }
-    RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
-    lo += used;
 
-    if (ts) {
-        rc = tally__codec_i64_decode(lo, hi, m, whole ? ts : tmp.i, &used);
-        if (rc == 0 && !whole)
-            memcpy(ts, tmp.i + a, (size_t)(b - a) * sizeof *ts);
-    } else if (values) {
-        rc = tally__codec_i64_size(lo, hi, m, &used);
+    if (v->flags & TALLY_BLOCK_F_TS_LINEAR) {
+        if (ts)
+            linear_fill(ts, v->ts0, v->dts, k * CHUNK + a, b - a);
     } else {
-        return 0;
+        if (ts) {
+            rc = tally__codec_i64_decode(lo, hi, m, whole ? ts : tmp.i, &used);
+            if (rc == 0 && !whole)
+                memcpy(ts, tmp.i + a, (size_t)(b - a) * sizeof *ts);
+        } else if (values) {
+            rc = tally__codec_i64_size(lo, hi, m, &used);
+        } else {
+            return 0;
+        }
+        RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
+        lo += used;
     }
-    RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
-    lo += used;
 
     if (values) {
         rc = tally__codec_f64_decode(lo, hi, m, whole ? values : tmp.d, &used);

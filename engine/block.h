@@ -8,9 +8,12 @@
  *   | block header       |  counts, step/time ranges, min/max/sum, first and
  *   |                    |  last point, body sizes, flags, checksums
  *   +--------------------+
- *   | body (raw or LZ4)  |  chunk table (per chunk: offset, min, max, sum,
- *   |                    |  argmin, argmax, n_nan) then, per chunk, the
- *   |                    |  steps, timestamps and values column chunks
+ *   | body (raw or LZ4)  |  per chunk, the steps, timestamps and values
+ *   |                    |  column chunks (steps or timestamps left out
+ *   |                    |  when linear over the block), then the chunk
+ *   |                    |  table (per chunk: offset, min, max, sum,
+ *   |                    |  argmin, argmax, n_nan), itself stored as
+ *   |                    |  column chunks
  *   +--------------------+
  *
  * Invariants:
@@ -50,37 +53,47 @@ size_t tally__block_encode(uint64_t series_id, const int64_t *steps, const int64
 
 /* Reads and verifies the header of the block at [p, end). Writes its summary
  * (segment and offset left 0 for the caller), its total size in bytes and its
- * series id. Does not read the body. Returns 0 or TALLY_ECORRUPT. */
+ * series id; each out-pointer may be NULL. Does not read the body, but checks
+ * that the whole block lies inside [p, end). Returns 0, TALLY_ECORRUPT, or
+ * TALLY_EVERSION for a well-checksummed header of an unknown format version. */
 int tally__block_header(const uint8_t *p, const uint8_t *end, tally_block_summary *summary,
                         uint32_t *block_len, uint64_t *series_id);
 
-/* A verified, readable view of one block. If the body is LZ4-compressed, it
- * is decompressed into a buffer the view owns; otherwise the view points into
- * the caller's bytes, which must outlive it. */
+/* A verified, readable view of one block. The view owns a buffer holding the
+ * decoded chunk table and, if the body is LZ4-compressed, the decompressed
+ * body; a raw body is read in place, so the caller's bytes must outlive the
+ * view. Fields are block.c's; callers read n_points and n_chunks only. */
 typedef struct tally__block_view {
-    const uint8_t *body;     /* the raw body */
-    const uint8_t *body_end;
-    uint8_t *owned;          /* decompressed body, or NULL */
-    size_t owned_cap;        /* capacity of owned, reused across opens */
-    uint32_t n_points;
-    uint32_t n_chunks;
+    const uint8_t *body;     /* the raw body (NULL while no block is open) */
+    const uint8_t *body_end; /* its end */
+    uint8_t *owned;          /* decoded chunk table, then the LZ4-decompressed body */
+    size_t owned_cap;        /* capacity of owned in bytes, reused across opens */
+    uint32_t n_points;       /* points in the open block */
+    uint32_t n_chunks;       /* chunks in the open block */
+    uint32_t flags;          /* the block's TALLY_BLOCK_F_* (format.h) */
+    int64_t step0, ts0;      /* first step and timestamp, for linear columns */
+    uint64_t dstep, dts;     /* their increments per point, for linear columns */
 } tally__block_view;
 
 /* Opens the block at [p, end) into v (zero v before its first use; reuse it
- * for later blocks to keep its buffer). Verifies the body checksum.
- * Returns 0, TALLY_ECORRUPT or TALLY_ENOMEM. */
+ * for later blocks to keep its buffer). Verifies both checksums and decodes
+ * and checks the chunk table. Returns 0, TALLY_ECORRUPT, TALLY_EVERSION or
+ * TALLY_ENOMEM; on error v stays usable (for another open or free) but has
+ * no block open. */
 int tally__block_view_open(tally__block_view *v, const uint8_t *p, const uint8_t *end);
 
-/* Frees the view's buffer. */
+/* Frees the view's buffer and zeroes it. NULL is a no-op. */
 void tally__block_view_free(tally__block_view *v);
 
-/* Summaries of every chunk (cap >= n_chunks). Returns 0, TALLY_EINVAL or
- * TALLY_ECORRUPT. */
+/* Summaries of every chunk (cap >= n_chunks) into out[0..n_chunks). min, max,
+ * sum, n_nan and argmin/argmax come from the chunk table; first and last
+ * points from the column chunks' random access. Returns 0, TALLY_EINVAL (no
+ * block open, cap too small) or TALLY_ECORRUPT. */
 int tally__block_view_chunks(const tally__block_view *v, tally_chunk_summary *out, size_t cap);
 
 /* Decodes points [from, from + n) into the columns (each may be NULL).
- * Touches only the chunks that hold them. Returns 0, TALLY_EINVAL or
- * TALLY_ECORRUPT. */
+ * Touches only the chunks that hold them. Returns 0, TALLY_EINVAL (no block
+ * open, range past n_points) or TALLY_ECORRUPT. */
 int tally__block_view_decode(const tally__block_view *v, uint32_t from, uint32_t n,
                              int64_t *steps, int64_t *timestamps_ms, double *values);
 

@@ -345,40 +345,100 @@ static inline uint64_t bits_get(const uint8_t *p, size_t avail, size_t bit, unsi
     return x & mask_of(w);
 }
 
-/* Unpacks count values of width w from p (avail readable bytes, at least
- * packed_bytes(count, w)) into out. */
-static void unpack(const uint8_t *p, size_t avail, uint32_t count, unsigned w, uint64_t *out)
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+/* Unpacks whole groups of 8 values of the constant width W (a group is W
+ * bytes) while a group and the 8 bytes after it lie before avail, and writes
+ * value i + base + i * d. Returns how many values it wrote (a multiple of 8);
+ * the caller finishes with bits_get(). Inlined once per width, so the shifts
+ * and masks are constants and the loop is straight-line code. */
+static ALWAYS_INLINE uint32_t unpack_groups(const uint8_t *p, size_t avail, uint32_t count,
+                                            const unsigned W, uint64_t base, uint64_t d,
+                                            uint64_t *out)
+{
+    const uint64_t mask = W == 64 ? ~UINT64_C(0) : (UINT64_C(1) << W) - 1;
+    uint32_t i = 0;
+    uint64_t line = base;
+    const uint8_t *q = p;
+    for (; i + 8 <= count && (size_t)(q - p) + W + 8 <= avail; i += 8, q += W) {
+#define TALLY_UNPACK_ONE_(j)                                                                  \
+    do {                                                                                      \
+        const unsigned bit = (j) * W, sh = bit & 7;                                           \
+        uint64_t x = load64(q + bit / 8) >> sh;                                               \
+        if (W > 56 && sh + W > 64)                                                            \
+            x |= (uint64_t)q[bit / 8 + 8] << ((64 - sh) & 63);                                   \
+        out[i + (j)] = (x & mask) + line + (j) * d;                                           \
+    } while (0)
+        TALLY_UNPACK_ONE_(0);
+        TALLY_UNPACK_ONE_(1);
+        TALLY_UNPACK_ONE_(2);
+        TALLY_UNPACK_ONE_(3);
+        TALLY_UNPACK_ONE_(4);
+        TALLY_UNPACK_ONE_(5);
+        TALLY_UNPACK_ONE_(6);
+        TALLY_UNPACK_ONE_(7);
+#undef TALLY_UNPACK_ONE_
+        line += 8 * d;
+    }
+    return i;
+}
+
+/* Writes base + i * d to out[0..count), four independent chains at a time. */
+static void fill_linear(uint64_t *out, uint32_t count, uint64_t base, uint64_t d)
 {
     uint32_t i = 0;
-    if (w == 0) {
-        for (; i < count; i++)
-            out[i] = 0;
+    uint64_t x0 = base, x1 = base + d, x2 = base + 2 * d, x3 = base + 3 * d, d4 = 4 * d;
+    for (; i + 4 <= count; i += 4) {
+        out[i] = x0;
+        out[i + 1] = x1;
+        out[i + 2] = x2;
+        out[i + 3] = x3;
+        x0 += d4;
+        x1 += d4;
+        x2 += d4;
+        x3 += d4;
+    }
+    for (; i < count; i++)
+        out[i] = base + (uint64_t)i * d;
+}
+
+/* out[i] = base + i * d + (value i of width w at p), for i < count, where p
+ * has avail readable bytes, at least packed_bytes(count, w). */
+static void unpack(const uint8_t *p, size_t avail, uint32_t count, unsigned w, uint64_t base,
+                   uint64_t d, uint64_t *out)
+{
+    uint32_t i = 0;
+    switch (w) {
+    case 0:
+        fill_linear(out, count, base, d);
         return;
+#define TALLY_UNPACK_CASE_(W)                                                                 \
+    case W:                                                                                   \
+        i = unpack_groups(p, avail, count, W, base, d, out);                                  \
+        break;
+#define TALLY_UNPACK_CASE8_(k)                                                                \
+    TALLY_UNPACK_CASE_(8 * k + 1) TALLY_UNPACK_CASE_(8 * k + 2) TALLY_UNPACK_CASE_(8 * k + 3) \
+    TALLY_UNPACK_CASE_(8 * k + 4) TALLY_UNPACK_CASE_(8 * k + 5) TALLY_UNPACK_CASE_(8 * k + 6) \
+    TALLY_UNPACK_CASE_(8 * k + 7) TALLY_UNPACK_CASE_(8 * k + 8)
+        TALLY_UNPACK_CASE8_(0)
+        TALLY_UNPACK_CASE8_(1)
+        TALLY_UNPACK_CASE8_(2)
+        TALLY_UNPACK_CASE8_(3)
+        TALLY_UNPACK_CASE8_(4)
+        TALLY_UNPACK_CASE8_(5)
+        TALLY_UNPACK_CASE8_(6)
+        TALLY_UNPACK_CASE8_(7)
+#undef TALLY_UNPACK_CASE8_
+#undef TALLY_UNPACK_CASE_
+    default:
+        break;
     }
-    uint64_t mask = mask_of(w);
-    size_t bit = 0;
-    if (w <= 56) {
-        /* One 8-byte load per value: sh + w <= 63. */
-        for (; i < count; i++, bit += w) {
-            size_t by = bit >> 3;
-            if (by + 8 > avail)
-                break;
-            out[i] = (load64(p + by) >> (bit & 7)) & mask;
-        }
-    } else {
-        for (; i < count; i++, bit += w) {
-            size_t by = bit >> 3;
-            if (by + 9 > avail)
-                break;
-            unsigned sh = (unsigned)(bit & 7);
-            uint64_t x = load64(p + by) >> sh;
-            if (sh)
-                x |= (uint64_t)p[by + 8] << (64 - sh);
-            out[i] = x & mask;
-        }
-    }
-    for (; i < count; i++, bit += w)
-        out[i] = bits_get(p, avail, bit, w);
+    for (; i < count; i++)
+        out[i] = base + (uint64_t)i * d + bits_get(p, avail, (size_t)i * w, w);
 }
 
 /* Packs count values (each < 2^w) and returns the bytes written. */
@@ -620,7 +680,8 @@ static void offer_kernels(const uint64_t *u, uint32_t n, dom dm, int rle, int on
     }
 
     p.method = dc | TALLY__CK_RLE;
-    if (rle && wanted(only, p.method)) {
+    /* Every run takes at least 2 bytes: skip the sizing when RLE cannot win. */
+    if (rle && wanted(only, p.method) && 2 + 2 * (size_t)s.n_runs < best->size) {
         size_t size = 1 + varint_len(s.n_runs);
         uint32_t start = 0;
         for (uint32_t i = 1; i <= n; i++) {
@@ -725,17 +786,19 @@ static size_t write_kernel(const uint64_t *u, uint32_t n, const plan *p, uint8_t
  * Bits are written in stream order with bitw (so '1' then '0' is 0b01 read
  * as two 1-bit fields). The window starts as (lead 0, len B).
  */
+/* Encodes into out (room for the bound, 1 + 8n bytes: a word costs at most
+ * 77 bits but the stream stops) and returns the size, or 0 as soon as the
+ * stream is known to need more than cap bytes. */
 static size_t xor_encode(const uint64_t *word, uint32_t n, unsigned B, uint8_t *out, size_t cap)
 {
-    /* Worst case per word: 2 + 5 + 6 + 64 = 77 bits; out holds cap bytes and
-     * we stop as soon as the stream could exceed it. */
     unsigned lbits = B == 64 ? 6 : 5;
     bitw b = {out + 1, 0, 0};
-    uint8_t *limit = out + cap;
+    size_t cap_bits = cap > 1 ? (cap - 1) * 8 : 0;
     bitw_put(&b, word[0], B);
     unsigned lead = 0, len = B;
     for (uint32_t i = 1; i < n; i++) {
-        if (b.p + 16 > limit)
+        /* At most 77 bits per word so far: stays within the bound of 1 + 8n. */
+        if ((size_t)(b.p - out - 1) * 8 + b.fill > cap_bits)
             return 0;
         uint64_t x = word[i] ^ word[i - 1];
         if (x == 0) {
@@ -759,7 +822,7 @@ static size_t xor_encode(const uint64_t *word, uint32_t n, unsigned B, uint8_t *
             len = nl;
         }
     }
-    if (b.p + 8 > limit)
+    if ((size_t)(b.p - out - 1) * 8 + b.fill > cap_bits)
         return 0;
     return (size_t)(bitw_end(&b) - out);
 }
@@ -810,8 +873,13 @@ static size_t shuf_encode(const uint64_t *word, uint32_t n, unsigned word_bytes,
         for (uint32_t i = 0; i < n; i++)
             planes[k * n + i] = (uint8_t)(word[i] >> (8 * k));
     size_t raw = (size_t)n * word_bytes;
+    /* Only an LZ4 block that makes the chunk fit in cap is of use: with a
+     * smaller capacity LZ4 gives up early on incompressible planes. */
     char dst[LZ4_COMPRESSBOUND(N_MAX * 8)];
-    int c = LZ4_compress_default((const char *)planes, dst, (int)raw, (int)sizeof dst);
+    if (cap < 3)
+        return 0;
+    int dst_cap = (int)(cap - 2 < sizeof dst ? cap - 2 : sizeof dst);
+    int c = LZ4_compress_default((const char *)planes, dst, (int)raw, dst_cap);
     if (c <= 0)
         return 0;
     size_t size = 1 + varint_len((uint64_t)c) + (size_t)c;
@@ -899,7 +967,8 @@ static int parse_hdr(const uint8_t *in, const uint8_t *end, uint32_t n, int is_f
     case TALLY__CK_DELTA2:
         RETURN_ERROR_IF(p >= end, TALLY_ECORRUPT);
         h->w = *p++;
-        RETURN_ERROR_IF(h->w > dom_bits(h->dm), TALLY_ECORRUPT);
+        /* 64 in every domain: float32 deltas of 32-bit words take 33 bits. */
+        RETURN_ERROR_IF(h->w > 64, TALLY_ECORRUPT);
         rc = base_get(h->dm, &p, end, &h->base);
         if (!rc && h->kernel == TALLY__CK_DELTA2)
             rc = zz_get(&p, end, &h->d1);
@@ -952,27 +1021,16 @@ static int decode_words(const uint8_t *in, const uint8_t *end, uint32_t n, int i
         *used = (size_t)(p - in) + h.payload_len;
         return 0;
     case TALLY__CK_CONST:
-        for (uint32_t i = 0; i < n; i++)
-            word[i] = h.base;
+    case TALLY__CK_LINEAR: /* d is 0 for CONST */
+        fill_linear(word, n, h.base, h.d);
         *used = (size_t)(p - in);
         return 0;
-    case TALLY__CK_LINEAR: {
-        uint64_t base = h.base, d = h.d;
-        for (uint32_t i = 0; i < n; i++)
-            word[i] = base + (uint64_t)i * d;
-        *used = (size_t)(p - in);
-        return 0;
-    }
-    case TALLY__CK_FOR: {
-        uint64_t base = h.base, d = h.d;
-        unpack(p, avail, n, h.w, word);
-        for (uint32_t i = 0; i < n; i++)
-            word[i] += base + (uint64_t)i * d;
+    case TALLY__CK_FOR:
+        unpack(p, avail, n, h.w, h.base, h.d, word);
         *used = (size_t)(p - in) + h.payload_len;
         return 0;
-    }
     case TALLY__CK_DELTA: {
-        unpack(p, avail, n - 1, h.w, word + 1);
+        unpack(p, avail, n - 1, h.w, 0, 0, word + 1);
         uint64_t x = h.base, d = h.d;
         word[0] = x;
         for (uint32_t i = 1; i < n; i++) {
@@ -990,7 +1048,7 @@ static int decode_words(const uint8_t *in, const uint8_t *end, uint32_t n, int i
             word[1] = x;
         }
         if (n > 2) {
-            unpack(p, avail, n - 2, h.w, word + 2);
+            unpack(p, avail, n - 2, h.w, 0, 0, word + 2);
             for (uint32_t i = 2; i < n; i++) {
                 delta += word[i] + dd;
                 x += delta;
@@ -1098,12 +1156,15 @@ static void offer_streams(const uint64_t *word, uint32_t n, dom dm, int only, pl
                           uint8_t *xor_buf, uint8_t *shuf_buf)
 {
     unsigned dc = dom_code(dm);
-    size_t cap = 1 + (size_t)n * 8;
     plan p;
     memset(&p, 0, sizeof p);
     p.dm = dm;
     p.method = dc | TALLY__CK_XOR;
     if (wanted(only, p.method)) {
+        /* Worth finishing only while smaller than the best so far. */
+        size_t cap = best->size - 1;
+        if (cap > 1 + (size_t)n * 8)
+            cap = 1 + (size_t)n * 8;
         size_t s = xor_encode(word, n, dom_bits(dm), xor_buf, cap);
         if (s) {
             xor_buf[0] = (uint8_t)p.method;
@@ -1114,8 +1175,11 @@ static void offer_streams(const uint64_t *word, uint32_t n, dom dm, int only, pl
     }
     p.method = dc | TALLY__CK_SHUF;
     if (wanted(only, p.method)) {
+        size_t cap = best->size - 1;
+        if (cap > (size_t)n * dom_word(dm))
+            cap = (size_t)n * dom_word(dm); /* must beat this domain's RAW */
         size_t s = shuf_encode(word, n, dom_word(dm), shuf_buf, cap);
-        if (s && s < 1 + (size_t)n * dom_word(dm)) {
+        if (s) {
             shuf_buf[0] = (uint8_t)p.method;
             p.size = s;
             p.pre = shuf_buf;
@@ -1132,6 +1196,7 @@ static size_t f64_encode(const double *v, uint32_t n, int only, uint8_t *out)
     uint8_t xor_buf[2][1 + N_MAX * 8], shuf_buf[2][1 + N_MAX * 8];
     memcpy(bits, v, (size_t)n * 8);
     int f32 = 1;
+    uint32_t sign_or = 0, sign_and = ~UINT32_C(0), special = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t f;
         if (f64_to_f32_bits(bits[i], &f)) {
@@ -1140,15 +1205,30 @@ static size_t f64_encode(const double *v, uint32_t n, int only, uint8_t *out)
         }
         b32[i] = f;
         u32[i] = ord32(f);
+        uint32_t t = f & UINT32_C(0x7F800000);
+        special |= (t == 0) | (t == UINT32_C(0x7F800000));
+        sign_or |= f;
+        sign_and &= f;
     }
-    for (uint32_t i = 0; i < n; i++)
-        u[i] = ord64(bits[i]);
+    /* Float32 normals of one sign: there u64 = 2^29 * u32 + c exactly (the
+     * exponent and mantissa fields are contiguous in both formats), so every
+     * range, delta and slope of the float64 domain is 2^29 times that of the
+     * float32 domain and none of its kernels, nor XOR (same meaningful bits,
+     * wider fields), can be smaller. SHUF64 could in theory; it never was on
+     * the measured data (docs/codec.md). The float64 domain is skipped. */
+    int skip_f64 = f32 && !special && ((sign_or ^ sign_and) >> 31) == 0;
+    if (!skip_f64)
+        for (uint32_t i = 0; i < n; i++)
+            u[i] = ord64(bits[i]);
 
     plan best;
     memset(&best, 0, sizeof best);
     best.size = SIZE_MAX;
     int only_dom_f32 = only >= 0 && (only & 0xF0) == TALLY__CODEC_DOM_F32;
-    if (!only_dom_f32) {
+    if (!only_dom_f32 && (only >= 0 || !skip_f64)) {
+        if (skip_f64) /* forced float64 method: the words are still needed */
+            for (uint32_t i = 0; i < n; i++)
+                u[i] = ord64(bits[i]);
         offer_kernels(u, n, DOM_F64, 1, only, &best);
         offer_streams(bits, n, DOM_F64, only, &best, xor_buf[0], shuf_buf[0]);
     }
@@ -1203,18 +1283,52 @@ int tally__codec_f64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, d
     if (rc)
         return rc;
     if (dm == DOM_F32) {
-        if (ordered) {
-            for (uint32_t i = 0; i < n; i++)
-                word[i] = f32_to_f64_bits(unord32((uint32_t)word[i]));
-        } else {
-            for (uint32_t i = 0; i < n; i++)
-                word[i] = f32_to_f64_bits((uint32_t)word[i]);
+        /* Branch-free for normal floats (sign, then exponent and mantissa
+         * moved up 29 bits with the exponent rebased by 1023 - 127 = 896);
+         * a chunk holding a zero, subnormal, infinity or NaN takes the
+         * general mapping for every value. */
+        uint32_t n8 = n & ~7u, lo = 0, hi = 0, i;
+        for (i = 0; i < n8; i++) {
+            uint32_t f = (uint32_t)word[i];
+            f = ordered ? unord32(f) : f;
+            uint32_t t = f & UINT32_C(0x7F800000);
+            lo |= t - UINT32_C(0x00800000); /* bit 31 set when the exponent is 0 */
+            hi |= t + UINT32_C(0x00800000); /* bit 31 set when it is 255 */
+            uint64_t b = ((uint64_t)(f >> 31) << 63) |
+                         (((uint64_t)(f & UINT32_C(0x7FFFFFFF)) << 29) + (UINT64_C(896) << 52));
+            memcpy(out + i, &b, 8);
+        }
+        for (; i < n; i++) {
+            uint32_t f = (uint32_t)word[i];
+            f = ordered ? unord32(f) : f;
+            uint32_t t = f & UINT32_C(0x7F800000);
+            lo |= t - UINT32_C(0x00800000);
+            hi |= t + UINT32_C(0x00800000);
+            uint64_t b = ((uint64_t)(f >> 31) << 63) |
+                         (((uint64_t)(f & UINT32_C(0x7FFFFFFF)) << 29) + (UINT64_C(896) << 52));
+            memcpy(out + i, &b, 8);
+        }
+        uint32_t special = (lo | hi) >> 31;
+        if (UNLIKELY(special)) {
+            for (i = 0; i < n; i++) {
+                uint32_t f = ordered ? unord32((uint32_t)word[i]) : (uint32_t)word[i];
+                uint64_t b = f32_to_f64_bits_slow(f);
+                memcpy(out + i, &b, 8);
+            }
         }
     } else if (ordered) {
-        for (uint32_t i = 0; i < n; i++)
-            word[i] = unord64(word[i]);
+        uint32_t n8 = n & ~7u, i;
+        for (i = 0; i < n8; i++) {
+            uint64_t b = unord64(word[i]);
+            memcpy(out + i, &b, 8);
+        }
+        for (; i < n; i++) {
+            uint64_t b = unord64(word[i]);
+            memcpy(out + i, &b, 8);
+        }
+    } else {
+        memcpy(out, word, (size_t)n * 8);
     }
-    memcpy(out, word, (size_t)n * 8);
     if (used)
         *used = u;
     return 0;

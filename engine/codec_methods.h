@@ -11,11 +11,11 @@
  *   1       CONST    base                                       O(1)
  *   2       LINEAR   base, zz(d)                                O(1)
  *   3       FOR      w, base, zz(d), packed n x w bits           O(1)
- *   4       DELTA    w, base, zz(dmin), packed (n-1) x w bits    O(i)
- *   5       DELTA2   w, base, zz(d1), zz(ddmin), (n-2) x w bits  O(i)
- *   6       XOR      Gorilla bit stream (values only)           O(i)
+ *   4       DELTA    w, base, zz(dmin), packed (n-1) x w bits    O(n)
+ *   5       DELTA2   w, base, zz(d1), zz(ddmin), (n-2) x w bits  O(n)
+ *   6       XOR      Gorilla bit stream (values only)           O(n)
  *   7       SHUF     varint(len), LZ4 block of byte planes      O(n)
- *   8       RLE      varint(runs), runs x (base, varint(len-1))  O(runs)
+ *   8       RLE      varint(runs), runs x (base, varint(len-1))  O(n)
  *
  *   domain  int64 column            float64 column
  *   0       the int64 itself;       ordered map of the 64 bits; base is 8

@@ -6,10 +6,11 @@
  *
  *   IDLE --queue non-empty--> GATHER --(group: wait <= window while more
  *     producers are active than requests taken)--> WRITE (one writev +
- *     fdatasync for the whole group) --> APPLY (heads, seal full ones)
+ *     fdatasync for the whole group) --> APPLY (heads; full ones go to the
+ *     sealer thread, sealer.c)
  *     --> ACK (wake producers) --> CHECKPOINT if the live WAL is large,
  *     or asked --> IDLE.
- *   Any failed write, fsync or seal --> POISONED: every later append fails
+ *   Any failed write, fsync or seal (reported by the sealer) --> POISONED: every later append fails
  *   with TALLY_EPOISONED (reads keep working); reopening recovers.
  *
  * Invariants:
@@ -36,6 +37,8 @@
 #include "internal.h"
 
 #define GATHER_MAX_BYTES (64u << 20) /* at most this much WAL per write group */
+#define SCRATCH_POOL_MAX 8           /* encoding buffers kept between appends */
+#define SCRATCH_KEEP_MAX (64u << 20) /* larger ones are freed after use */
 
 uint64_t tally__now_ns(void)
 {
@@ -93,24 +96,13 @@ static int wal_sync(tally_engine *e)
     return rc;
 }
 
-static int seal_all(tally_engine *e, int free_heads)
+/* Hands every non-empty head to the sealer. */
+static int freeze_all(tally_engine *e)
 {
     for (size_t i = 0; i < e->n_series; i++) {
-        tally__series *s = e->all_series[i];
-        int rc = tally__series_seal(e, s);
+        int rc = tally__series_freeze(e, e->all_series[i]);
         if (rc)
             return rc;
-        if (free_heads && s->h_cap) {
-            pthread_mutex_lock(&s->mu);
-            tally__free(s->h_steps);
-            tally__free(s->h_ts);
-            tally__free(s->h_vals);
-            s->h_steps = s->h_ts = NULL;
-            s->h_vals = NULL;
-            atomic_fetch_sub(&e->memory_bytes, (uint64_t)s->h_cap * 24);
-            s->h_cap = 0;
-            pthread_mutex_unlock(&s->mu);
-        }
     }
     return 0;
 }
@@ -120,7 +112,9 @@ static int do_checkpoint(tally_engine *e)
     int rc = wal_sync(e);
     uint64_t covered = e->wal_number;
     if (rc == 0)
-        rc = seal_all(e, 0);
+        rc = freeze_all(e);
+    if (rc == 0)
+        rc = tally__sealer_drain(e);
     if (rc == 0)
         rc = tally__segment_sync_all(e);
     if (rc == 0)
@@ -302,12 +296,17 @@ static void *writer_main(void *arg)
             did_ckpt = 1;
             if (ckpt_rc)
                 poison(e, ckpt_rc);
-        } else if (!e->poisoned && atomic_load(&e->memory_bytes) > e->opt.memory_budget_bytes / 4 * 3) {
-            /* Heads outgrew their share of the budget: seal them and free their buffers. */
-            int src = seal_all(e, 1);
+        } else if (!e->poisoned && atomic_load(&e->head_bytes) > e->opt.memory_budget_bytes / 2) {
+            /* Heads outgrew their share of the budget: hand them all to the sealer. */
+            int src = freeze_all(e);
             if (src)
                 poison(e, src);
         }
+        pthread_mutex_lock(&e->seal_mu);
+        int seal_rc = e->seal_error;
+        pthread_mutex_unlock(&e->seal_mu);
+        if (seal_rc && !e->poisoned)
+            poison(e, seal_rc);
         pthread_mutex_lock(&e->queue_mu);
         for (tally__request *r = group; r;) {
             tally__request *next = r->next;
@@ -368,8 +367,15 @@ int tally_engine_append(tally_engine *e, const tally_series_batch *series, size_
     r.n_series = n_series;
     pthread_mutex_lock(&e->queue_mu);
     e->n_active_producers++;
+    tally__wal_scratch *scratch = e->scratch_pool;
+    if (scratch) {
+        e->scratch_pool = scratch->next;
+        e->n_scratch_pool--;
+    }
     pthread_mutex_unlock(&e->queue_mu);
-    int rc = tally__wal_encode_batch(series, n_series, &r.rec);
+    if (!scratch)
+        scratch = tally__calloc(1, sizeof *scratch);
+    int rc = scratch ? tally__wal_encode_batch(series, n_series, scratch, &r.rec) : TALLY_ENOMEM;
     uint64_t charge = rc == 0 ? r.rec.raw_len : 0;
     if (rc == 0 && charge > e->opt.memory_budget_bytes / 2)
         rc = TALLY_ETOOBIG;
@@ -390,10 +396,17 @@ int tally_engine_append(tally_engine *e, const tally_series_batch *series, size_
         rc = submit(e, &r);
         atomic_fetch_sub(&e->memory_bytes, charge);
     }
-    tally__free(r.rec.buf);
     pthread_mutex_lock(&e->queue_mu);
     e->n_active_producers--;
+    /* Keep a few buffers of moderate size for the next appends. */
+    if (scratch && e->n_scratch_pool < SCRATCH_POOL_MAX && scratch->out_cap <= SCRATCH_KEEP_MAX) {
+        scratch->next = e->scratch_pool;
+        e->scratch_pool = scratch;
+        e->n_scratch_pool++;
+        scratch = NULL;
+    }
     pthread_mutex_unlock(&e->queue_mu);
+    tally__wal_scratch_free(scratch);
     return rc;
 }
 
@@ -450,9 +463,16 @@ static void remove_unreferenced_segments(tally_engine *e)
 
 static void engine_free(tally_engine *e)
 {
+    tally__sealer_stop(e);
+    while (e->scratch_pool) {
+        tally__wal_scratch *next = e->scratch_pool->next;
+        tally__wal_scratch_free(e->scratch_pool);
+        e->scratch_pool = next;
+    }
     tally__segment_close_all(e);
     tally__dir_free(e);
     tally__io_free(e->io);
+    tally__io_free(e->seg_io);
     tally__free(e->seal_steps);
     tally__free(e->seal_ts);
     tally__free(e->seal_vals);
@@ -467,6 +487,9 @@ static void engine_free(tally_engine *e)
     pthread_mutex_destroy(&e->queue_mu);
     pthread_cond_destroy(&e->queue_cv);
     pthread_cond_destroy(&e->done_cv);
+    pthread_mutex_destroy(&e->seal_mu);
+    pthread_cond_destroy(&e->seal_cv);
+    pthread_cond_destroy(&e->sealed_cv);
     tally__free(e->dir);
     tally__free(e);
 }
@@ -507,6 +530,9 @@ int tally_engine_open(const char *dir, const tally_engine_options *opts, tally_e
     pthread_mutex_init(&e->queue_mu, NULL);
     pthread_cond_init(&e->queue_cv, NULL);
     pthread_cond_init(&e->done_cv, NULL);
+    pthread_mutex_init(&e->seal_mu, NULL);
+    pthread_cond_init(&e->seal_cv, NULL);
+    pthread_cond_init(&e->sealed_cv, NULL);
     if (!e->dir) {
         engine_free(e);
         return TALLY_ENOMEM;
@@ -550,12 +576,16 @@ int tally_engine_open(const char *dir, const tally_engine_options *opts, tally_e
     }
     rc = tally__io_new(o.io_backend, o.fault_hook, o.fault_ctx, &e->io);
     if (rc == 0)
+        rc = tally__io_new(o.io_backend, o.fault_hook, o.fault_ctx, &e->seg_io);
+    if (rc == 0)
         rc = tally__dir_init(e);
     uint64_t covered = 0, next_seq = 1;
     if (rc == 0)
         rc = tally__checkpoint_load(e, &covered, &next_seq);
     if (rc == 0 && !o.read_only)
         remove_unreferenced_segments(e);
+    if (rc == 0 && !o.read_only)
+        rc = tally__sealer_start(e); /* seals replayed heads while replay goes on */
     if (rc == 0)
         rc = tally__recover_wal(e, covered, next_seq);
     if (rc == 0 && !o.read_only) {

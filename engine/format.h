@@ -34,7 +34,7 @@ _Static_assert(sizeof(double) == 8, "double must be IEEE-754 binary64");
  * timestamp, value bits), exact duplicates collapsed. It is a fixed header
  * followed by the body, stored raw or LZ4-compressed:
  *
- *   block (header + stored body, no padding between blocks' parts)
+ *   block (header + stored body)
  *   +-----------------------------+ 0
  *   | tally_disk_block_header     |   144 bytes
  *   +-----------------------------+ 144
@@ -44,31 +44,65 @@ _Static_assert(sizeof(double) == 8, "double must be IEEE-754 binary64");
  *   +-----------------------------+ 144 + body_len
  *
  *   raw body (raw_body_len bytes)
- *   +-----------------------------+ 0
- *   | chunk table                 |   n_chunks x tally_disk_chunk (32 bytes)
- *   +-----------------------------+ n_chunks * 32  (= chunk[0].data_off)
- *   | chunk 0: steps    (i64)     |   one column chunk each, codec.h encoding,
- *   |          timestamps (i64)   |   self-describing; sizes found with
- *   |          values   (f64)     |   tally__codec_*_size
- *   +-----------------------------+ chunk[1].data_off
+ *   +-----------------------------+ 0 (= data_off of chunk 0)
+ *   | chunk 0: steps      (i64)   |   one column chunk each, codec.h encoding,
+ *   |          timestamps (i64)   |   self-describing; each one's size is
+ *   |          values     (f64)   |   found with tally__codec_*_size. Steps
+ *   |                             |   and timestamps are left out when the
+ *   |                             |   block says they are linear (flags).
+ *   +-----------------------------+ data_off of chunk 1
  *   | chunk 1: ...                |
+ *   +-----------------------------+ columns_len
+ *   | chunk table                 |   per group of up to 128 chunks, seven
+ *   |                             |   column chunks of one entry per chunk
  *   +-----------------------------+ raw_body_len
  *
  * Chunk k holds block points [k * 128, min(n_points, (k + 1) * 128)).
+ *
+ * Linear columns: a training loop's steps go 0, 1, 2, ... and timers log at
+ * fixed intervals, so a column that is exactly arithmetic over the whole
+ * block is not stored at all. With TALLY_BLOCK_F_STEPS_LINEAR, step i is
+ * min_step + i * d, d = (max_step - min_step) / (n_points - 1) (0 when
+ * n_points = 1), computed in unsigned 64-bit arithmetic; the division must
+ * be exact. TALLY_BLOCK_F_TS_LINEAR is the same for timestamps with
+ * min/max_timestamp_ms, and is only valid with TALLY_BLOCK_F_TS_SORTED.
+ *
+ * The chunk table is stored by column, encoded with the same column codecs
+ * as the points, because its fields are smooth across chunks (offsets grow
+ * steadily, mins and sums drift, argmin/argmax/n_nan are tiny): a counter's
+ * table shrinks from 32 bytes a chunk to well under one. Group g covers
+ * chunks [128 g, min(n_chunks, 128 (g + 1))), m of them, and is these seven
+ * column chunks of m values each, back to back:
+ *
+ *   ORDER CODEC DESCRIPTION (one value per chunk)
+ *       1 i64   data_off: offset of the chunk's column data in the raw body
+ *       2 f64   min value: least non-NaN value; NaN if all are NaN
+ *       3 f64   max value: greatest non-NaN value; NaN if all are NaN
+ *       4 f64   sum of non-NaN values, left to right; 0 if none
+ *       5 i64   argmin: chunk index of the first least non-NaN value
+ *       6 i64   argmax: chunk index of the first greatest non-NaN value
+ *                 (argmin and argmax are 0 when all values are NaN)
+ *       7 i64   n_nan: NaN values in the chunk
+ *
+ * Min and max compare with < and >, so -0.0 and +0.0 tie and the first wins;
+ * +-inf take part like any number, and a sum that meets both +inf and -inf
+ * is NaN. A reader decodes the whole table once when it opens the block.
  *
  * Block header (tally_disk_block_header), 144 bytes:
  *
  *   OFFSET SIZE DESCRIPTION
  *        0    4 magic, TALLY_BLOCK_MAGIC ("TBLK")
  *        4    2 format version, TALLY_BLOCK_VERSION
- *        6    2 flags: TALLY_BLOCK_F_TS_SORTED, TALLY_BLOCK_F_LZ4; others 0
+ *        6    2 flags: TALLY_BLOCK_F_TS_SORTED (0x1), TALLY_BLOCK_F_LZ4 (0x2),
+ *                 TALLY_BLOCK_F_STEPS_LINEAR (0x4), TALLY_BLOCK_F_TS_LINEAR (0x8);
+ *                 other bits 0
  *        8    8 series id
  *       16    4 n_points, 1..65536
  *       20    4 n_chunks = ceil(n_points / 128)
  *       24    4 n_nan: points whose value is a NaN
  *       28    4 body_len: bytes of the stored body
  *       32    4 raw_body_len: bytes of the body once decompressed
- *       36    4 reserved, 0
+ *       36    4 columns_len: bytes of column data; the table follows it
  *       40    8 min_step (= step of the first point)
  *       48    8 max_step (= step of the last point)
  *       56    8 min_timestamp_ms
@@ -82,32 +116,22 @@ _Static_assert(sizeof(double) == 8, "double must be IEEE-754 binary64");
  *      120    8 last point's value
  *      128    8 body_checksum: XXH3-64 (seed 0) of the stored body
  *      136    8 header_checksum: XXH3-64 (seed 0) of header bytes [0, 136)
- *
- * Chunk table entry (tally_disk_chunk), 32 bytes:
- *
- *   OFFSET SIZE DESCRIPTION
- *        0    4 data_off: offset of the chunk's column data in the raw body
- *        4    1 argmin: index in the chunk of the first least non-NaN value
- *        5    1 argmax: index in the chunk of the first greatest non-NaN value
- *                 (both 0 when every value of the chunk is NaN)
- *        6    1 n_nan: NaN values in the chunk
- *        7    1 n_points: 1..128 (128 except in the last chunk)
- *        8    8 min value (non-NaN; NaN if all are NaN)
- *       16    8 max value (non-NaN; NaN if all are NaN)
- *       24    8 sum of non-NaN values, left to right
- *
- * Min and max compare with <, so -0.0 and +0.0 tie and the first wins; +-inf
- * take part like any number, and a sum that meets both +inf and -inf is NaN.
  */
 
 #define TALLY_BLOCK_MAGIC 0x4B4C4254u   /* bytes "TBLK" */
 #define TALLY_BLOCK_VERSION 1u
 #define TALLY_BLOCK_MAX_POINTS 65536u   /* points per block, at most */
 #define TALLY_BLOCK_CHUNK_POINTS 128u   /* = TALLY_CHUNK_POINTS of engine.h */
+#define TALLY_BLOCK_TABLE_GROUP 128u    /* chunk table entries per column chunk */
+#define TALLY_BLOCK_TABLE_COLUMNS 7u    /* column chunks per table group */
 
 #define TALLY_BLOCK_F_TS_SORTED 0x0001u /* = TALLY_BLOCK_TS_SORTED: timestamps non-decreasing */
 #define TALLY_BLOCK_F_LZ4 0x0002u       /* the stored body is one LZ4 block */
-#define TALLY_BLOCK_F_KNOWN (TALLY_BLOCK_F_TS_SORTED | TALLY_BLOCK_F_LZ4)
+#define TALLY_BLOCK_F_STEPS_LINEAR 0x0004u /* steps not stored: step i = min_step + i * d */
+#define TALLY_BLOCK_F_TS_LINEAR 0x0008u /* timestamps not stored: ts i = min_ts + i * d */
+#define TALLY_BLOCK_F_KNOWN                                                                     \
+    (TALLY_BLOCK_F_TS_SORTED | TALLY_BLOCK_F_LZ4 | TALLY_BLOCK_F_STEPS_LINEAR |                 \
+     TALLY_BLOCK_F_TS_LINEAR)
 
 typedef struct tally_disk_block_header {
     uint32_t magic;            /* TALLY_BLOCK_MAGIC */
@@ -119,7 +143,7 @@ typedef struct tally_disk_block_header {
     uint32_t n_nan;            /* NaN values in the block */
     uint32_t body_len;         /* bytes of the body as stored after the header */
     uint32_t raw_body_len;     /* bytes of the body once decompressed (= body_len if raw) */
-    uint32_t reserved;         /* zero */
+    uint32_t columns_len;      /* bytes of column data at the start of the raw body */
     int64_t min_step;          /* step of the first point */
     int64_t max_step;          /* step of the last point */
     int64_t min_timestamp_ms;  /* least timestamp, ms since the epoch */
@@ -144,7 +168,7 @@ _Static_assert(offsetof(tally_disk_block_header, n_chunks) == 20, "block header 
 _Static_assert(offsetof(tally_disk_block_header, n_nan) == 24, "block header layout");
 _Static_assert(offsetof(tally_disk_block_header, body_len) == 28, "block header layout");
 _Static_assert(offsetof(tally_disk_block_header, raw_body_len) == 32, "block header layout");
-_Static_assert(offsetof(tally_disk_block_header, reserved) == 36, "block header layout");
+_Static_assert(offsetof(tally_disk_block_header, columns_len) == 36, "block header layout");
 _Static_assert(offsetof(tally_disk_block_header, min_step) == 40, "block header layout");
 _Static_assert(offsetof(tally_disk_block_header, max_step) == 48, "block header layout");
 _Static_assert(offsetof(tally_disk_block_header, min_timestamp_ms) == 56, "block header layout");
@@ -158,27 +182,6 @@ _Static_assert(offsetof(tally_disk_block_header, last_timestamp_ms) == 112, "blo
 _Static_assert(offsetof(tally_disk_block_header, last_value) == 120, "block header layout");
 _Static_assert(offsetof(tally_disk_block_header, body_checksum) == 128, "block header layout");
 _Static_assert(offsetof(tally_disk_block_header, header_checksum) == 136, "block header layout");
-
-typedef struct tally_disk_chunk {
-    uint32_t data_off; /* byte offset of the chunk's column data within the raw body */
-    uint8_t argmin;    /* chunk index of the first least non-NaN value (0 if all NaN) */
-    uint8_t argmax;    /* chunk index of the first greatest non-NaN value (0 if all NaN) */
-    uint8_t n_nan;     /* NaN values in the chunk, 0..n_points */
-    uint8_t n_points;  /* points in the chunk, 1..TALLY_BLOCK_CHUNK_POINTS */
-    double min_value;  /* least non-NaN value; NaN if all are NaN */
-    double max_value;  /* greatest non-NaN value; NaN if all are NaN */
-    double sum;        /* sum of non-NaN values, in chunk order; 0 if none */
-} tally_disk_chunk;
-
-_Static_assert(sizeof(tally_disk_chunk) == 32, "chunk table entry size");
-_Static_assert(offsetof(tally_disk_chunk, argmin) == 4, "chunk table entry layout");
-_Static_assert(offsetof(tally_disk_chunk, argmax) == 5, "chunk table entry layout");
-_Static_assert(offsetof(tally_disk_chunk, n_nan) == 6, "chunk table entry layout");
-_Static_assert(offsetof(tally_disk_chunk, n_points) == 7, "chunk table entry layout");
-_Static_assert(offsetof(tally_disk_chunk, min_value) == 8, "chunk table entry layout");
-_Static_assert(offsetof(tally_disk_chunk, max_value) == 16, "chunk table entry layout");
-_Static_assert(offsetof(tally_disk_chunk, sum) == 24, "chunk table entry layout");
-_Static_assert(TALLY_BLOCK_CHUNK_POINTS <= 255, "chunk counts and indexes fit in a byte");
 _Static_assert(TALLY_BLOCK_MAX_POINTS % TALLY_BLOCK_CHUNK_POINTS == 0, "whole chunks");
 
 /* ======================================================================== */

@@ -6,8 +6,9 @@
  *   producers  call tally_engine_append: encode a WAL record in their own
  *              thread, queue it, wait for the writer's verdict.
  *   writer     one thread: writes queued records to the WAL (group commit),
- *              applies them to head buffers, seals full heads into blocks,
- *              appends blocks to segments, checkpoints.
+ *              applies them to head buffers, freezes full heads, checkpoints.
+ *   sealer     one thread: encodes frozen heads into blocks, appends them to
+ *              segments and publishes them (sealer.c).
  *   readers    look series up, take snapshots, decode blocks from the mmap.
  *
  * Locks and what they guard (take them in this order, never the reverse):
@@ -19,10 +20,15 @@
  *                         publishing a block, by readers while copying.
  *   e->queue_mu (mutex)   the request queue, the poison state, counters that
  *                         producers read.
+ *   e->seal_mu (mutex)    the seal queue and the count of frozen heads not
+ *                         yet sealed. Never held together with s->mu.
  *
  * Memory model (why readers never see a torn block):
- *  (1) Only the writer mutates heads, block lists, segments and the WAL.
- *  (2) The writer writes a block's bytes to its segment file (pwrite or
+ *  (1) Only the writer mutates heads and the WAL; only the sealer appends to
+ *      segments and block lists, except that the writer syncs segments and
+ *      reads block lists during a checkpoint, when no frozen head is pending
+ *      (the sealer is idle; e->seal_mu orders the two).
+ *  (2) The sealer writes a block's bytes to its segment file (pwrite or
  *      io_uring; the page cache is shared with the MAP_SHARED read mapping)
  *      and only then, under s->mu, appends the block's reference. A reader
  *      that sees the reference under s->mu therefore sees the bytes.
@@ -53,6 +59,14 @@ typedef struct tally__block_ref {
     uint64_t offset;  /* byte offset in the segment */
 } tally__block_ref;
 
+/* A full head buffer handed to the sealer; immutable once frozen. */
+typedef struct tally__frozen {
+    int64_t *steps, *ts;       /* n points each, arrival order */
+    double *vals;
+    uint32_t n, cap;           /* points, allocated capacity */
+    struct tally__frozen *next;
+} tally__frozen;
+
 typedef struct tally__series {
     uint64_t id;               /* XXH3-64 of run, 0, key */
     char *run;                 /* run id bytes, zero-terminated copy */
@@ -67,6 +81,9 @@ typedef struct tally__series {
     uint32_t h_n, h_cap;       /* points held, capacity */
     int h_sorted;              /* nonzero while arrivals were in (step, ts) order */
     uint64_t h_oldest_wal;     /* WAL file number of the oldest head point, 0 if empty */
+    tally__frozen *frozen;     /* frozen heads awaiting the sealer, oldest first */
+    int seal_queued;           /* on the seal queue (seal_mu) */
+    struct tally__series *next_seal; /* seal queue link (seal_mu) */
     /* sealed blocks, in sealing order */
     tally__block_ref *blocks;
     uint32_t n_blocks, blocks_cap;
@@ -101,7 +118,8 @@ struct tally_engine {
     tally_engine_options opt;
     int lock_fd;                   /* flock'd LOCK file */
     int dir_fd;                    /* the data directory, for fsync after renames */
-    tally__io *io;
+    tally__io *io;                 /* the writer's: WAL and checkpoint */
+    tally__io *seg_io;             /* the sealer's: segments (the writer's during a checkpoint) */
 
     /* series directory (dir_lock) */
     pthread_rwlock_t dir_lock;
@@ -129,10 +147,19 @@ struct tally_engine {
     uint64_t last_sync_ns;         /* async mode: time of the last fsync */
     int wal_unsynced;              /* async mode: bytes written since the last fsync */
 
-    /* writer scratch */
+    /* sealer (sealer.c): its scratch, queue and thread */
     int64_t *seal_steps, *seal_ts;
     double *seal_vals;
     uint8_t *seal_out, *seal_scratch;
+    pthread_mutex_t seal_mu;
+    pthread_cond_t seal_cv;        /* the sealer waits here */
+    pthread_cond_t sealed_cv;      /* waiters for pending == 0 */
+    tally__series *seal_head, *seal_tail;
+    uint64_t seal_pending;         /* frozen heads not yet sealed */
+    int seal_error;                /* first sealing error, or 0 */
+    int seal_stop;
+    pthread_t sealer;
+    int sealer_started;
 
     /* queue (queue_mu) */
     pthread_mutex_t queue_mu;
@@ -144,13 +171,16 @@ struct tally_engine {
     int closing;
     int poisoned;                  /* first write error, or 0 */
     int checkpoint_requested;
+    tally__wal_scratch *scratch_pool; /* idle encoding buffers (queue_mu) */
+    int n_scratch_pool;
     int checkpoint_result;
     uint64_t checkpoint_gen_done, checkpoint_gen_wanted;
     pthread_t writer;
     int writer_started;
 
     /* accounting (atomics: read by anyone) */
-    _Atomic uint64_t memory_bytes;
+    _Atomic uint64_t memory_bytes;  /* heads + frozen heads + queued records */
+    _Atomic uint64_t head_bytes;    /* heads alone (not frozen) */
     _Atomic uint64_t n_points_total, n_head_points, n_blocks_total, segment_bytes;
     _Atomic uint64_t wal_records, fsyncs, fsync_ns, checkpoints, recovered_records;
 };
@@ -172,8 +202,20 @@ int tally__dir_init(tally_engine *e);
  * be unaligned. wal_number is the WAL file holding them. */
 int tally__series_append(tally_engine *e, tally__series *s, const tally_series_batch *b,
                          uint64_t wal_number);
-/* Seals the head of s into a block (writer only). No-op on an empty head. */
-int tally__series_seal(tally_engine *e, tally__series *s);
+/* Hands the head of s to the sealer (writer only). No-op on an empty head. */
+int tally__series_freeze(tally_engine *e, tally__series *s);
+/* Seals the oldest frozen head of s (sealer, or the only thread during
+ * recovery). Returns 1 when s had none. */
+int tally__series_seal_frozen(tally_engine *e, tally__series *s);
+
+/* --- sealer (sealer.c) --------------------------------------------------- */
+
+int tally__sealer_start(tally_engine *e);
+void tally__sealer_stop(tally_engine *e);
+/* Queues s for sealing (s has a new frozen head). */
+void tally__sealer_enqueue(tally_engine *e, tally__series *s);
+/* Waits until every frozen head is sealed; returns the sealer's error. */
+int tally__sealer_drain(tally_engine *e);
 /* Updates the totals of s with one point (caller holds s->mu). */
 void tally__series_account(tally__series *s, int64_t step, int64_t ts, double v);
 /* Publishes a block reference (takes s->mu). */

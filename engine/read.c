@@ -154,7 +154,10 @@ int tally_snapshot_open(tally_engine *e, tally_series_id id, tally_snapshot **ou
     int64_t *steps = NULL, *ts = NULL;
     double *vals = NULL;
     pthread_mutex_lock(&s->mu);
+    /* The unsealed points: frozen heads waiting for the sealer, then the head. */
     uint32_t nb = s->n_blocks, nh = s->h_n;
+    for (const tally__frozen *f = s->frozen; f; f = f->next)
+        nh += f->n;
     snap->blocks = tally__malloc((size_t)nb * sizeof *snap->blocks);
     if (nh) {
         steps = tally__malloc((size_t)nh * 8);
@@ -164,10 +167,17 @@ int tally_snapshot_open(tally_engine *e, tally_series_id id, tally_snapshot **ou
     int ok = snap->blocks && (!nh || (steps && ts && vals));
     if (ok) {
         memcpy(snap->blocks, s->blocks, (size_t)nb * sizeof *snap->blocks);
-        if (nh) {
-            memcpy(steps, s->h_steps, (size_t)nh * 8);
-            memcpy(ts, s->h_ts, (size_t)nh * 8);
-            memcpy(vals, s->h_vals, (size_t)nh * 8);
+        size_t at = 0;
+        for (const tally__frozen *f = s->frozen; f; f = f->next) {
+            memcpy(steps + at, f->steps, (size_t)f->n * 8);
+            memcpy(ts + at, f->ts, (size_t)f->n * 8);
+            memcpy(vals + at, f->vals, (size_t)f->n * 8);
+            at += f->n;
+        }
+        if (s->h_n) {
+            memcpy(steps + at, s->h_steps, (size_t)s->h_n * 8);
+            memcpy(ts + at, s->h_ts, (size_t)s->h_n * 8);
+            memcpy(vals + at, s->h_vals, (size_t)s->h_n * 8);
         }
     }
     pthread_mutex_unlock(&s->mu);

@@ -128,7 +128,7 @@ int tally__segment_append(tally_engine *e, const uint8_t *block, uint32_t len,
         sg = tally__segment_get(e, e->n_segments);
     }
     struct iovec iov = {(void *)block, len};
-    int rc = tally__io_write(e->io, sg->fd, &iov, 1, sg->len, 0, TALLY_IO_OP_SEGMENT_WRITE,
+    int rc = tally__io_write(e->seg_io, sg->fd, &iov, 1, sg->len, 0, TALLY_IO_OP_SEGMENT_WRITE,
                              TALLY_IO_OP_SEGMENT_SYNC);
     if (rc)
         return rc;
@@ -147,7 +147,7 @@ int tally__segment_sync_all(tally_engine *e)
         tally__segment *sg = tally__segment_get(e, n);
         if (!sg || !sg->dirty)
             continue;
-        int rc = tally__io_sync(e->io, sg->fd, TALLY_IO_OP_SEGMENT_SYNC);
+        int rc = tally__io_sync(e->seg_io, sg->fd, TALLY_IO_OP_SEGMENT_SYNC);
         if (rc)
             return rc;
         sg->dirty = 0;

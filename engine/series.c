@@ -68,6 +68,13 @@ void tally__dir_free(tally_engine *e)
         tally__free(s->h_steps);
         tally__free(s->h_ts);
         tally__free(s->h_vals);
+        for (tally__frozen *f = s->frozen, *next; f; f = next) {
+            next = f->next;
+            tally__free(f->steps);
+            tally__free(f->ts);
+            tally__free(f->vals);
+            tally__free(f);
+        }
         tally__free(s->blocks);
         tally__free(s);
     }
@@ -270,11 +277,56 @@ void tally__series_account(tally__series *s, int64_t step, int64_t ts, double v)
     s->n_points++;
 }
 
+/* Updates the totals and the sortedness of the head with points
+ * [from, from + n) of the head (caller holds s->mu). One pass, no calls. */
+static void account_range(tally__series *s, uint32_t from, uint32_t n)
+{
+    const int64_t *st = s->h_steps, *ts = s->h_ts;
+    const double *va = s->h_vals;
+    uint32_t i = from, end = from + n;
+    if (s->n_points == 0 && i < end) {
+        tally__series_account(s, st[i], ts[i], va[i]);
+        i++;
+    }
+    int sorted = s->h_sorted;
+    int64_t min_step = s->min_step, max_step = s->max_step, min_ts = s->min_ts, max_ts = s->max_ts;
+    double min_v = s->min_value, max_v = s->max_value;
+    for (; i < end; i++) {
+        int64_t a = st[i], t = ts[i];
+        double v = va[i];
+        if (i > 0 && (a < st[i - 1] || (a == st[i - 1] && t < ts[i - 1])))
+            sorted = 0;
+        min_step = a < min_step ? a : min_step;
+        max_step = a > max_step ? a : max_step;
+        min_ts = t < min_ts ? t : min_ts;
+        max_ts = t > max_ts ? t : max_ts;
+        if (v == v) {
+            if (!(v >= min_v))
+                min_v = v; /* also replaces a NaN minimum */
+            if (!(v <= max_v))
+                max_v = v;
+        }
+        if (latest_less(&s->latest, a, t, v))
+            s->latest = (tally_point){a, t, v};
+        if (a < s->first.step || (a == s->first.step && t < s->first.timestamp_ms))
+            s->first = (tally_point){a, t, v};
+        s->n_points++;
+    }
+    s->h_sorted = sorted;
+    s->min_step = min_step;
+    s->max_step = max_step;
+    s->min_ts = min_ts;
+    s->max_ts = max_ts;
+    s->min_value = min_v;
+    s->max_value = max_v;
+}
+
 static int head_reserve(tally_engine *e, tally__series *s, uint32_t need)
 {
     if (need <= s->h_cap)
         return 0;
-    uint32_t cap = s->h_cap ? s->h_cap : 64;
+    /* A series that already filled a head will likely fill the next one. */
+    uint32_t cap = s->h_cap ? s->h_cap : (s->n_blocks || s->frozen ? e->opt.block_points : 64);
     while (cap < need)
         cap *= 2;
     int64_t *st = tally__realloc(s->h_steps, (size_t)cap * 8);
@@ -289,6 +341,7 @@ static int head_reserve(tally_engine *e, tally__series *s, uint32_t need)
     if (!st || !ts || !va)
         return TALLY_ENOMEM;
     atomic_fetch_add(&e->memory_bytes, (uint64_t)(cap - s->h_cap) * 24);
+    atomic_fetch_add(&e->head_bytes, (uint64_t)(cap - s->h_cap) * 24);
     s->h_cap = cap;
     return 0;
 }
@@ -313,13 +366,7 @@ int tally__series_append(tally_engine *e, tally__series *s, const tally_series_b
         memcpy(s->h_steps + s->h_n, steps, 8ull * n);
         memcpy(s->h_ts + s->h_n, tss, 8ull * n);
         memcpy(s->h_vals + s->h_n, vals, 8ull * n);
-        for (uint32_t i = s->h_n; i < s->h_n + n; i++) {
-            int64_t st = s->h_steps[i], t = s->h_ts[i];
-            if (i > 0 && s->h_sorted &&
-                (st < s->h_steps[i - 1] || (st == s->h_steps[i - 1] && t < s->h_ts[i - 1])))
-                s->h_sorted = 0;
-            tally__series_account(s, st, t, s->h_vals[i]);
-        }
+        account_range(s, s->h_n, n);
         if (s->h_n == 0)
             s->h_oldest_wal = wal_number;
         s->h_n += n;
@@ -328,7 +375,7 @@ int tally__series_append(tally_engine *e, tally__series *s, const tally_series_b
         atomic_fetch_add(&e->n_points_total, n);
         done += n;
         if (s->h_n >= block_points && !e->opt.read_only) {
-            rc = tally__series_seal(e, s);
+            rc = tally__series_freeze(e, s);
             if (rc)
                 return rc;
         }
@@ -350,15 +397,46 @@ int tally__series_add_block(tally__series *s, const tally__block_ref *ref)
     return 0;
 }
 
-int tally__series_seal(tally_engine *e, tally__series *s)
+int tally__series_freeze(tally_engine *e, tally__series *s)
 {
-    uint32_t n = s->h_n;
-    if (n == 0)
+    if (s->h_n == 0)
         return 0;
-    /* The writer is the only mutator of the head, so reading it unlocked is safe. */
-    memcpy(e->seal_steps, s->h_steps, 8ull * n);
-    memcpy(e->seal_ts, s->h_ts, 8ull * n);
-    memcpy(e->seal_vals, s->h_vals, 8ull * n);
+    tally__frozen *f = tally__calloc(1, sizeof *f);
+    if (!f)
+        return TALLY_ENOMEM;
+    pthread_mutex_lock(&s->mu);
+    f->steps = s->h_steps;
+    f->ts = s->h_ts;
+    f->vals = s->h_vals;
+    f->n = s->h_n;
+    f->cap = s->h_cap;
+    tally__frozen **tail = &s->frozen;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = f;
+    atomic_fetch_sub(&e->head_bytes, (uint64_t)s->h_cap * 24);
+    s->h_steps = s->h_ts = NULL;
+    s->h_vals = NULL;
+    s->h_n = s->h_cap = 0;
+    s->h_sorted = 1;
+    s->h_oldest_wal = 0;
+    pthread_mutex_unlock(&s->mu);
+    tally__sealer_enqueue(e, s);
+    return 0;
+}
+
+int tally__series_seal_frozen(tally_engine *e, tally__series *s)
+{
+    pthread_mutex_lock(&s->mu);
+    tally__frozen *f = s->frozen;
+    pthread_mutex_unlock(&s->mu);
+    if (!f)
+        return 1;
+    /* f is immutable and only this thread removes it; readers may copy it meanwhile. */
+    uint32_t n = f->n;
+    memcpy(e->seal_steps, f->steps, 8ull * n);
+    memcpy(e->seal_ts, f->ts, 8ull * n);
+    memcpy(e->seal_vals, f->vals, 8ull * n);
     uint32_t kept = tally__block_sort_points(e->seal_steps, e->seal_ts, e->seal_vals, n);
     size_t len = tally__block_encode(s->id, e->seal_steps, e->seal_ts, e->seal_vals, kept,
                                      e->seal_out, e->seal_scratch);
@@ -367,17 +445,19 @@ int tally__series_seal(tally_engine *e, tally__series *s)
     if (rc)
         return rc;
     pthread_mutex_lock(&s->mu);
-    /* Reserve the slot before publishing so a failure leaves the head intact. */
     rc = tally__series_add_block(s, &ref);
     if (rc == 0) {
+        s->frozen = f->next;
         s->n_points -= n - kept; /* exact duplicates collapsed by the encoder */
-        s->h_n = 0;
-        s->h_sorted = 1;
-        s->h_oldest_wal = 0;
     }
     pthread_mutex_unlock(&s->mu);
     if (rc)
         return rc;
+    atomic_fetch_sub(&e->memory_bytes, (uint64_t)f->cap * 24);
+    tally__free(f->steps);
+    tally__free(f->ts);
+    tally__free(f->vals);
+    tally__free(f);
     atomic_fetch_sub(&e->n_head_points, n);
     atomic_fetch_sub(&e->n_points_total, n - kept);
     atomic_fetch_add(&e->n_blocks_total, 1);

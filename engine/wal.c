@@ -41,23 +41,99 @@ int tally__wal_batch_size(const tally_series_batch *series, size_t n_series, siz
     return 0;
 }
 
+/* Column transforms that make a batch cheap for LZ4 (wal.h: "Raw batch
+ * payload"): int64 columns as wrapping differences from the previous value
+ * (the first from 0), and doubles XORed with the previous value's bits then
+ * split into 8 byte planes, so constant and float32-origin bytes form runs. */
+static void delta_encode(const int64_t *v, size_t n, uint8_t *out)
+{
+    uint64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x;
+        memcpy(&x, &v[i], 8);
+        uint64_t d = x - prev;
+        memcpy(out + 8 * i, &d, 8);
+        prev = x;
+    }
+}
+
+static void delta_decode(const uint8_t *in, size_t n, int64_t *out)
+{
+    uint64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t d;
+        memcpy(&d, in + 8 * i, 8);
+        prev += d;
+        memcpy(&out[i], &prev, 8);
+    }
+}
+
+static void shuffle_encode(const double *v, size_t n, uint8_t *out)
+{
+    uint64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x;
+        memcpy(&x, &v[i], 8);
+        uint64_t d = x ^ prev;
+        prev = x;
+        for (int b = 0; b < 8; b++)
+            out[(size_t)b * n + i] = (uint8_t)(d >> (8 * b));
+    }
+}
+
+static void shuffle_decode(const uint8_t *in, size_t n, double *out)
+{
+    uint64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t d = 0;
+        for (int b = 0; b < 8; b++)
+            d |= (uint64_t)in[(size_t)b * n + i] << (8 * b);
+        prev ^= d;
+        memcpy(&out[i], &prev, 8);
+    }
+}
+
 static uint8_t *put(uint8_t *p, const void *src, size_t n)
 {
     memcpy(p, src, n);
     return p + n;
 }
 
+void tally__wal_scratch_free(tally__wal_scratch *s)
+{
+    if (!s)
+        return;
+    tally__free(s->raw);
+    tally__free(s->out);
+    tally__free(s);
+}
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (*cap >= need)
+        return 0;
+    uint8_t *nb = tally__realloc(*buf, need);
+    if (!nb)
+        return TALLY_ENOMEM;
+    *buf = nb;
+    *cap = need;
+    return 0;
+}
+
 int tally__wal_encode_batch(const tally_series_batch *series, size_t n_series,
-                            tally__wal_record *rec)
+                            tally__wal_scratch *scratch, tally__wal_record *rec)
 {
     size_t raw_len;
     int rc = tally__wal_batch_size(series, n_series, &raw_len);
     if (rc)
         return rc;
-    /* Build the raw payload, then compress it behind the header if that pays. */
-    uint8_t *raw = tally__malloc(raw_len);
-    if (!raw)
+    size_t bound = (size_t)LZ4_compressBound((int)raw_len);
+    if (grow(&scratch->raw, &scratch->raw_cap, raw_len) ||
+        grow(&scratch->out, &scratch->out_cap,
+             TALLY_WAL_RECORD_HDR_SIZE + (bound > raw_len ? bound : raw_len)))
         return TALLY_ENOMEM;
+    /* Build the raw payload, then compress it behind the header if that pays. */
+    uint8_t *raw = scratch->raw, *buf = scratch->out;
     uint8_t *p = raw;
     uint32_t n32 = (uint32_t)n_series;
     p = put(p, &n32, 4);
@@ -71,15 +147,10 @@ int tally__wal_encode_batch(const tally_series_batch *series, size_t n_series,
     }
     for (size_t i = 0; i < n_series; i++) {
         size_t n = series[i].n_points;
-        p = put(p, series[i].steps, 8 * n);
-        p = put(p, series[i].timestamps_ms, 8 * n);
-        p = put(p, series[i].values, 8 * n);
-    }
-    size_t bound = (size_t)LZ4_compressBound((int)raw_len);
-    uint8_t *buf = tally__malloc(TALLY_WAL_RECORD_HDR_SIZE + (bound > raw_len ? bound : raw_len));
-    if (!buf) {
-        tally__free(raw);
-        return TALLY_ENOMEM;
+        delta_encode(series[i].steps, n, p);
+        delta_encode(series[i].timestamps_ms, n, p + 8 * n);
+        shuffle_encode(series[i].values, n, p + 16 * n);
+        p += 24 * n;
     }
     tally__wal_record_hdr h = {0};
     h.magic = TALLY_WAL_RECORD_MAGIC;
@@ -94,7 +165,6 @@ int tally__wal_encode_batch(const tally_series_batch *series, size_t n_series,
         memcpy(buf + TALLY_WAL_RECORD_HDR_SIZE, raw, raw_len);
         h.stored_len = (uint32_t)raw_len;
     }
-    tally__free(raw);
     memcpy(buf, &h, sizeof h);
     rec->buf = buf;
     rec->len = TALLY_WAL_RECORD_HDR_SIZE + h.stored_len;
@@ -151,7 +221,21 @@ static int decode_batch(const uint8_t *p, size_t len, tally__wal_series_fn fn, v
         return TALLY_ECORRUPT;
     const uint8_t *col = p;
     p = names;
-    for (uint32_t i = 0; i < n_series; i++) {
+    size_t max_n = 0;
+    for (uint32_t i = 0, off = 0; i < n_series; i++) {
+        uint32_t n;
+        uint16_t rl, kl;
+        memcpy(&rl, names + off, 2);
+        memcpy(&kl, names + off + 2, 2);
+        memcpy(&n, names + off + 4, 4);
+        off += 8u + rl + kl;
+        if (n > max_n)
+            max_n = n;
+    }
+    int64_t *steps = tally__malloc(max_n * 8), *tss = tally__malloc(max_n * 8);
+    double *vals = tally__malloc(max_n * 8);
+    int rc = steps && tss && vals ? 0 : TALLY_ENOMEM;
+    for (uint32_t i = 0; i < n_series && rc == 0; i++) {
         tally_series_batch s;
         uint16_t rl, kl;
         memcpy(&rl, p, 2);
@@ -162,17 +246,19 @@ static int decode_batch(const uint8_t *p, size_t len, tally__wal_series_fn fn, v
         s.key = (const char *)p + 8 + rl;
         s.key_len = kl;
         p += 8 + rl + kl;
-        /* Columns may be unaligned inside the payload; the apply path copies
-         * them with memcpy, never through typed loads. */
-        s.steps = (const int64_t *)(const void *)col;
-        s.timestamps_ms = (const int64_t *)(const void *)(col + 8ull * s.n_points);
-        s.values = (const double *)(const void *)(col + 16ull * s.n_points);
+        delta_decode(col, s.n_points, steps);
+        delta_decode(col + 8ull * s.n_points, s.n_points, tss);
+        shuffle_decode(col + 16ull * s.n_points, s.n_points, vals);
+        s.steps = steps;
+        s.timestamps_ms = tss;
+        s.values = vals;
         col += 24ull * s.n_points;
-        int rc = fn(ctx, &s);
-        if (rc)
-            return rc;
+        rc = fn(ctx, &s);
     }
-    return 0;
+    tally__free(steps);
+    tally__free(tss);
+    tally__free(vals);
+    return rc;
 }
 
 int tally__wal_read_record(const uint8_t *p, const uint8_t *end, uint64_t expect_seq,

@@ -21,7 +21,10 @@
  *
  * Raw batch payload:
  *   u32 n_series; per series: u16 run_len, u16 key_len, u32 n_points, run, key;
- *   then per series in the same order: steps[n] i64, timestamps[n] i64, values[n] f64.
+ *   then per series in the same order: steps[n] and timestamps[n] as int64
+ *   differences from the previous value (the first from 0, wrapping), and
+ *   values[n] XORed with the previous value's bits (the first with 0) and
+ *   split into 8 byte planes (plane b holds byte b of every value, LSB first).
  *
  * Invariants:
  *  (1) A record is valid only if its magic, lengths, sequence number (previous
@@ -68,9 +71,21 @@ typedef struct tally__wal_record_hdr {
 _Static_assert(sizeof(tally__wal_record_hdr) == TALLY_WAL_RECORD_HDR_SIZE, "wal record header size");
 _Static_assert(offsetof(tally__wal_record_hdr, checksum) == 24, "wal checksum offset");
 
+/* Reusable buffers for encoding records (kept by the engine in a small pool
+ * so large batches do not fault in fresh pages every time). */
+typedef struct tally__wal_scratch {
+    uint8_t *raw;     /* raw payload */
+    size_t raw_cap;
+    uint8_t *out;     /* header + stored payload */
+    size_t out_cap;
+    struct tally__wal_scratch *next; /* pool link */
+} tally__wal_scratch;
+
+void tally__wal_scratch_free(tally__wal_scratch *s);
+
 /* An encoded record waiting for its sequence number and checksum. */
 typedef struct tally__wal_record {
-    uint8_t *buf;     /* header + stored payload, owned */
+    uint8_t *buf;     /* header + stored payload, in the scratch's out buffer */
     size_t len;       /* total bytes */
     size_t raw_len;   /* raw payload bytes (for memory accounting) */
 } tally__wal_record;
@@ -78,9 +93,11 @@ typedef struct tally__wal_record {
 /* Size of the raw payload for a batch; TALLY_EINVAL / TALLY_ETOOBIG if invalid. */
 int tally__wal_batch_size(const tally_series_batch *series, size_t n_series, size_t *raw_len);
 
-/* Encodes a batch into rec (header left for tally__wal_seal_record). */
+/* Encodes a batch into rec using scratch's buffers (grown as needed; rec
+ * points into them until the scratch is reused or freed). The header's
+ * sequence number and checksum are left for tally__wal_seal_record. */
 int tally__wal_encode_batch(const tally_series_batch *series, size_t n_series,
-                            tally__wal_record *rec);
+                            tally__wal_scratch *scratch, tally__wal_record *rec);
 
 /* Sets the record's sequence number and checksum. */
 void tally__wal_seal_record(tally__wal_record *rec, uint64_t seq);

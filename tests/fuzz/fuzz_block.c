@@ -10,9 +10,10 @@
  *           damaged headers and bodies (LZ4 ones too) reach the checks that
  *           come after the checksums.
  *   mode 2  the same, after also repairing the header's framing (magic,
- *           version, reserved, n_chunks, a raw body whose length is the rest
- *           of the payload), so arbitrary bytes reach the chunk table checks
- *           and the column decoders.
+ *           version, known flags, n_chunks, a raw body whose length is the
+ *           rest of the payload, columns_len inside it), so arbitrary bytes
+ *           reach the chunk table decoder, its checks and the column
+ *           decoders.
  *   mode 3  round trip: points carved from the payload are sorted, encoded
  *           and read back; any difference from the sorted input, the brute
  *           force summaries or the chunk summaries aborts.
@@ -93,21 +94,26 @@ static void repair_framing(uint8_t *p, size_t len)
     memcpy(&h, p, sizeof h);
     h.magic = TALLY_BLOCK_MAGIC;
     h.version = TALLY_BLOCK_VERSION;
-    h.flags &= (uint16_t)TALLY_BLOCK_F_TS_SORTED;
-    h.reserved = 0;
+    h.flags &= (uint16_t)(TALLY_BLOCK_F_KNOWN & ~TALLY_BLOCK_F_LZ4);
     h.n_points = 1 + h.n_points % MAXP;
     h.n_chunks = (h.n_points + TALLY_CHUNK_POINTS - 1) / TALLY_CHUNK_POINTS;
     h.body_len = h.raw_body_len = (uint32_t)(len - sizeof h);
+    h.columns_len %= h.body_len + 1;
     memcpy(p, &h, sizeof h);
 }
 
-/* Carves points from the payload. byte 0: style, bytes 1-2: point count. */
+/* Carves points from the payload. byte 0: style (and bit 7: big), bytes
+ * 1-2: point count. */
 static uint32_t carve(const uint8_t *d, size_t size)
 {
     if (size < 3)
         return 0;
-    uint8_t style = d[0] % 3;
-    uint32_t want = 1 + (((uint32_t)d[1] | (uint32_t)d[2] << 8) % MAXP);
+    /* Up to 1024 points (8 chunks) unless bit 7 asks for up to 65536 (and
+     * several chunk table groups): big blocks are slow under the fuzzer's
+     * instrumentation, so most runs stay small. */
+    uint8_t style = (uint8_t)((d[0] & 0x7F) % 3);
+    uint32_t want = (uint32_t)d[1] | (uint32_t)d[2] << 8;
+    want = 1 + (d[0] & 0x80 ? want % MAXP : want % 1024);
     d += 3;
     size -= 3;
     uint32_t n = 0;

@@ -7,26 +7,29 @@
  * recovers every acknowledged point and accepts new writes.
  */
 #include <errno.h>
+#include <stdatomic.h>
 
 #include "tally/engine.h"
 #include "test.h"
 
+/* The hook runs on the engine's writer and sealer threads at once. */
 typedef struct fault_plan {
-    tally_io_op op;     /* operation to fail */
-    int countdown;      /* let this many of that op pass first */
-    int verdict;        /* -errno or a short length */
-    int fired;          /* set once the fault was injected */
+    tally_io_op op;        /* operation to fail */
+    atomic_int countdown;  /* let this many of that op pass first */
+    int verdict;           /* -errno or a short length */
+    atomic_int fired;      /* set once the fault was injected */
 } fault_plan;
 
 static int fault_hook(void *ctx, tally_io_op op, size_t len)
 {
     fault_plan *f = ctx;
     (void)len;
-    if (f->fired || op != f->op)
+    if (atomic_load(&f->fired) || op != f->op)
         return 0;
-    if (f->countdown-- > 0)
+    if (atomic_fetch_sub(&f->countdown, 1) > 0)
         return 0;
-    f->fired = 1;
+    if (atomic_exchange(&f->fired, 1))
+        return 0;
     return f->verdict;
 }
 
@@ -85,19 +88,24 @@ static void run_fault(tally_io_op op, int countdown, int verdict, int expect_err
 {
     char dir[512];
     test_tmpdir(dir, sizeof dir, "faults");
-    fault_plan plan = {op, countdown, verdict, 0};
+    fault_plan plan;
+    plan.op = op;
+    atomic_init(&plan.countdown, countdown);
+    plan.verdict = verdict;
+    atomic_init(&plan.fired, 0);
     tally_engine_options o;
     tally_engine_options_init(&o);
     o.block_points = 128;
     o.wal_file_bytes = 64 << 10;
-    o.checkpoint_wal_bytes = 256 << 10;
+    o.checkpoint_wal_bytes = 32 << 10;
     o.fault_hook = fault_hook;
     o.fault_ctx = &plan;
     tally_engine *e;
     ASSERT_OK(tally_engine_open(dir, &o, &e));
     int err;
     size_t acked = append_until_failure(e, "r", 400, &err);
-    if (op == TALLY_IO_OP_CHECKPOINT_WRITE || op == TALLY_IO_OP_CHECKPOINT_SYNC) {
+    if (op == TALLY_IO_OP_CHECKPOINT_WRITE || op == TALLY_IO_OP_CHECKPOINT_SYNC ||
+        op == TALLY_IO_OP_SEGMENT_SYNC) {
         /* Automatic checkpoints may run before the failing append returns:
          * whichever call sees the failure, the engine ends poisoned. */
         if (err == 0)

@@ -307,12 +307,13 @@ enum pattern {
     PAT_EXACT_DUPS,  /* every point two or three times, shuffled */
     PAT_SPECIALS,    /* NaNs (with payloads), +-inf, -0.0, subnormals, extremes */
     PAT_ALL_NAN,     /* every value a NaN */
-    PAT_HELD,        /* held accuracy: long runs of one value (LZ4 body) */
+    PAT_HELD,        /* held accuracy: long runs of one value, regular clock */
+    PAT_PERIODIC,    /* random values repeating every 32 points (LZ4 body) */
     PAT_N
 };
 
 static const char *pattern_name[PAT_N] = {"random", "sorted",   "reversed", "dup-steps",
-                                          "exact-dups", "specials", "all-nan", "held"};
+                                          "exact-dups", "specials", "all-nan", "held", "periodic"};
 
 static double special_value(void)
 {
@@ -382,9 +383,19 @@ static void make_points(enum pattern p, uint32_t n, int64_t *s, int64_t *t, doub
             break;
         case PAT_HELD:
             s[i] = i;
-            t[i] = clock;
+            t[i] = 1700000000000 + 250 * (int64_t)i;
             v[i] = 0.5 + 0.125 * (double)(i / 500);
             break;
+        case PAT_PERIODIC: {
+            static uint64_t period[32];
+            if (i == 0)
+                for (int j = 0; j < 32; j++)
+                    period[j] = rnd();
+            s[i] = 2 * (int64_t)i + (i % 3 == 0);
+            t[i] = clock;
+            v[i] = dbl_of(period[i % 32]);
+            break;
+        }
         case PAT_N:
             break;
         }
@@ -519,18 +530,59 @@ static void test_lz4_and_raw(void)
     int64_t *s = malloc(n * 8), *t = malloc(n * 8);
     double *v = malloc(n * 8);
     ASSERT(s && t && v);
-    make_points(PAT_HELD, n, s, t, v);
+    make_points(PAT_PERIODIC, n, s, t, v);
     ASSERT(check_block(s, t, v, n, 32) & TALLY_BLOCK_F_LZ4);
     make_points(PAT_RANDOM, n, s, t, v);
     n = tally__block_sort_points(s, t, v, n);
     ASSERT(!(check_block(s, t, v, n, 32) & TALLY_BLOCK_F_LZ4));
     /* The LZ4 body must save at least 1/8 of the raw body. */
-    make_points(PAT_HELD, 4096, s, t, v);
+    make_points(PAT_PERIODIC, 4096, s, t, v);
     blk b = encode_block(1, s, t, v, 4096);
     tally_disk_block_header h = raw_header(&b);
     ASSERT(h.flags & TALLY_BLOCK_F_LZ4);
     ASSERT_LE((uint64_t)h.body_len * 8, (uint64_t)h.raw_body_len * 7);
     free(b.p);
+    free(s);
+    free(t);
+    free(v);
+}
+
+/* Steps and timestamps that are arithmetic over the block are not stored;
+ * the extremes of int64 must still come back exactly. */
+static void test_linear_columns(void)
+{
+    uint32_t n = 1000;
+    int64_t *s = malloc(n * 8), *t = malloc(n * 8);
+    double *v = malloc(n * 8);
+    ASSERT(s && t && v);
+    make_points(PAT_HELD, n, s, t, v);
+    uint16_t f = check_block(s, t, v, n, 50);
+    ASSERT((f & TALLY_BLOCK_F_STEPS_LINEAR) && (f & TALLY_BLOCK_F_TS_LINEAR));
+    make_points(PAT_SORTED, n, s, t, v); /* jittered clock */
+    f = check_block(s, t, v, n, 50);
+    ASSERT((f & TALLY_BLOCK_F_STEPS_LINEAR) && !(f & TALLY_BLOCK_F_TS_LINEAR));
+    s[500] += 1; /* one step off the line */
+    f = check_block(s, t, v, n, 50);
+    ASSERT(!(f & TALLY_BLOCK_F_STEPS_LINEAR));
+    /* Decreasing timestamps at a constant step are not "linear". */
+    for (uint32_t i = 0; i < n; i++) {
+        s[i] = i;
+        t[i] = 5000 - 3 * (int64_t)i;
+    }
+    f = check_block(s, t, v, n, 50);
+    ASSERT((f & TALLY_BLOCK_F_STEPS_LINEAR) && !(f & TALLY_BLOCK_F_TS_LINEAR));
+    /* The whole int64 range in two increments, and equal steps (d = 0). */
+    int64_t s3[3] = {INT64_MIN, -1, INT64_MAX - 1}, t3[3] = {INT64_MIN, INT64_MIN, INT64_MIN};
+    double v3[3] = {1, 2, 3};
+    f = check_block(s3, t3, v3, 3, 20);
+    ASSERT((f & TALLY_BLOCK_F_STEPS_LINEAR) && (f & TALLY_BLOCK_F_TS_LINEAR));
+    int64_t s4[3] = {INT64_MIN, 0, INT64_MAX}; /* one short of a line */
+    f = check_block(s4, t3, v3, 3, 20);
+    ASSERT(!(f & TALLY_BLOCK_F_STEPS_LINEAR));
+    int64_t s1 = INT64_MAX, t1 = INT64_MIN;
+    double v1 = -0.0;
+    f = check_block(&s1, &t1, &v1, 1, 5);
+    ASSERT((f & TALLY_BLOCK_F_STEPS_LINEAR) && (f & TALLY_BLOCK_F_TS_LINEAR));
     free(s);
     free(t);
     free(v);
@@ -547,7 +599,7 @@ static void test_view_reuse(void)
     memset(&view, 0, sizeof view);
     for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
         uint32_t n = sizes[z];
-        make_points(PAT_HELD, n, s, t, v);
+        make_points(PAT_PERIODIC, n, s, t, v);
         blk b = encode_block(7, s, t, v, n);
         ASSERT_OK(tally__block_view_open(&view, b.p, b.p + b.len));
         ASSERT_OK(tally__block_view_decode(&view, 0, n, NULL, NULL, dv));
@@ -622,7 +674,7 @@ static void test_corrupt_bits_and_truncation(void)
     int64_t s[300], t[300];
     double v[300];
     /* LZ4 body */
-    make_points(PAT_HELD, 300, s, t, v);
+    make_points(PAT_PERIODIC, 300, s, t, v);
     blk b = encode_block(11, s, t, v, 300);
     ASSERT(raw_header(&b).flags & TALLY_BLOCK_F_LZ4);
     flip_every_bit(&b);
@@ -724,7 +776,7 @@ static void test_corrupt_behind_checksums(void)
                     mut[at] = (uint8_t)rnd();
                     break;
                 default: /* hit the chunk table harder */
-                    mut[rnd_below(h.n_chunks * 32)] = (uint8_t)rnd();
+                    mut[h.columns_len + rnd_below(h.raw_body_len - h.columns_len)] = (uint8_t)rnd();
                     break;
                 }
             }
@@ -767,6 +819,7 @@ int main(void)
     TEST_RUN(test_sort);
     TEST_RUN(test_round_trip);
     TEST_RUN(test_lz4_and_raw);
+    TEST_RUN(test_linear_columns);
     TEST_RUN(test_view_reuse);
     TEST_RUN(test_corrupt_bits_and_truncation);
     TEST_RUN(test_corrupt_behind_checksums);

@@ -96,7 +96,7 @@ static void test_producers_and_readers(void)
     tally_engine_options_init(&o);
     o.block_points = 128;
     o.wal_file_bytes = 64 << 10;
-    o.checkpoint_wal_bytes = 96 << 10;
+    o.checkpoint_wal_bytes = 24 << 10;
     ASSERT_OK(tally_engine_open(dir, &o, &eng));
     pthread_t th[N_PRODUCERS + N_READERS];
     for (int i = 0; i < N_PRODUCERS; i++)

@@ -1,0 +1,135 @@
+/*
+ * bulk.c — tally_downsample_bulk: one downsampling query over many series,
+ * spread over a small fixed pool of worker threads.
+ *
+ *   caller --enqueue job--> queue (FIFO of jobs) <--claim one series index-- workers
+ *     ^                                                 |
+ *     +------ done_cv when done == n <------ tally_downsample(ids[i]) -> out[i]
+ *
+ * The pool is created once, on the first bulk call that pays (pthread_once):
+ * one worker per online CPU, at most BULK_MAX_WORKERS, and lives until the
+ * process exits. Several callers may share it: their jobs queue in order and
+ * each worker takes the next unclaimed series of the oldest job.
+ *
+ * Invariants:
+ *  (1) Results land at the index of their id, so the output order is the
+ *      input order whatever thread ran each series.
+ *  (2) A job lives on its caller's stack; the caller returns only after
+ *      done == n, i.e. after every claimed series finished, so no worker
+ *      touches a job after its caller returned.
+ *  (3) A job leaves the queue when its last index is claimed, so a worker
+ *      never claims an index >= n.
+ *  (4) On any error every result is freed and zeroed and the first error is
+ *      returned: the caller never gets a partly filled array.
+ *  (5) queue, next, done and rc are guarded by pool_mu.
+ */
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tally/query.h"
+
+#define BULK_MAX_WORKERS 8
+#define BULK_MIN_SERIES 2 /* below this the work runs in the calling thread */
+
+typedef struct bulk_job {
+    tally_engine *e;
+    const tally_series_id *ids;
+    size_t n;                  /* series */
+    const tally_ds_req *req;
+    tally_ds_result *out;      /* n results (1) */
+    size_t next;               /* next unclaimed index (5) */
+    size_t done;               /* finished series (5) */
+    int rc;                    /* first error, or 0 (5) */
+    pthread_cond_t done_cv;    /* signalled when done == n */
+    struct bulk_job *next_job; /* queue link (5) */
+} bulk_job;
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;
+static bulk_job *queue_head, *queue_tail; /* pool_mu */
+static int n_workers;                     /* written once under pool_once */
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&pool_mu);
+    for (;;) {
+        while (!queue_head)
+            pthread_cond_wait(&work_cv, &pool_mu);
+        bulk_job *j = queue_head;
+        size_t i = j->next++;
+        if (j->next == j->n) { /* (3) */
+            queue_head = j->next_job;
+            if (!queue_head)
+                queue_tail = NULL;
+        }
+        pthread_mutex_unlock(&pool_mu);
+        int rc = tally_downsample(j->e, j->ids[i], j->req, &j->out[i]);
+        pthread_mutex_lock(&pool_mu);
+        if (rc && !j->rc)
+            j->rc = rc;
+        if (++j->done == j->n)
+            pthread_cond_signal(&j->done_cv);
+    }
+    return NULL;
+}
+
+static void pool_start(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cpus < 1 ? 1 : cpus > BULK_MAX_WORKERS ? BULK_MAX_WORKERS : (int)cpus;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int made = 0;
+    for (int i = 0; i < want; i++) {
+        pthread_t t;
+        if (pthread_create(&t, &attr, worker, NULL) != 0)
+            break;
+        made++;
+    }
+    pthread_attr_destroy(&attr);
+    n_workers = made;
+}
+
+int tally_downsample_bulk(tally_engine *e, const tally_series_id *ids, size_t n,
+                          const tally_ds_req *req, tally_ds_result *out)
+{
+    if (!e || !req || (n && (!ids || !out)))
+        return TALLY_EINVAL;
+    memset(out, 0, n * sizeof *out);
+    int rc = 0;
+    if (n >= BULK_MIN_SERIES)
+        pthread_once(&pool_once, pool_start);
+    if (n < BULK_MIN_SERIES || n_workers < 2) {
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = tally_downsample(e, ids[i], req, &out[i]);
+    } else {
+        bulk_job j;
+        memset(&j, 0, sizeof j);
+        j.e = e;
+        j.ids = ids;
+        j.n = n;
+        j.req = req;
+        j.out = out;
+        pthread_cond_init(&j.done_cv, NULL);
+        pthread_mutex_lock(&pool_mu);
+        if (queue_tail)
+            queue_tail->next_job = &j;
+        else
+            queue_head = &j;
+        queue_tail = &j;
+        pthread_cond_broadcast(&work_cv);
+        while (j.done < j.n) /* (2) */
+            pthread_cond_wait(&j.done_cv, &pool_mu);
+        rc = j.rc;
+        pthread_mutex_unlock(&pool_mu);
+        pthread_cond_destroy(&j.done_cv);
+    }
+    if (rc) /* (4) */
+        for (size_t i = 0; i < n; i++)
+            tally_ds_result_free(&out[i]);
+    return rc;
+}

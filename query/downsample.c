@@ -1,0 +1,1024 @@
+/*
+ * downsample.c — downsampling one series for charts: M4 (first, last, min
+ * and max point per pixel column), min/max/mean buckets, and LTTB. The
+ * column mapping, NaN rules and cost model are in query.h and docs/query.md.
+ *
+ * M4 and buckets read the series as a sequence of *pieces* in x order:
+ *
+ *   sources: sealed blocks (sorted on the axis: always for x = step, when
+ *            TALLY_BLOCK_TS_SORTED for time) + the snapshot's head
+ *   dirty:   x ranges covered by two or more sources, or by an unsorted one
+ *   pieces:  CLEAN(source, [a, b])  one source alone owns every point there
+ *            DIRTY([a, b])          decode every source there, sort, dedupe
+ *
+ *   CLEAN block, whole, inside one column, no NaN --> rollup pyramid node
+ *                                                     (runs of them: one
+ *                                                     range query)
+ *   CLEAN block otherwise --> chunk summaries: a chunk inside one column
+ *                             without NaN is one summary; a chunk cut by a
+ *                             column edge (or holding NaN) is decoded
+ *   DIRTY, head --> points
+ *
+ * and folds them into a column accumulator that knows the first, last, min
+ * and max of the open column. Summaries name their min/max point by
+ * reference (block + index, or block node) and references are resolved to
+ * points only for the winners, when the column closes.
+ *
+ * Invariants:
+ *  (1) Pieces are disjoint in x and fed in increasing x, so every column
+ *      sees its points in x order (the axis order: (step, ts, value bits)
+ *      for step, (ts, step, value bits) for time).
+ *  (2) A summary is fed only when it lies inside one column and holds no
+ *      NaN, so its first/last points are the column's non-NaN first/last
+ *      candidates and its min/max are real values.
+ *  (3) Min and max keep the first occurrence in x order: a later candidate
+ *      replaces the current one only if strictly smaller/greater. That is
+ *      the engine's rule for block and chunk summaries too, so a summary's
+ *      argmin is the point a point-by-point scan would have kept.
+ *  (4) Every point of the range is counted exactly once in n_source: a
+ *      dirty range is deduplicated as the engine's iterator does, and a
+ *      clean range has a single source.
+ *  (5) Column arithmetic is done in 128 bits: no int64 range, width or
+ *      relative shift overflows.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "rollup.h"
+#include "tally/query.h"
+
+__extension__ typedef __int128 i128;
+
+#define CHUNK TALLY_CHUNK_POINTS
+#define MAX_CHUNKS (65536u / TALLY_CHUNK_POINTS)
+#define HEAD_SRC UINT32_MAX
+
+#define RETURN_ERROR_IF(cond, code)                                                           \
+    do {                                                                                      \
+        if (cond)                                                                             \
+            return (code);                                                                    \
+    } while (0)
+
+/* --- points in axis order ------------------------------------------------------ */
+
+static inline uint64_t dbits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    return u;
+}
+
+static int cmp_step_order(const void *pa, const void *pb)
+{
+    const tally_point *a = pa, *b = pb;
+    if (a->step != b->step)
+        return a->step < b->step ? -1 : 1;
+    if (a->timestamp_ms != b->timestamp_ms)
+        return a->timestamp_ms < b->timestamp_ms ? -1 : 1;
+    uint64_t x = dbits(a->value), y = dbits(b->value);
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_time_order(const void *pa, const void *pb)
+{
+    const tally_point *a = pa, *b = pb;
+    if (a->timestamp_ms != b->timestamp_ms)
+        return a->timestamp_ms < b->timestamp_ms ? -1 : 1;
+    if (a->step != b->step)
+        return a->step < b->step ? -1 : 1;
+    uint64_t x = dbits(a->value), y = dbits(b->value);
+    return x < y ? -1 : x > y;
+}
+
+static int same_point(const tally_point *a, const tally_point *b)
+{
+    return a->step == b->step && a->timestamp_ms == b->timestamp_ms &&
+           dbits(a->value) == dbits(b->value);
+}
+
+/* --- query state ---------------------------------------------------------------- */
+
+enum ref_kind { REF_POINT = 0, REF_CHUNK = 1, REF_NODE = 2 };
+
+/* Where a column's min or max candidate lives. */
+typedef struct ref {
+    enum ref_kind kind;
+    uint32_t block;       /* REF_CHUNK, REF_NODE: seal index */
+    uint32_t index;       /* REF_CHUNK: point index in the block */
+    tally_point p;        /* REF_POINT */
+} ref;
+
+typedef struct source {
+    int64_t lo, hi;       /* x range of the source's points */
+    uint32_t block;       /* seal index, or HEAD_SRC */
+    int sorted;           /* its points are in axis order */
+} source;
+
+typedef struct piece {
+    int64_t a, b;         /* x range, inclusive */
+    uint32_t src;         /* index into sources, or UINT32_MAX for DIRTY */
+} piece;
+
+typedef struct xrange {
+    int64_t a, b;
+} xrange;
+
+typedef struct ds_ctx {
+    tally_engine *e;
+    tally_snapshot *s;
+    tally__rollup *r;
+    const tally__pyramid *pyr;   /* built on first use */
+    tally_ds_method method;
+    tally__axis axis;
+    i128 lo, hi, span;           /* range in absolute axis units (5) */
+    uint32_t width;
+    int64_t rel_base;            /* subtracted from bucket x for relative time */
+    int (*cmp)(const void *, const void *); /* axis order */
+
+    /* the open column */
+    int open;                    /* a column is open */
+    uint32_t col;                /* its number */
+    i128 col_lo, col_hi;         /* its x range */
+    uint64_t count, n_nan;       /* points, NaN points */
+    double sum;                  /* over non-NaN values */
+    int64_t x_first_any, x_last_any; /* x of its first and last point, NaN included */
+    int has_valid;               /* a non-NaN point was seen */
+    tally_point first, last;     /* first and last non-NaN points */
+    double min_v, max_v;         /* least and greatest non-NaN values */
+    ref min_r, max_r;            /* who holds them (3) */
+
+    /* output */
+    tally_point *pts;
+    size_t n_pts, cap_pts;
+    tally_bucket *bk;
+    size_t n_bk, cap_bk;
+    uint64_t n_source;
+
+    /* sources, head, scratch */
+    source *src;
+    size_t n_src;
+    const tally_point *head;     /* head in axis order */
+    size_t n_head;
+    tally_point *head_copy;      /* owned when the axis order differs from the snapshot's */
+    tally_point *buf;            /* dirty gathering */
+    size_t buf_n, buf_cap;
+    uint32_t chunks_block;       /* block whose chunk table is in chunks, or UINT32_MAX */
+    uint32_t dec_block, dec_chunk; /* chunk held in st/ts/v, or UINT32_MAX */
+    int64_t st[CHUNK], ts[CHUNK];
+    double v[CHUNK];
+    tally_chunk_summary chunks[MAX_CHUNKS];
+} ds_ctx;
+
+/* An x in the request's unit: relative time can exceed int64 (5); saturate. */
+static inline int64_t sat64(i128 x)
+{
+    return x < (i128)INT64_MIN ? INT64_MIN : x > (i128)INT64_MAX ? INT64_MAX : (int64_t)x;
+}
+
+static inline int64_t xof(const ds_ctx *c, const tally_point *p)
+{
+    return c->axis == TALLY__AXIS_STEP ? p->step : p->timestamp_ms;
+}
+
+/* First x of column k (0 <= k <= width): lo + ceil(k * span / width) (5). */
+static inline i128 col_start(const ds_ctx *c, uint32_t k)
+{
+    i128 num = (i128)k * c->span;
+    return c->lo + (num + c->width - 1) / c->width;
+}
+
+static inline uint32_t col_of(const ds_ctx *c, int64_t x)
+{
+    return (uint32_t)((((i128)x - c->lo) * c->width) / c->span);
+}
+
+/* --- output ------------------------------------------------------------------ */
+
+static int push_point(ds_ctx *c, const tally_point *p)
+{
+    if (c->n_pts == c->cap_pts) {
+        size_t cap = c->cap_pts ? 2 * c->cap_pts : 256;
+        tally_point *np = tally__realloc(c->pts, cap * sizeof *np);
+        RETURN_ERROR_IF(!np, TALLY_ENOMEM);
+        c->pts = np;
+        c->cap_pts = cap;
+    }
+    c->pts[c->n_pts++] = *p;
+    return 0;
+}
+
+static int push_bucket(ds_ctx *c, const tally_bucket *b)
+{
+    if (c->n_bk == c->cap_bk) {
+        size_t cap = c->cap_bk ? 2 * c->cap_bk : 256;
+        tally_bucket *nb = tally__realloc(c->bk, cap * sizeof *nb);
+        RETURN_ERROR_IF(!nb, TALLY_ENOMEM);
+        c->bk = nb;
+        c->cap_bk = cap;
+    }
+    c->bk[c->n_bk++] = *b;
+    return 0;
+}
+
+/* --- the column accumulator ------------------------------------------------------ */
+
+static int resolve(ds_ctx *c, const ref *r, double value, int want_max, tally_point *out)
+{
+    switch (r->kind) {
+    case REF_POINT:
+        *out = r->p;
+        return 0;
+    case REF_CHUNK:
+        out->value = value;
+        if (c->dec_block == r->block && c->dec_chunk == r->index / CHUNK) {
+            out->step = c->st[r->index % CHUNK];
+            out->timestamp_ms = c->ts[r->index % CHUNK];
+            return 0;
+        }
+        return tally_snapshot_block_decode(c->s, r->block, r->index, 1, &out->step,
+                                           &out->timestamp_ms, NULL);
+    case REF_NODE: {
+        tally_point mn, mx;
+        int rc = tally__rollup_block_extremes(c->r, c->s, r->block, &mn, &mx);
+        *out = want_max ? mx : mn;
+        return rc;
+    }
+    }
+    return TALLY_EINVAL;
+}
+
+static int close_col(ds_ctx *c)
+{
+    if (!c->open)
+        return 0;
+    c->open = 0;
+    c->n_source += c->count;
+    if (c->method == TALLY_DS_BUCKETS) {
+        tally_bucket b;
+        b.x_lo = sat64((i128)c->x_first_any - c->rel_base);
+        b.x_hi = sat64((i128)c->x_last_any - c->rel_base);
+        b.count = c->count;
+        b.n_nan = c->n_nan;
+        b.min = c->has_valid ? c->min_v : NAN;
+        b.max = c->has_valid ? c->max_v : NAN;
+        b.mean = c->has_valid ? c->sum / (double)(c->count - c->n_nan) : NAN;
+        return push_bucket(c, &b);
+    }
+    if (!c->has_valid)
+        return 0; /* NaN only: M4 draws nothing here */
+    tally_point p[4];
+    p[0] = c->first;
+    int rc = resolve(c, &c->min_r, c->min_v, 0, &p[1]);
+    if (rc == 0)
+        rc = resolve(c, &c->max_r, c->max_v, 1, &p[2]);
+    if (rc)
+        return rc;
+    p[3] = c->last;
+    /* Four points: insertion sort in axis order, then drop repeats. */
+    for (int i = 1; i < 4; i++)
+        for (int j = i; j > 0 && c->cmp(&p[j], &p[j - 1]) < 0; j--) {
+            tally_point t = p[j];
+            p[j] = p[j - 1];
+            p[j - 1] = t;
+        }
+    for (int i = 0; i < 4; i++) {
+        if (i > 0 && same_point(&p[i], &p[i - 1]))
+            continue;
+        rc = push_point(c, &p[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Makes the column holding x the open one (x never goes back, (1)). */
+static inline int goto_x(ds_ctx *c, int64_t x)
+{
+    if (c->open && (i128)x <= c->col_hi)
+        return 0;
+    int rc = close_col(c);
+    if (rc)
+        return rc;
+    c->col = col_of(c, x);
+    c->col_lo = col_start(c, c->col);
+    c->col_hi = col_start(c, c->col + 1) - 1;
+    c->open = 1;
+    c->count = c->n_nan = 0;
+    c->sum = 0.0;
+    c->has_valid = 0;
+    c->x_first_any = x;
+    return 0;
+}
+
+static inline int acc_point(ds_ctx *c, const tally_point *p)
+{
+    int64_t x = xof(c, p);
+    int rc = goto_x(c, x);
+    if (rc)
+        return rc;
+    c->count++;
+    c->x_last_any = x;
+    double v = p->value;
+    if (v != v) {
+        c->n_nan++;
+        return 0;
+    }
+    c->sum += v;
+    if (!c->has_valid) {
+        c->has_valid = 1;
+        c->first = *p;
+        c->min_v = c->max_v = v;
+        c->min_r.kind = c->max_r.kind = REF_POINT;
+        c->min_r.p = c->max_r.p = *p;
+    } else {
+        if (v < c->min_v) {
+            c->min_v = v;
+            c->min_r.kind = REF_POINT;
+            c->min_r.p = *p;
+        }
+        if (v > c->max_v) {
+            c->max_v = v;
+            c->max_r.kind = REF_POINT;
+            c->max_r.p = *p;
+        }
+    }
+    c->last = *p;
+    return 0;
+}
+
+/* A summary inside the open column without NaN (2). */
+static inline void acc_summary(ds_ctx *c, const tally_point *first, const tally_point *last,
+                               double min_v, const ref *min_r, double max_v, const ref *max_r,
+                               uint64_t count, double sum)
+{
+    if (c->count == 0)
+        c->x_first_any = xof(c, first);
+    c->x_last_any = xof(c, last);
+    c->count += count;
+    c->sum += sum;
+    if (!c->has_valid) {
+        c->has_valid = 1;
+        c->first = *first;
+        c->min_v = min_v;
+        c->max_v = max_v;
+        c->min_r = *min_r;
+        c->max_r = *max_r;
+    } else {
+        if (min_v < c->min_v) {
+            c->min_v = min_v;
+            c->min_r = *min_r;
+        }
+        if (max_v > c->max_v) {
+            c->max_v = max_v;
+            c->max_r = *max_r;
+        }
+    }
+    c->last = *last;
+}
+
+/* --- reading blocks -------------------------------------------------------------- */
+
+static int load_chunks(ds_ctx *c, uint32_t block)
+{
+    if (c->chunks_block == block)
+        return 0;
+    c->chunks_block = UINT32_MAX;
+    int rc = tally_snapshot_block_chunks(c->s, block, c->chunks, MAX_CHUNKS);
+    if (rc == 0)
+        c->chunks_block = block;
+    return rc;
+}
+
+static int decode_chunk(ds_ctx *c, uint32_t block, uint32_t k)
+{
+    if (c->dec_block == block && c->dec_chunk == k)
+        return 0;
+    const tally_chunk_summary *cs = &c->chunks[k];
+    c->dec_block = UINT32_MAX;
+    int rc = tally_snapshot_block_decode(c->s, block, cs->first_index, cs->n_points, c->st, c->ts,
+                                         c->v);
+    if (rc == 0) {
+        c->dec_block = block;
+        c->dec_chunk = k;
+    }
+    return rc;
+}
+
+/* Feeds the points of a clean, sorted block with x in [a, b]. */
+static int feed_block(ds_ctx *c, uint32_t block, int64_t a, int64_t b)
+{
+    int rc = load_chunks(c, block);
+    if (rc)
+        return rc;
+    uint32_t nc = tally__rollup_block(c->r, block)->n_chunks;
+    for (uint32_t k = 0; k < nc; k++) {
+        const tally_chunk_summary *cs = &c->chunks[k];
+        int64_t fx = xof(c, &cs->first), lx = xof(c, &cs->last);
+        if (lx < a)
+            continue;
+        if (fx > b)
+            break;
+        if (fx >= a && lx <= b && cs->n_nan == 0) {
+            rc = goto_x(c, fx);
+            if (rc)
+                return rc;
+            if ((i128)lx <= c->col_hi) {
+                ref mn = {REF_CHUNK, block, cs->argmin, {0, 0, 0}};
+                ref mx = {REF_CHUNK, block, cs->argmax, {0, 0, 0}};
+                acc_summary(c, &cs->first, &cs->last, cs->min_value, &mn, cs->max_value, &mx,
+                            cs->n_points, cs->sum);
+                continue;
+            }
+        }
+        rc = decode_chunk(c, block, k);
+        if (rc)
+            return rc;
+        for (uint32_t i = 0; i < cs->n_points; i++) {
+            tally_point p = {c->st[i], c->ts[i], c->v[i]};
+            int64_t x = xof(c, &p);
+            if (x < a)
+                continue;
+            if (x > b)
+                break;
+            rc = acc_point(c, &p);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Feeds whole clean blocks at pyramid positions [p, q], all inside the open
+ * column's reach and free of NaN, as one node. */
+static int feed_nodes(ds_ctx *c, uint32_t p, uint32_t q)
+{
+    tally__rnode nd;
+    tally__rollup_range(c->pyr, p, q, &nd);
+    int rc = goto_x(c, xof(c, &nd.first));
+    if (rc)
+        return rc;
+    ref mn = {REF_NODE, c->pyr->order[nd.min_pos], 0, {0, 0, 0}};
+    ref mx = {REF_NODE, c->pyr->order[nd.max_pos], 0, {0, 0, 0}};
+    acc_summary(c, &nd.first, &nd.last, nd.min_v, &mn, nd.max_v, &mx, nd.count, nd.sum);
+    return 0;
+}
+
+static int gather_push(ds_ctx *c, const tally_point *p)
+{
+    if (c->buf_n == c->buf_cap) {
+        size_t cap = c->buf_cap ? 2 * c->buf_cap : 4096;
+        tally_point *nb = tally__realloc(c->buf, cap * sizeof *nb);
+        RETURN_ERROR_IF(!nb, TALLY_ENOMEM);
+        c->buf = nb;
+        c->buf_cap = cap;
+    }
+    c->buf[c->buf_n++] = *p;
+    return 0;
+}
+
+/* First head index with x >= a. */
+static size_t head_lower(const ds_ctx *c, int64_t a)
+{
+    size_t lo = 0, hi = c->n_head;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (xof(c, &c->head[mid]) < a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Every source's points with x in [a, b], sorted in axis order and
+ * deduplicated, then fed point by point (4). */
+static int feed_dirty(ds_ctx *c, int64_t a, int64_t b)
+{
+    c->buf_n = 0;
+    int rc = 0;
+    for (size_t j = 0; j < c->n_src && rc == 0; j++) {
+        const source *sr = &c->src[j];
+        if (sr->hi < a || sr->lo > b)
+            continue;
+        if (sr->block == HEAD_SRC) {
+            for (size_t i = head_lower(c, a); i < c->n_head && rc == 0; i++) {
+                if (xof(c, &c->head[i]) > b)
+                    break;
+                rc = gather_push(c, &c->head[i]);
+            }
+            continue;
+        }
+        rc = load_chunks(c, sr->block);
+        uint32_t nc = tally__rollup_block(c->r, sr->block)->n_chunks;
+        for (uint32_t k = 0; k < nc && rc == 0; k++) {
+            const tally_chunk_summary *cs = &c->chunks[k];
+            if (sr->sorted && xof(c, &cs->last) < a)
+                continue;
+            if (sr->sorted && xof(c, &cs->first) > b)
+                break;
+            rc = decode_chunk(c, sr->block, k);
+            for (uint32_t i = 0; i < cs->n_points && rc == 0; i++) {
+                tally_point p = {c->st[i], c->ts[i], c->v[i]};
+                int64_t x = xof(c, &p);
+                if (x >= a && x <= b)
+                    rc = gather_push(c, &p);
+            }
+        }
+    }
+    if (rc)
+        return rc;
+    qsort(c->buf, c->buf_n, sizeof *c->buf, c->cmp);
+    for (size_t i = 0; i < c->buf_n && rc == 0; i++)
+        if (i == 0 || !same_point(&c->buf[i], &c->buf[i - 1]))
+            rc = acc_point(c, &c->buf[i]);
+    return rc;
+}
+
+/* --- sources and pieces ---------------------------------------------------------- */
+
+static int cmp_i64(const void *pa, const void *pb)
+{
+    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+static int cmp_xrange(const void *pa, const void *pb)
+{
+    const xrange *a = pa, *b = pb;
+    return a->a < b->a ? -1 : a->a > b->a;
+}
+
+static int cmp_piece(const void *pa, const void *pb)
+{
+    const piece *a = pa, *b = pb;
+    return a->a < b->a ? -1 : a->a > b->a;
+}
+
+/* Dirty ranges (sorted, disjoint): x covered by >= 2 sources, or by an
+ * unsorted one. Ranges are clipped to [c->lo, c->hi] by the sources. */
+static int dirty_ranges(const ds_ctx *c, xrange **out, size_t *n_out)
+{
+    size_t n = c->n_src;
+    int64_t *los = tally__malloc((n + 1) * sizeof *los);
+    int64_t *his = tally__malloc((n + 1) * sizeof *his);
+    xrange *d = tally__malloc((2 * n + 1) * sizeof *d);
+    if (!los || !his || !d) {
+        tally__free(los);
+        tally__free(his);
+        tally__free(d);
+        return TALLY_ENOMEM;
+    }
+    size_t nd = 0;
+    for (size_t j = 0; j < n; j++) {
+        los[j] = c->src[j].lo;
+        his[j] = c->src[j].hi;
+        if (!c->src[j].sorted)
+            d[nd++] = (xrange){c->src[j].lo, c->src[j].hi};
+    }
+    qsort(los, n, sizeof *los, cmp_i64);
+    qsort(his, n, sizeof *his, cmp_i64);
+    /* Closed intervals: at equal x, starts count before ends. */
+    size_t i = 0, k = 0;
+    int cover = 0;
+    int64_t start = 0;
+    while (k < n) {
+        if (i < n && los[i] <= his[k]) {
+            if (++cover == 2)
+                start = los[i];
+            i++;
+        } else {
+            if (cover-- == 2)
+                d[nd++] = (xrange){start, his[k]};
+            k++;
+        }
+    }
+    tally__free(los);
+    tally__free(his);
+    /* Merge overlapping or touching ranges. */
+    qsort(d, nd, sizeof *d, cmp_xrange);
+    size_t w = 0;
+    for (size_t j = 0; j < nd; j++) {
+        if (w > 0 && d[j].a <= d[w - 1].b + (d[w - 1].b < INT64_MAX ? 1 : 0)) {
+            if (d[j].b > d[w - 1].b)
+                d[w - 1].b = d[j].b;
+        } else {
+            d[w++] = d[j];
+        }
+    }
+    *out = d;
+    *n_out = w;
+    return 0;
+}
+
+/* Pieces in x order: every dirty range, and each sorted source's range
+ * minus the dirty ranges. */
+static int make_pieces(const ds_ctx *c, const xrange *d, size_t nd, piece **out, size_t *n_out)
+{
+    size_t cap = 2 * c->n_src + 2 * nd + 1, np = 0;
+    piece *pc = tally__malloc(cap * sizeof *pc);
+    RETURN_ERROR_IF(!pc, TALLY_ENOMEM);
+    for (size_t j = 0; j < nd; j++)
+        pc[np++] = (piece){d[j].a, d[j].b, UINT32_MAX};
+    for (size_t j = 0; j < c->n_src; j++) {
+        const source *sr = &c->src[j];
+        if (!sr->sorted)
+            continue;
+        /* First dirty range that ends at or after the source's start. */
+        size_t lo = 0, hi = nd;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (d[mid].b < sr->lo)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        int64_t at = sr->lo;
+        int done = 0;
+        for (size_t k = lo; k < nd && !done && d[k].a <= sr->hi; k++) {
+            if (d[k].a > at) {
+                if (np + 2 > cap) {
+                    cap *= 2;
+                    piece *npc = tally__realloc(pc, cap * sizeof *npc);
+                    if (!npc) {
+                        tally__free(pc);
+                        return TALLY_ENOMEM;
+                    }
+                    pc = npc;
+                }
+                pc[np++] = (piece){at, d[k].a - 1, (uint32_t)j};
+            }
+            if (d[k].b >= sr->hi)
+                done = 1;
+            else
+                at = d[k].b + 1;
+        }
+        if (!done) {
+            if (np + 1 > cap) {
+                cap *= 2;
+                piece *npc = tally__realloc(pc, cap * sizeof *npc);
+                if (!npc) {
+                    tally__free(pc);
+                    return TALLY_ENOMEM;
+                }
+                pc = npc;
+            }
+            pc[np++] = (piece){at, sr->hi, (uint32_t)j};
+        }
+    }
+    qsort(pc, np, sizeof *pc, cmp_piece);
+    *out = pc;
+    *n_out = np;
+    return 0;
+}
+
+/* Is piece k a whole clean block without NaN, inside one column? Writes its
+ * pyramid position and column. */
+static int whole_node(const ds_ctx *c, const piece *pk, uint32_t *pos, uint32_t *col)
+{
+    if (pk->src == UINT32_MAX)
+        return 0;
+    const source *sr = &c->src[pk->src];
+    if (sr->block == HEAD_SRC)
+        return 0;
+    const tally_block_summary *bs = tally__rollup_block(c->r, sr->block);
+    int64_t lo = c->axis == TALLY__AXIS_STEP ? bs->min_step : bs->min_timestamp_ms;
+    int64_t hi = c->axis == TALLY__AXIS_STEP ? bs->max_step : bs->max_timestamp_ms;
+    if (bs->n_nan != 0 || pk->a != lo || pk->b != hi) /* sources are clipped to the range */
+        return 0;
+    uint32_t c0 = col_of(c, sr->lo);
+    if (col_of(c, sr->hi) != c0)
+        return 0;
+    *pos = c->pyr->pos_of[sr->block];
+    *col = c0;
+    return 1;
+}
+
+static int run_pieces(ds_ctx *c, const piece *pc, size_t np)
+{
+    int rc = 0;
+    for (size_t k = 0; k < np && rc == 0; k++) {
+        const piece *pk = &pc[k];
+        if (pk->src == UINT32_MAX) {
+            rc = feed_dirty(c, pk->a, pk->b);
+            continue;
+        }
+        const source *sr = &c->src[pk->src];
+        if (sr->block == HEAD_SRC) {
+            for (size_t i = head_lower(c, pk->a); i < c->n_head && rc == 0; i++) {
+                if (xof(c, &c->head[i]) > pk->b)
+                    break;
+                rc = acc_point(c, &c->head[i]);
+            }
+            continue;
+        }
+        uint32_t pos, col, pos2, col2;
+        if (c->pyr && whole_node(c, pk, &pos, &col)) {
+            size_t last = k;
+            while (last + 1 < np && whole_node(c, &pc[last + 1], &pos2, &col2) && col2 == col &&
+                   pos2 == pos + (last + 1 - k))
+                last++;
+            rc = feed_nodes(c, pos, pos + (uint32_t)(last - k));
+            k = last;
+            continue;
+        }
+        rc = feed_block(c, sr->block, pk->a, pk->b);
+    }
+    if (rc == 0)
+        rc = close_col(c);
+    return rc;
+}
+
+/* --- LTTB ------------------------------------------------------------------------ */
+
+/* Largest-Triangle-Three-Buckets (Steinarsson 2013, the reference
+ * implementation's arithmetic): n points with x as double in xs, keep the
+ * first and the last, and from each of the width - 2 buckets of
+ * (n - 2) / (width - 2) points the one forming the largest triangle with the
+ * previously kept point and the mean of the next bucket. Writes indexes. */
+static size_t lttb_indexes(const double *xs, const tally_point *p, size_t n, uint32_t width,
+                           size_t *keep)
+{
+    if (width >= n) {
+        for (size_t i = 0; i < n; i++)
+            keep[i] = i;
+        return n;
+    }
+    if (width == 1) {
+        keep[0] = 0;
+        return 1;
+    }
+    size_t m = 0, a = 0;
+    double every = (double)(n - 2) / (double)(width - 2);
+    keep[m++] = 0;
+    for (uint32_t i = 0; i + 2 < width; i++) {
+        size_t avg_start = (size_t)floor((double)(i + 1) * every) + 1;
+        size_t avg_end = (size_t)floor((double)(i + 2) * every) + 1;
+        if (avg_end > n)
+            avg_end = n;
+        double avg_x = 0, avg_y = 0;
+        for (size_t j = avg_start; j < avg_end; j++) {
+            avg_x += xs[j];
+            avg_y += p[j].value;
+        }
+        double len = (double)(avg_end - avg_start);
+        avg_x /= len;
+        avg_y /= len;
+        size_t from = (size_t)floor((double)i * every) + 1;
+        size_t to = (size_t)floor((double)(i + 1) * every) + 1;
+        double ax = xs[a], ay = p[a].value;
+        double max_area = -1;
+        size_t next_a = from;
+        for (size_t j = from; j < to; j++) {
+            double area = fabs((ax - avg_x) * (p[j].value - ay) - (ax - xs[j]) * (avg_y - ay)) * 0.5;
+            if (area > max_area) {
+                max_area = area;
+                next_a = j;
+            }
+        }
+        keep[m++] = next_a;
+        a = next_a;
+    }
+    keep[m++] = n - 1;
+    return m;
+}
+
+/* Every non-NaN point in range, in axis order, then LTTB. */
+static int run_lttb(ds_ctx *c, int64_t lo64, int64_t hi64)
+{
+    tally_iter *it;
+    int64_t slo = c->axis == TALLY__AXIS_STEP ? lo64 : INT64_MIN;
+    int64_t shi = c->axis == TALLY__AXIS_STEP ? hi64 : INT64_MAX;
+    int rc = tally_iter_start(c->s, slo, shi, &it);
+    if (rc)
+        return rc;
+    tally_point tmp[1024];
+    int sorted = 1;
+    c->buf_n = 0;
+    for (;;) {
+        size_t got;
+        rc = tally_iter_next(it, tmp, sizeof tmp / sizeof tmp[0], &got);
+        if (rc || got == 0)
+            break;
+        for (size_t i = 0; i < got && rc == 0; i++) {
+            int64_t x = xof(c, &tmp[i]);
+            if (x < lo64 || x > hi64)
+                continue;
+            c->n_source++;
+            if (tmp[i].value != tmp[i].value)
+                continue;
+            if (c->buf_n && c->cmp(&c->buf[c->buf_n - 1], &tmp[i]) > 0)
+                sorted = 0;
+            rc = gather_push(c, &tmp[i]);
+        }
+        if (rc)
+            break;
+    }
+    tally_iter_stop(it);
+    if (rc)
+        return rc;
+    if (!sorted)
+        qsort(c->buf, c->buf_n, sizeof *c->buf, c->cmp);
+    size_t n = c->buf_n;
+    if (n == 0)
+        return 0;
+    double *xs = tally__malloc(n * sizeof *xs);
+    size_t *keep = tally__malloc(n * sizeof *keep);
+    if (!xs || !keep) {
+        tally__free(xs);
+        tally__free(keep);
+        return TALLY_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        xs[i] = (double)((i128)xof(c, &c->buf[i]) - c->rel_base);
+    size_t m = lttb_indexes(xs, c->buf, n, c->width, keep);
+    for (size_t i = 0; i < m && rc == 0; i++)
+        rc = push_point(c, &c->buf[keep[i]]);
+    tally__free(xs);
+    tally__free(keep);
+    return rc;
+}
+
+/* --- the public entry ------------------------------------------------------------ */
+
+void tally_ds_result_free(tally_ds_result *r)
+{
+    if (!r)
+        return;
+    tally__free(r->points);
+    tally__free(r->buckets);
+    memset(r, 0, sizeof *r);
+}
+
+static int check_req(const tally_ds_req *req)
+{
+    RETURN_ERROR_IF(!req || req->width < 1 || req->width > 65536, TALLY_EINVAL);
+    switch (req->method) {
+    case TALLY_DS_M4:
+    case TALLY_DS_LTTB:
+    case TALLY_DS_BUCKETS:
+        break;
+    default:
+        return TALLY_EINVAL;
+    }
+    switch (req->x_axis) {
+    case TALLY_X_STEP:
+    case TALLY_X_TIME:
+    case TALLY_X_RELATIVE_TIME:
+        break;
+    default:
+        return TALLY_EINVAL;
+    }
+    RETURN_ERROR_IF(!req->full_range && req->x_lo > req->x_hi, TALLY_EINVAL);
+    return 0;
+}
+
+/* Collects the sources overlapping [c->lo, c->hi]; full range and relative
+ * base come from all sources first. */
+static int setup(ds_ctx *c, const tally_ds_req *req, tally_ds_result *out, int *empty)
+{
+    uint32_t nb = tally_snapshot_n_blocks(c->s);
+    const tally_point *hp;
+    size_t hn;
+    tally_snapshot_head(c->s, &hp, &hn);
+    c->head = hp;
+    c->n_head = hn;
+    if (c->axis == TALLY__AXIS_TIME && hn > 1) {
+        c->head_copy = tally__malloc(hn * sizeof *c->head_copy);
+        RETURN_ERROR_IF(!c->head_copy, TALLY_ENOMEM);
+        memcpy(c->head_copy, hp, hn * sizeof *hp);
+        qsort(c->head_copy, hn, sizeof *hp, cmp_time_order);
+        c->head = c->head_copy;
+    }
+    int any = hn > 0;
+    int64_t mn = any ? xof(c, &c->head[0]) : 0, mx = any ? xof(c, &c->head[hn - 1]) : 0;
+    for (uint32_t i = 0; i < nb; i++) {
+        const tally_block_summary *b = tally__rollup_block(c->r, i);
+        int64_t lo = c->axis == TALLY__AXIS_STEP ? b->min_step : b->min_timestamp_ms;
+        int64_t hi = c->axis == TALLY__AXIS_STEP ? b->max_step : b->max_timestamp_ms;
+        if (!any || lo < mn)
+            mn = lo;
+        if (!any || hi > mx)
+            mx = hi;
+        any = 1;
+    }
+    if (!any) {
+        *empty = 1;
+        return 0;
+    }
+    int relative = req->x_axis == TALLY_X_RELATIVE_TIME;
+    c->rel_base = relative ? mn : 0;
+    if (req->full_range) {
+        c->lo = mn;
+        c->hi = mx;
+    } else {
+        c->lo = (i128)req->x_lo + c->rel_base;
+        c->hi = (i128)req->x_hi + c->rel_base;
+    }
+    c->span = c->hi - c->lo + 1;
+    out->x_lo = sat64(c->lo - c->rel_base);
+    out->x_hi = sat64(c->hi - c->rel_base);
+    if (c->hi < mn || c->lo > mx) {
+        *empty = 1;
+        return 0;
+    }
+
+    c->src = tally__malloc(((size_t)nb + 1) * sizeof *c->src);
+    RETURN_ERROR_IF(!c->src, TALLY_ENOMEM);
+    for (uint32_t i = 0; i < nb; i++) {
+        const tally_block_summary *b = tally__rollup_block(c->r, i);
+        int64_t lo = c->axis == TALLY__AXIS_STEP ? b->min_step : b->min_timestamp_ms;
+        int64_t hi = c->axis == TALLY__AXIS_STEP ? b->max_step : b->max_timestamp_ms;
+        if ((i128)hi < c->lo || (i128)lo > c->hi)
+            continue;
+        int sorted = c->axis == TALLY__AXIS_STEP || (b->flags & TALLY_BLOCK_TS_SORTED);
+        c->src[c->n_src++] = (source){(i128)lo < c->lo ? (int64_t)c->lo : lo,
+                                      (i128)hi > c->hi ? (int64_t)c->hi : hi, i, sorted};
+    }
+    if (hn) {
+        int64_t lo = xof(c, &c->head[0]), hi = xof(c, &c->head[hn - 1]);
+        if (!((i128)hi < c->lo || (i128)lo > c->hi))
+            c->src[c->n_src++] = (source){(i128)lo < c->lo ? (int64_t)c->lo : lo,
+                                          (i128)hi > c->hi ? (int64_t)c->hi : hi, HEAD_SRC, 1};
+    }
+    *empty = c->n_src == 0;
+    return 0;
+}
+
+static int run(ds_ctx *c, const tally_ds_req *req, tally_ds_result *out)
+{
+    int empty = 0;
+    int rc = setup(c, req, out, &empty);
+    if (rc || empty)
+        return rc;
+    if (req->method == TALLY_DS_LTTB) {
+        /* The clipped range fits int64: sources clipped it. */
+        int64_t lo = c->lo < (i128)INT64_MIN ? INT64_MIN : (int64_t)c->lo;
+        int64_t hi = c->hi > (i128)INT64_MAX ? INT64_MAX : (int64_t)c->hi;
+        return run_lttb(c, lo, hi);
+    }
+    c->pyr = tally__rollup_pyramid(c->r, c->axis); /* NULL: no node summaries, still exact */
+    xrange *d = NULL;
+    piece *pc = NULL;
+    size_t nd = 0, np = 0;
+    rc = dirty_ranges(c, &d, &nd);
+    if (rc == 0)
+        rc = make_pieces(c, d, nd, &pc, &np);
+    if (rc == 0)
+        rc = run_pieces(c, pc, np);
+    tally__free(d);
+    tally__free(pc);
+    return rc;
+}
+
+int tally_downsample(tally_engine *e, tally_series_id id, const tally_ds_req *req,
+                     tally_ds_result *out)
+{
+    RETURN_ERROR_IF(!e || !out, TALLY_EINVAL);
+    memset(out, 0, sizeof *out);
+    int rc = check_req(req);
+    if (rc)
+        return rc;
+    tally_snapshot *s;
+    rc = tally_snapshot_open(e, id, &s);
+    if (rc == TALLY_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    ds_ctx *c = tally__malloc(sizeof *c);
+    if (!c) {
+        tally_snapshot_close(s);
+        return TALLY_ENOMEM;
+    }
+    memset(c, 0, offsetof(ds_ctx, st));
+    c->e = e;
+    c->s = s;
+    c->method = req->method;
+    c->axis = req->x_axis == TALLY_X_STEP ? TALLY__AXIS_STEP : TALLY__AXIS_TIME;
+    c->cmp = c->axis == TALLY__AXIS_STEP ? cmp_step_order : cmp_time_order;
+    c->width = req->width;
+    c->chunks_block = c->dec_block = c->dec_chunk = UINT32_MAX;
+    rc = tally__rollup_acquire(e, id, s, &c->r);
+    if (rc == 0)
+        rc = run(c, req, out);
+    if (rc == 0) {
+        out->points = c->pts;
+        out->n_points = c->n_pts;
+        out->buckets = c->bk;
+        out->n_buckets = c->n_bk;
+        out->n_source = c->n_source;
+    } else {
+        tally__free(c->pts);
+        tally__free(c->bk);
+        memset(out, 0, sizeof *out);
+    }
+    tally__rollup_release(c->r);
+    tally__free(c->src);
+    tally__free(c->head_copy);
+    tally__free(c->buf);
+    tally__free(c);
+    tally_snapshot_close(s);
+    return rc;
+}

@@ -1,0 +1,461 @@
+/*
+ * rollup.c — the cached upper levels of the rollup pyramid (rollup.h): a
+ * process-wide table of per-series entries built from block headers, the
+ * lazily resolved extreme points of each block, and per-axis pyramids of
+ * tally__rnode over 16^k blocks. Invariants (1)-(5) are rollup.h's.
+ *
+ *   acquire(e, id, snap) --lock--> find (e, id) --unlock--> check block 0 and
+ *       block m-1 against the entry (2) --stale--> build from headers
+ *                                       --fewer blocks--> extend (1)
+ *                                       --ok--> hit
+ *   build/extend --lock--> replace in table, evict LRU past the budget (5)
+ *
+ * Invariants of this file (numbers continue rollup.h's):
+ *  (6) The table lock is never held across a read of the mmap (a header read
+ *      may fault in a page from disk): lookups copy a referenced pointer out
+ *      and validate after unlocking.
+ *  (7) The table holds one reference on each entry it lists; an entry leaves
+ *      the table at most once (in_table), so that reference drops once.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "rollup.h"
+
+#define TABLE_BUCKETS 4096u /* hash buckets, a power of two */
+
+struct tally__rollup {
+    _Atomic uint32_t refs;        /* the table's (7) plus one per reader */
+    tally_engine *e;              /* engine the entry describes (identity only) */
+    tally_series_id id;           /* series */
+    uint32_t n_blocks;            /* blocks described (1) */
+    tally_block_summary *blocks;  /* n_blocks header summaries, seal order */
+    tally_point *ext;             /* 2 * n_blocks: min point, max point (3) */
+    _Atomic uint8_t *have_ext;    /* n_blocks flags: ext resolved (3) */
+    pthread_mutex_t mu;           /* serialises resolving extremes */
+    _Atomic(tally__pyramid *) pyr[2]; /* per tally__axis, published by CAS (3) */
+    size_t bytes;                 /* memory charged to the budget */
+    uint64_t last_use;            /* LRU clock value; table lock */
+    int in_table;                 /* listed in the table; table lock (7) */
+    struct tally__rollup *next;   /* hash chain; table lock */
+};
+
+static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
+static tally__rollup *table[TABLE_BUCKETS]; /* table lock */
+static uint64_t table_bytes, table_entries, use_clock, n_hits, n_builds; /* table lock */
+
+static size_t bucket_of(const tally_engine *e, tally_series_id id)
+{
+    uint64_t h = id ^ ((uint64_t)(uintptr_t)e * 0x9E3779B97F4A7C15ull);
+    h ^= h >> 29;
+    return (size_t)(h & (TABLE_BUCKETS - 1));
+}
+
+/* --- entries -------------------------------------------------------------- */
+
+static void pyramid_free(tally__pyramid *p)
+{
+    if (!p)
+        return;
+    tally__free(p->order);
+    tally__free(p->pos_of);
+    for (uint32_t k = 0; k < p->n_levels; k++)
+        tally__free(p->level[k]);
+    tally__free(p);
+}
+
+static void entry_free(tally__rollup *r)
+{
+    tally__free(r->blocks);
+    tally__free(r->ext);
+    tally__free((void *)r->have_ext);
+    for (int a = 0; a < 2; a++)
+        pyramid_free(atomic_load(&r->pyr[a]));
+    pthread_mutex_destroy(&r->mu);
+    tally__free(r);
+}
+
+void tally__rollup_release(tally__rollup *r)
+{
+    if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+        entry_free(r);
+}
+
+/* Removes r from the table (table lock held) and drops the table's reference. */
+static void unlist(tally__rollup *r)
+{
+    if (!r->in_table)
+        return;
+    tally__rollup **pp = &table[bucket_of(r->e, r->id)];
+    while (*pp && *pp != r)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = r->next;
+    r->in_table = 0;
+    table_bytes -= r->bytes;
+    table_entries--;
+    tally__rollup_release(r);
+}
+
+static int same_summary(const tally_block_summary *a, const tally_block_summary *b)
+{
+    return a->n_points == b->n_points && a->n_chunks == b->n_chunks && a->flags == b->flags &&
+           a->n_nan == b->n_nan && a->min_step == b->min_step && a->max_step == b->max_step &&
+           a->min_timestamp_ms == b->min_timestamp_ms &&
+           a->max_timestamp_ms == b->max_timestamp_ms &&
+           memcmp(&a->min_value, &b->min_value, 8) == 0 &&
+           memcmp(&a->max_value, &b->max_value, 8) == 0 && memcmp(&a->sum, &b->sum, 8) == 0 &&
+           a->first.timestamp_ms == b->first.timestamp_ms &&
+           memcmp(&a->first.value, &b->first.value, 8) == 0 &&
+           a->last.timestamp_ms == b->last.timestamp_ms &&
+           memcmp(&a->last.value, &b->last.value, 8) == 0 && a->segment == b->segment &&
+           a->offset == b->offset;
+}
+
+/* Invariant (2): does r describe the first m blocks of s? */
+static int entry_matches(const tally__rollup *r, const tally_snapshot *s, uint32_t m, int *rc)
+{
+    uint32_t probe[2] = {0, m - 1};
+    for (int k = 0; k < (m > 1 ? 2 : 1); k++) {
+        tally_block_summary b;
+        *rc = tally_snapshot_block(s, probe[k], &b);
+        if (*rc)
+            return 0;
+        if (!same_summary(&b, &r->blocks[probe[k]]))
+            return 0;
+    }
+    return 1;
+}
+
+/* A new entry of the n blocks of s, copying what old (which matches s's
+ * first old->n_blocks blocks, or is NULL) already knows. */
+static int entry_build(tally_engine *e, tally_series_id id, const tally_snapshot *s, uint32_t n,
+                       const tally__rollup *old, tally__rollup **out)
+{
+    tally__rollup *r = tally__calloc(1, sizeof *r);
+    if (!r)
+        return TALLY_ENOMEM;
+    size_t nn = n ? n : 1;
+    r->blocks = tally__malloc(nn * sizeof *r->blocks);
+    r->ext = tally__malloc(2 * nn * sizeof *r->ext);
+    r->have_ext = tally__calloc(nn, sizeof *r->have_ext);
+    pthread_mutex_init(&r->mu, NULL);
+    if (!r->blocks || !r->ext || !r->have_ext) {
+        entry_free(r);
+        return TALLY_ENOMEM;
+    }
+    atomic_init(&r->refs, 1);
+    r->e = e;
+    r->id = id;
+    r->n_blocks = n;
+    uint32_t from = 0;
+    if (old) {
+        from = old->n_blocks < n ? old->n_blocks : n;
+        memcpy(r->blocks, old->blocks, (size_t)from * sizeof *r->blocks);
+        for (uint32_t i = 0; i < from; i++) {
+            if (atomic_load_explicit(&old->have_ext[i], memory_order_acquire)) {
+                r->ext[2 * i] = old->ext[2 * i];
+                r->ext[2 * i + 1] = old->ext[2 * i + 1];
+                atomic_store_explicit(&r->have_ext[i], 1, memory_order_relaxed);
+            }
+        }
+    }
+    for (uint32_t i = from; i < n; i++) {
+        int rc = tally_snapshot_block(s, i, &r->blocks[i]);
+        if (rc) {
+            entry_free(r);
+            return rc;
+        }
+    }
+    /* Both pyramids at most: n level-0 nodes + n/15 above, order and pos_of. */
+    size_t per_axis = (size_t)n * (sizeof(tally__rnode) * 16 / 15 + 2 * sizeof(uint32_t));
+    r->bytes = sizeof *r + (size_t)n * (sizeof *r->blocks + 2 * sizeof *r->ext + 1) + 2 * per_axis;
+    *out = r;
+    return 0;
+}
+
+/* Lists r (one reference given to the table) in place of any entry of the
+ * same key, then evicts least recently used entries past the budget (5). */
+static void publish(tally__rollup *r)
+{
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    pthread_mutex_lock(&table_mu);
+    size_t b = bucket_of(r->e, r->id);
+    for (tally__rollup *x = table[b]; x; x = x->next) {
+        if (x->e == r->e && x->id == r->id) {
+            unlist(x);
+            break;
+        }
+    }
+    r->next = table[b];
+    table[b] = r;
+    r->in_table = 1;
+    r->last_use = ++use_clock;
+    table_bytes += r->bytes;
+    table_entries++;
+    n_builds++;
+    while (table_bytes > TALLY__ROLLUP_BUDGET && table_entries > 1) {
+        tally__rollup *lru = NULL;
+        for (size_t i = 0; i < TABLE_BUCKETS; i++)
+            for (tally__rollup *x = table[i]; x; x = x->next)
+                if (x != r && (!lru || x->last_use < lru->last_use))
+                    lru = x;
+        if (!lru)
+            break;
+        unlist(lru);
+    }
+    pthread_mutex_unlock(&table_mu);
+}
+
+int tally__rollup_acquire(tally_engine *e, tally_series_id id, tally_snapshot *s,
+                          tally__rollup **out)
+{
+    uint32_t n = tally_snapshot_n_blocks(s);
+    tally__rollup *r = NULL;
+    pthread_mutex_lock(&table_mu);
+    for (tally__rollup *x = table[bucket_of(e, id)]; x; x = x->next) {
+        if (x->e == e && x->id == id) {
+            r = x;
+            atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+            r->last_use = ++use_clock;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&table_mu);
+
+    int rc = 0;
+    if (r) {
+        uint32_t m = n < r->n_blocks ? n : r->n_blocks;
+        if (m > 0 && !entry_matches(r, s, m, &rc)) {
+            tally__rollup_release(r);
+            r = NULL;
+            if (rc)
+                return rc;
+        }
+    }
+    if (r && n <= r->n_blocks) {
+        pthread_mutex_lock(&table_mu);
+        n_hits++;
+        pthread_mutex_unlock(&table_mu);
+        *out = r;
+        return 0;
+    }
+    tally__rollup *fresh;
+    rc = entry_build(e, id, s, n, r, &fresh);
+    tally__rollup_release(r);
+    if (rc)
+        return rc;
+    publish(fresh);
+    *out = fresh;
+    return 0;
+}
+
+const tally_block_summary *tally__rollup_block(const tally__rollup *r, uint32_t i)
+{
+    return &r->blocks[i];
+}
+
+/* --- extreme points --------------------------------------------------------- */
+
+int tally__rollup_block_extremes(tally__rollup *r, tally_snapshot *s, uint32_t i,
+                                 tally_point *min_pt, tally_point *max_pt)
+{
+    if (atomic_load_explicit(&r->have_ext[i], memory_order_acquire)) {
+        *min_pt = r->ext[2 * i];
+        *max_pt = r->ext[2 * i + 1];
+        return 0;
+    }
+    const tally_block_summary *b = &r->blocks[i];
+    if (b->n_nan >= b->n_points)
+        return TALLY_EINVAL;
+    tally_chunk_summary cs[65536 / TALLY_CHUNK_POINTS];
+    pthread_mutex_lock(&r->mu);
+    int rc = 0;
+    if (!atomic_load_explicit(&r->have_ext[i], memory_order_acquire)) {
+        rc = tally_snapshot_block_chunks(s, i, cs, sizeof cs / sizeof cs[0]);
+        /* The block's rule (first chunk whose min is strictly least wins)
+         * replayed over the chunk table, then the chunk's own argmin. */
+        uint32_t kmin = UINT32_MAX, kmax = UINT32_MAX;
+        for (uint32_t k = 0; rc == 0 && k < b->n_chunks; k++) {
+            if (cs[k].n_nan >= cs[k].n_points)
+                continue;
+            if (kmin == UINT32_MAX || cs[k].min_value < cs[kmin].min_value)
+                kmin = k;
+            if (kmax == UINT32_MAX || cs[k].max_value > cs[kmax].max_value)
+                kmax = k;
+        }
+        if (rc == 0 && kmin == UINT32_MAX)
+            rc = TALLY_ECORRUPT; /* header says some value is not NaN */
+        tally_point p[2];
+        uint32_t at[2] = {rc ? 0 : cs[kmin].argmin, rc ? 0 : cs[kmax].argmax};
+        for (int k = 0; rc == 0 && k < 2; k++)
+            rc = tally_snapshot_block_decode(s, i, at[k], 1, &p[k].step, &p[k].timestamp_ms,
+                                             &p[k].value);
+        if (rc == 0) {
+            r->ext[2 * i] = p[0];
+            r->ext[2 * i + 1] = p[1];
+            atomic_store_explicit(&r->have_ext[i], 1, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (rc == 0) {
+        *min_pt = r->ext[2 * i];
+        *max_pt = r->ext[2 * i + 1];
+    }
+    return rc;
+}
+
+/* --- pyramids --------------------------------------------------------------- */
+
+void tally__rnode_combine(tally__rnode *a, const tally__rnode *b)
+{
+    if (b->count == 0)
+        return;
+    if (a->count == 0) {
+        *a = *b;
+        return;
+    }
+    a->last = b->last;
+    a->count += b->count;
+    a->n_nan += b->n_nan;
+    a->sum += b->sum;
+    if (b->min_v == b->min_v && !(a->min_v <= b->min_v)) { /* a has none, or b is strictly less */
+        a->min_v = b->min_v;
+        a->min_pos = b->min_pos;
+    }
+    if (b->max_v == b->max_v && !(a->max_v >= b->max_v)) {
+        a->max_v = b->max_v;
+        a->max_pos = b->max_pos;
+    }
+}
+
+typedef struct sort_key {
+    int64_t lo, hi; /* the block's x range */
+    uint32_t index; /* seal index */
+} sort_key;
+
+static int key_cmp(const void *pa, const void *pb)
+{
+    const sort_key *a = pa, *b = pb;
+    if (a->lo != b->lo)
+        return a->lo < b->lo ? -1 : 1;
+    if (a->hi != b->hi)
+        return a->hi < b->hi ? -1 : 1;
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
+static tally__pyramid *pyramid_build(const tally__rollup *r, tally__axis axis)
+{
+    uint32_t n = r->n_blocks;
+    size_t nn = n ? n : 1;
+    tally__pyramid *p = tally__calloc(1, sizeof *p);
+    sort_key *keys = tally__malloc(nn * sizeof *keys);
+    if (!p || !keys)
+        goto fail;
+    p->n = n;
+    p->order = tally__malloc(nn * sizeof *p->order);
+    p->pos_of = tally__malloc(nn * sizeof *p->pos_of);
+    if (!p->order || !p->pos_of)
+        goto fail;
+    for (uint32_t i = 0; i < n; i++) {
+        const tally_block_summary *b = &r->blocks[i];
+        keys[i] = axis == TALLY__AXIS_STEP
+                      ? (sort_key){b->min_step, b->max_step, i}
+                      : (sort_key){b->min_timestamp_ms, b->max_timestamp_ms, i};
+    }
+    qsort(keys, n, sizeof *keys, key_cmp);
+    for (uint32_t k = 0; k < n; k++) {
+        p->order[k] = keys[k].index;
+        p->pos_of[keys[k].index] = k;
+    }
+    uint32_t cnt = n;
+    for (uint32_t lv = 0; lv < 8; lv++) {
+        p->level[lv] = tally__malloc((cnt ? cnt : 1) * sizeof(tally__rnode));
+        if (!p->level[lv])
+            goto fail;
+        p->level_n[lv] = cnt;
+        p->n_levels = lv + 1;
+        for (uint32_t k = 0; k < cnt; k++) {
+            tally__rnode *nd = &p->level[lv][k];
+            if (lv == 0) {
+                const tally_block_summary *b = &r->blocks[p->order[k]];
+                *nd = (tally__rnode){b->first, b->last, b->min_value, b->max_value, k, k,
+                                     b->n_points, b->n_nan, b->sum};
+                continue;
+            }
+            memset(nd, 0, sizeof *nd);
+            uint32_t c0 = k * TALLY__ROLLUP_FANOUT, c1 = c0 + TALLY__ROLLUP_FANOUT;
+            if (c1 > p->level_n[lv - 1])
+                c1 = p->level_n[lv - 1];
+            for (uint32_t c = c0; c < c1; c++)
+                tally__rnode_combine(nd, &p->level[lv - 1][c]);
+        }
+        if (cnt <= 1)
+            break;
+        cnt = (cnt + TALLY__ROLLUP_FANOUT - 1) / TALLY__ROLLUP_FANOUT;
+    }
+    tally__free(keys);
+    return p;
+fail:
+    tally__free(keys);
+    pyramid_free(p);
+    return NULL;
+}
+
+const tally__pyramid *tally__rollup_pyramid(tally__rollup *r, tally__axis axis)
+{
+    tally__pyramid *p = atomic_load_explicit(&r->pyr[axis], memory_order_acquire);
+    if (p)
+        return p;
+    tally__pyramid *mine = pyramid_build(r, axis);
+    if (!mine)
+        return NULL;
+    tally__pyramid *expected = NULL;
+    if (atomic_compare_exchange_strong_explicit(&r->pyr[axis], &expected, mine,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return mine;
+    pyramid_free(mine); /* another thread published first */
+    return expected;
+}
+
+void tally__rollup_range(const tally__pyramid *pyr, uint32_t p, uint32_t q, tally__rnode *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t pos = p;
+    while (pos <= q) {
+        uint32_t lv = 0;
+        uint64_t span = 1;
+        while (lv + 1 < pyr->n_levels) {
+            uint64_t up = span * TALLY__ROLLUP_FANOUT;
+            if (pos % up != 0 || pos + up - 1 > q)
+                break;
+            span = up;
+            lv++;
+        }
+        tally__rnode_combine(out, &pyr->level[lv][pos / span]);
+        pos += span;
+    }
+}
+
+/* --- statistics ------------------------------------------------------------- */
+
+void tally__rollup_stats_get(tally__rollup_stats *out)
+{
+    pthread_mutex_lock(&table_mu);
+    out->entries = table_entries;
+    out->bytes = table_bytes;
+    out->hits = n_hits;
+    out->builds = n_builds;
+    pthread_mutex_unlock(&table_mu);
+}
+
+void tally__rollup_clear(void)
+{
+    pthread_mutex_lock(&table_mu);
+    for (size_t i = 0; i < TABLE_BUCKETS; i++)
+        while (table[i])
+            unlist(table[i]);
+    pthread_mutex_unlock(&table_mu);
+}

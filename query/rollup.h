@@ -1,0 +1,130 @@
+/*
+ * rollup.h — the in-memory upper levels of the rollup pyramid, one cache
+ * entry per series. Private to query/.
+ *
+ * The pyramid over one series, lowest level first:
+ *
+ *   level            lives in       holds, per node                       built
+ *   ---------------  -------------  ------------------------------------  --------------------
+ *   chunk (128 pts)  block body     min/max/sum/argmin/argmax/n_nan,       by the engine
+ *                                   first/last point (engine.h)
+ *   block (<=64 Ki)  block header   min/max/sum/n_nan, first/last point    by the engine
+ *                    + this cache   + the min and max *points*             lazily, here
+ *   L1..Lk           this cache     tally__rnode over 16^k blocks in x     lazily per axis, here
+ *                                   order (min/max values and the block
+ *                                   holding each, first/last, count, sum)
+ *
+ *   cache: hash (engine, series id) -> tally__rollup (refcounted)
+ *            |  block[i]  seal order: header summary + lazily resolved extremes
+ *            |  pyr[axis] blocks sorted by their least x; level 0 = blocks,
+ *            |            level k node = 16 nodes of level k-1 (the last may hold fewer)
+ *
+ * A block header gives the min and max *values* but not which point holds
+ * them; M4 must output points, so an entry resolves a block's extreme points
+ * once (one open of the block: chunk table, argmin/argmax, decode of one
+ * point) the first time a query needs them, and keeps them.
+ *
+ * Invariants:
+ *  (1) An entry describes the first n_blocks blocks of one series of one
+ *      engine. Blocks are append-only in an engine, so an entry stays true
+ *      for any later snapshot with at least as many blocks: an acquire with a
+ *      snapshot of more blocks builds a new entry that copies the old one's
+ *      resolved extremes and reads only the new headers.
+ *  (2) Engines can be closed and another opened at the same address: an
+ *      acquire checks block 0 and block min(n, entry n) - 1 of the snapshot
+ *      against the entry (place in the segment and every header field) and
+ *      rebuilds on any difference.
+ *  (3) An entry's arrays never change after it is published, except the
+ *      extreme points of block i, written once under the entry's mutex before
+ *      the release-store of have_extremes[i]; readers load that flag with
+ *      acquire. A pyramid is published once per axis by compare-and-swap.
+ *  (4) Pyramid levels combine nodes strictly left to right in x order: min
+ *      and max keep the first occurrence (a later node wins only with a
+ *      strictly smaller/greater value), exactly as a left-to-right scan does.
+ *  (5) The cache holds at most TALLY__ROLLUP_BUDGET bytes of entries; past it,
+ *      the least recently used entries leave the table (and are freed when
+ *      their last reader releases them).
+ */
+#ifndef TALLY_ROLLUP_H
+#define TALLY_ROLLUP_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "tally/engine.h"
+
+#define TALLY__ROLLUP_FANOUT 16u                  /* nodes per parent node */
+#define TALLY__ROLLUP_BUDGET (64ull << 20)        /* bytes of cached entries */
+
+/* The axis a pyramid orders blocks by. */
+typedef enum tally__axis {
+    TALLY__AXIS_STEP = 0, /* by min_step; every block is sorted on it */
+    TALLY__AXIS_TIME = 1  /* by min_timestamp_ms; only TS_SORTED blocks are sorted on it */
+} tally__axis;
+
+/* A summary of consecutive points in x order. */
+typedef struct tally__rnode {
+    tally_point first, last; /* first and last points in x order */
+    double min_v, max_v;     /* least and greatest non-NaN value; NaN if none */
+    uint32_t min_pos;        /* pyramid position of the block holding the first min */
+    uint32_t max_pos;        /* pyramid position of the block holding the first max */
+    uint64_t count;          /* points, NaN included */
+    uint64_t n_nan;          /* NaN points */
+    double sum;              /* sum of non-NaN values, left to right by node */
+} tally__rnode;
+
+/* One axis' pyramid over an entry's blocks. */
+typedef struct tally__pyramid {
+    uint32_t n;              /* blocks (= level 0 nodes) */
+    uint32_t n_levels;       /* levels, level 0 included */
+    uint32_t *order;         /* n: block seal index at each position */
+    uint32_t *pos_of;        /* n: position of each seal index */
+    tally__rnode *level[8];  /* level[k] has ceil(n / 16^k) nodes */
+    uint32_t level_n[8];     /* nodes per level */
+} tally__pyramid;
+
+typedef struct tally__rollup tally__rollup;
+
+/* Finds or builds the entry of series id for snapshot s (invariants (1),
+ * (2)) and takes a reference. Reads block headers only. Returns 0, ENOMEM or
+ * the engine's error for a damaged header. */
+int tally__rollup_acquire(tally_engine *e, tally_series_id id, tally_snapshot *s,
+                          tally__rollup **out);
+
+/* Drops the reference. NULL is a no-op. */
+void tally__rollup_release(tally__rollup *r);
+
+/* Header summary of the block with seal index i (< the snapshot's n_blocks).
+ * Borrowed: valid while the reference is held. */
+const tally_block_summary *tally__rollup_block(const tally__rollup *r, uint32_t i);
+
+/* The points holding block i's first min and first max (by the engine's
+ * rule: < and >, first occurrence), resolved through s on first use.
+ * TALLY_EINVAL if the block holds only NaN. */
+int tally__rollup_block_extremes(tally__rollup *r, tally_snapshot *s, uint32_t i,
+                                 tally_point *min_pt, tally_point *max_pt);
+
+/* The pyramid for axis, built on first use. Borrowed like tally__rollup_block.
+ * NULL only when out of memory. */
+const tally__pyramid *tally__rollup_pyramid(tally__rollup *r, tally__axis axis);
+
+/* Combines the level 0 nodes at positions [p, q] (q < n) left to right into
+ * *out, reading the coarsest nodes that fit (O(16 * levels)). */
+void tally__rollup_range(const tally__pyramid *pyr, uint32_t p, uint32_t q, tally__rnode *out);
+
+/* Appends b after a (a precedes b in x order) by invariant (4). */
+void tally__rnode_combine(tally__rnode *a, const tally__rnode *b);
+
+/* Cache statistics, for tests and benchmarks. */
+typedef struct tally__rollup_stats {
+    uint64_t entries;   /* entries in the table */
+    uint64_t bytes;     /* bytes they hold */
+    uint64_t hits;      /* acquires served by an existing entry */
+    uint64_t builds;    /* entries built or extended */
+} tally__rollup_stats;
+void tally__rollup_stats_get(tally__rollup_stats *out);
+
+/* Drops every entry that is not in use (tests). */
+void tally__rollup_clear(void);
+
+#endif /* TALLY_ROLLUP_H */
