@@ -38,40 +38,8 @@
 #include <xxhash.h>
 
 #include "alloc.h"
+#include "format.h"
 #include "internal.h"
-
-#define CKPT_MAGIC 0x504B4354u /* "TCKP" */
-#define CKPT_VERSION 1u
-
-typedef struct tally__ckpt_hdr {
-    uint32_t magic;
-    uint32_t version;
-    uint64_t wal_covered;
-    uint64_t next_seq;
-    uint32_t first_segment;
-    uint32_t n_segments;
-    uint64_t n_series;
-    uint64_t payload_len;
-    uint64_t payload_checksum;
-    uint64_t header_checksum;
-} tally__ckpt_hdr;
-_Static_assert(sizeof(tally__ckpt_hdr) == 64, "checkpoint header size");
-
-typedef struct tally__ckpt_series {
-    uint64_t id;           /* series id */
-    uint32_t run_len;      /* bytes of run id following this struct */
-    uint32_t key_len;      /* bytes of key following the run id */
-    uint32_t n_blocks;     /* block references following the names */
-    uint32_t reserved;     /* zero */
-    uint64_t n_points;     /* sealed points */
-    tally_point latest;    /* see tally_series_info */
-    tally_point first;
-    int64_t min_step, max_step, min_ts, max_ts;
-} tally__ckpt_series;
-_Static_assert(sizeof(tally__ckpt_series) == 112, "checkpoint series size");
-
-/* min/max value follow the fixed part (16 bytes), making 128. */
-#define CKPT_SERIES_FIXED 128u
 
 static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
 

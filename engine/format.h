@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tally/engine.h" /* tally_point, inside the checkpoint's series entry */
+
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "Tally's on-disk format is little-endian and is only read natively on little-endian hosts"
 #endif
@@ -188,6 +190,78 @@ _Static_assert(TALLY_BLOCK_MAX_POINTS % TALLY_BLOCK_CHUNK_POINTS == 0, "whole ch
 /* WAL records, segment files, directory checkpoints                         */
 /* ======================================================================== */
 
-/* (Owned by the engine lead; their structures go below this banner.) */
+/* WAL files (engine/wal.c, engine/recovery.c): wal/<number:016x>.wal holds a
+ * file header, then records back to back, then zeros (preallocation). The
+ * record payload layout is described in wal.h and docs/format.md. */
+#define TALLY_WAL_FILE_MAGIC 0x464C5754u   /* "TWLF" */
+#define TALLY_WAL_RECORD_MAGIC 0x43525754u /* "TWRC" */
+#define TALLY_WAL_VERSION 1u
+#define TALLY_WAL_TYPE_BATCH 1u
+#define TALLY_WAL_FLAG_LZ4 1u
+#define TALLY_WAL_FILE_HDR_SIZE 32u
+#define TALLY_WAL_RECORD_HDR_SIZE 32u
+#define TALLY_WAL_MAX_RECORD (1u << 30)
+
+typedef struct tally__wal_file_hdr {
+    uint32_t magic;      /* TALLY_WAL_FILE_MAGIC */
+    uint32_t version;    /* TALLY_WAL_VERSION */
+    uint64_t number;     /* file number, as in its name */
+    uint64_t first_seq;  /* sequence number of the first record */
+    uint64_t checksum;   /* XXH3-64 of the previous 24 bytes */
+} tally__wal_file_hdr;
+_Static_assert(sizeof(tally__wal_file_hdr) == TALLY_WAL_FILE_HDR_SIZE, "wal file header size");
+
+typedef struct tally__wal_record_hdr {
+    uint32_t magic;      /* TALLY_WAL_RECORD_MAGIC */
+    uint8_t type;        /* TALLY_WAL_TYPE_* */
+    uint8_t flags;       /* TALLY_WAL_FLAG_* */
+    uint16_t reserved;   /* zero */
+    uint32_t stored_len; /* payload bytes as stored */
+    uint32_t raw_len;    /* payload bytes decompressed */
+    uint64_t seq;        /* record sequence number */
+    uint64_t checksum;   /* see the file comment */
+} tally__wal_record_hdr;
+_Static_assert(sizeof(tally__wal_record_hdr) == TALLY_WAL_RECORD_HDR_SIZE, "wal record header size");
+_Static_assert(offsetof(tally__wal_record_hdr, checksum) == 24, "wal checksum offset");
+
+
+/* Segment files (engine/segment.c): seg/<number:08x>.seg hold sealed blocks
+ * back to back and nothing else; each block carries its own magic and
+ * checksums, and only the checkpoint says which bytes are live. */
+
+/* The directory checkpoint (engine/checkpoint.c): directory.tck. */
+#define CKPT_MAGIC 0x504B4354u /* "TCKP" */
+#define CKPT_VERSION 1u
+
+typedef struct tally__ckpt_hdr {
+    uint32_t magic;
+    uint32_t version;
+    uint64_t wal_covered;
+    uint64_t next_seq;
+    uint32_t first_segment;
+    uint32_t n_segments;
+    uint64_t n_series;
+    uint64_t payload_len;
+    uint64_t payload_checksum;
+    uint64_t header_checksum;
+} tally__ckpt_hdr;
+_Static_assert(sizeof(tally__ckpt_hdr) == 64, "checkpoint header size");
+
+typedef struct tally__ckpt_series {
+    uint64_t id;           /* series id */
+    uint32_t run_len;      /* bytes of run id following this struct */
+    uint32_t key_len;      /* bytes of key following the run id */
+    uint32_t n_blocks;     /* block references following the names */
+    uint32_t reserved;     /* zero */
+    uint64_t n_points;     /* sealed points */
+    tally_point latest;    /* see tally_series_info */
+    tally_point first;
+    int64_t min_step, max_step, min_ts, max_ts;
+} tally__ckpt_series;
+_Static_assert(sizeof(tally__ckpt_series) == 112, "checkpoint series size");
+
+/* min/max value follow the fixed part (16 bytes), making 128. */
+#define CKPT_SERIES_FIXED 128u
+
 
 #endif /* TALLY_FORMAT_H */

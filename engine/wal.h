@@ -8,7 +8,7 @@
  *   file:   [wal file header 32 B][record][record]...[zeros]
  *   record: [record header 32 B][payload, LZ4 or raw]
  *
- * Record header (little-endian, format.h: tally__wal_record_hdr):
+ * Record header (little-endian; the structs are in format.h):
  *   OFFSET SIZE DESCRIPTION
  *        0    4 magic TALLY_WAL_RECORD_MAGIC
  *        4    1 type (1 = batch)
@@ -38,38 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format.h"
 #include "tally/engine.h"
-
-#define TALLY_WAL_FILE_MAGIC 0x464C5754u   /* "TWLF" */
-#define TALLY_WAL_RECORD_MAGIC 0x43525754u /* "TWRC" */
-#define TALLY_WAL_VERSION 1u
-#define TALLY_WAL_TYPE_BATCH 1u
-#define TALLY_WAL_FLAG_LZ4 1u
-#define TALLY_WAL_FILE_HDR_SIZE 32u
-#define TALLY_WAL_RECORD_HDR_SIZE 32u
-#define TALLY_WAL_MAX_RECORD (1u << 30)
-
-typedef struct tally__wal_file_hdr {
-    uint32_t magic;      /* TALLY_WAL_FILE_MAGIC */
-    uint32_t version;    /* TALLY_WAL_VERSION */
-    uint64_t number;     /* file number, as in its name */
-    uint64_t first_seq;  /* sequence number of the first record */
-    uint64_t checksum;   /* XXH3-64 of the previous 24 bytes */
-} tally__wal_file_hdr;
-_Static_assert(sizeof(tally__wal_file_hdr) == TALLY_WAL_FILE_HDR_SIZE, "wal file header size");
-
-typedef struct tally__wal_record_hdr {
-    uint32_t magic;      /* TALLY_WAL_RECORD_MAGIC */
-    uint8_t type;        /* TALLY_WAL_TYPE_* */
-    uint8_t flags;       /* TALLY_WAL_FLAG_* */
-    uint16_t reserved;   /* zero */
-    uint32_t stored_len; /* payload bytes as stored */
-    uint32_t raw_len;    /* payload bytes decompressed */
-    uint64_t seq;        /* record sequence number */
-    uint64_t checksum;   /* see the file comment */
-} tally__wal_record_hdr;
-_Static_assert(sizeof(tally__wal_record_hdr) == TALLY_WAL_RECORD_HDR_SIZE, "wal record header size");
-_Static_assert(offsetof(tally__wal_record_hdr, checksum) == 24, "wal checksum offset");
 
 /* Reusable buffers for encoding records (kept by the engine in a small pool
  * so large batches do not fault in fresh pages every time). */
