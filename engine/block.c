@@ -51,6 +51,8 @@
 
 _Static_assert(TALLY_BLOCK_CHUNK_POINTS == TALLY_CHUNK_POINTS, "format.h and engine.h agree");
 _Static_assert(TALLY_BLOCK_F_TS_SORTED == TALLY_BLOCK_TS_SORTED, "format.h and engine.h agree");
+_Static_assert(TALLY_BLOCK_F_STEPS_LINEAR == TALLY_BLOCK_STEPS_LINEAR, "format.h and engine.h agree");
+_Static_assert(TALLY_BLOCK_F_TS_LINEAR == TALLY_BLOCK_TS_LINEAR, "format.h and engine.h agree");
 
 #define HEADER_SIZE ((uint32_t)sizeof(tally_disk_block_header))
 #define CHUNK TALLY_BLOCK_CHUNK_POINTS
@@ -559,7 +561,8 @@ int tally__block_header(const uint8_t *p, const uint8_t *end, tally_block_summar
         memset(summary, 0, sizeof *summary);
         summary->n_points = h.n_points;
         summary->n_chunks = h.n_chunks;
-        summary->flags = h.flags & TALLY_BLOCK_F_TS_SORTED;
+        summary->flags = h.flags & (TALLY_BLOCK_F_TS_SORTED | TALLY_BLOCK_F_STEPS_LINEAR |
+                                    TALLY_BLOCK_F_TS_LINEAR);
         summary->n_nan = h.n_nan;
         summary->min_step = h.min_step;
         summary->max_step = h.max_step;
@@ -640,6 +643,12 @@ static int load_table(tally__block_view *v, uint32_t columns_len)
 
 int tally__block_view_open(tally__block_view *v, const uint8_t *p, const uint8_t *end)
 {
+    return tally__block_view_open_ex(v, p, end, 0);
+}
+
+int tally__block_view_open_ex(tally__block_view *v, const uint8_t *p, const uint8_t *end,
+                              int body_verified)
+{
     tally_disk_block_header h;
     int rc = read_header(p, end, &h);
     v->body = v->body_end = NULL;
@@ -653,7 +662,8 @@ int tally__block_view_open(tally__block_view *v, const uint8_t *p, const uint8_t
     v->dstep = gaps ? ((uint64_t)h.max_step - (uint64_t)h.min_step) / gaps : 0;
     v->dts = gaps ? ((uint64_t)h.max_timestamp_ms - (uint64_t)h.min_timestamp_ms) / gaps : 0;
     const uint8_t *stored = p + HEADER_SIZE;
-    RETURN_ERROR_IF(XXH3_64bits(stored, h.body_len) != h.body_checksum, TALLY_ECORRUPT);
+    RETURN_ERROR_IF(!body_verified && XXH3_64bits(stored, h.body_len) != h.body_checksum,
+                    TALLY_ECORRUPT);
     size_t table_size = (size_t)h.n_chunks * sizeof(chunk_entry);
     size_t need = table_size + ((h.flags & TALLY_BLOCK_F_LZ4) ? h.raw_body_len : 0);
     if (v->owned_cap < need) {

@@ -82,6 +82,11 @@ typedef struct tally__block_view {
  * no block open. */
 int tally__block_view_open(tally__block_view *v, const uint8_t *p, const uint8_t *end);
 
+/* The same, skipping the body checksum when the caller already verified this
+ * block's body earlier in the process (blocks are immutable). */
+int tally__block_view_open_ex(tally__block_view *v, const uint8_t *p, const uint8_t *end,
+                              int body_verified);
+
 /* Frees the view's buffer and zeroes it. NULL is a no-op. */
 void tally__block_view_free(tally__block_view *v);
 

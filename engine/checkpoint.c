@@ -65,7 +65,7 @@ int tally__checkpoint_write(tally_engine *e, uint64_t wal_covered)
     size_t len = n_segs * 8;
     for (size_t i = 0; i < e->n_series; i++) {
         tally__series *s = e->all_series[i];
-        len += CKPT_SERIES_FIXED + pad8(s->run_len + s->key_len) + 16ull * s->n_blocks;
+        len += CKPT_SERIES_FIXED + pad8(s->run_len + s->key_len) + (size_t)CKPT_BLOCK_REF * s->n_blocks;
     }
     uint8_t *payload = tally__calloc(1, len);
     if (!payload)
@@ -99,10 +99,17 @@ int tally__checkpoint_write(tally_engine *e, uint64_t wal_covered)
         memcpy(p + s->run_len, s->key, s->key_len);
         p += pad8(s->run_len + s->key_len);
         for (uint32_t b = 0; b < s->n_blocks; b++) {
-            memcpy(p, &s->blocks[b].segment, 4);
-            memcpy(p + 4, &s->blocks[b].len, 4);
-            memcpy(p + 8, &s->blocks[b].offset, 8);
-            p += 16;
+            const tally__block_ref *r = &s->blocks[b];
+            memcpy(p, &r->segment, 4);
+            memcpy(p + 4, &r->len, 4);
+            memcpy(p + 8, &r->offset, 8);
+            memcpy(p + 16, &r->range.n_points, 4);
+            memcpy(p + 20, &r->range.flags, 4);
+            memcpy(p + 24, &r->range.min_step, 8);
+            memcpy(p + 32, &r->range.max_step, 8);
+            memcpy(p + 40, &r->range.min_timestamp_ms, 8);
+            memcpy(p + 48, &r->range.max_timestamp_ms, 8);
+            p += CKPT_BLOCK_REF;
         }
     }
     tally__ckpt_hdr h = {0};
@@ -239,7 +246,7 @@ int tally__checkpoint_load(tally_engine *e, uint64_t *wal_covered, uint64_t *nex
         size_t names = pad8((size_t)cs.run_len + cs.key_len);
         if (cs.run_len == 0 || cs.key_len == 0 || cs.run_len > 1024 || cs.key_len > 1024 ||
             (size_t)(end - p) - CKPT_SERIES_FIXED < names ||
-            ((size_t)(end - p) - CKPT_SERIES_FIXED - names) / 16 < cs.n_blocks)
+            ((size_t)(end - p) - CKPT_SERIES_FIXED - names) / CKPT_BLOCK_REF < cs.n_blocks)
             CORRUPT("bad series entry");
         const char *run = (const char *)p + CKPT_SERIES_FIXED;
         tally__series *s;
@@ -263,7 +270,16 @@ int tally__checkpoint_load(tally_engine *e, uint64_t *wal_covered, uint64_t *nex
             memcpy(&ref.segment, p, 4);
             memcpy(&ref.len, p + 4, 4);
             memcpy(&ref.offset, p + 8, 8);
-            p += 16;
+            memcpy(&ref.range.n_points, p + 16, 4);
+            memcpy(&ref.range.flags, p + 20, 4);
+            memcpy(&ref.range.min_step, p + 24, 8);
+            memcpy(&ref.range.max_step, p + 32, 8);
+            memcpy(&ref.range.min_timestamp_ms, p + 40, 8);
+            memcpy(&ref.range.max_timestamp_ms, p + 48, 8);
+            p += CKPT_BLOCK_REF;
+            if (ref.range.n_points == 0 || ref.range.min_step > ref.range.max_step ||
+                ref.range.min_timestamp_ms > ref.range.max_timestamp_ms)
+                CORRUPT("bad block range");
             tally__segment *sg = ref.segment >= h.first_segment && ref.segment <= h.n_segments
                                      ? tally__segment_get(e, ref.segment)
                                      : NULL;

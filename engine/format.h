@@ -231,7 +231,7 @@ _Static_assert(offsetof(tally__wal_record_hdr, checksum) == 24, "wal checksum of
 
 /* The directory checkpoint (engine/checkpoint.c): directory.tck. */
 #define CKPT_MAGIC 0x504B4354u /* "TCKP" */
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u
 
 typedef struct tally__ckpt_hdr {
     uint32_t magic;
@@ -262,6 +262,10 @@ _Static_assert(sizeof(tally__ckpt_series) == 112, "checkpoint series size");
 
 /* min/max value follow the fixed part (16 bytes), making 128. */
 #define CKPT_SERIES_FIXED 128u
+/* A block reference: u32 segment, u32 length, u64 offset, then the block's
+ * range: u32 n_points, u32 flags (TALLY_BLOCK_*), i64 min_step, max_step,
+ * min_ts, max_ts. */
+#define CKPT_BLOCK_REF 56u
 
 
 #endif /* TALLY_FORMAT_H */

@@ -52,11 +52,13 @@
 #define TALLY_SEG_PAGE 1024u        /* segment slots per page */
 #define TALLY_SEG_PAGES 1024u       /* pages: at most 1 Mi segments */
 
-/* Where a sealed block lives. */
+/* Where a sealed block lives, and its range (kept in memory and in the
+ * checkpoint so queries choose blocks without touching the file). */
 typedef struct tally__block_ref {
-    uint32_t segment; /* segment number */
-    uint32_t len;     /* block bytes */
-    uint64_t offset;  /* byte offset in the segment */
+    uint32_t segment;     /* segment number */
+    uint32_t len;         /* block bytes */
+    uint64_t offset;      /* byte offset in the segment */
+    tally_block_range range; /* from the block's header */
 } tally__block_ref;
 
 /* A full head buffer handed to the sealer; immutable once frozen. */
@@ -95,6 +97,7 @@ typedef struct tally__series {
 } tally__series;
 
 typedef struct tally__segment {
+    _Atomic(uint64_t *) verified; /* bit per 64-byte granule: block body checksum verified */
     int fd;             /* read-write for the current one, read-only otherwise */
     uint8_t *map;       /* PROT_READ mapping of map_len bytes */
     size_t map_len;
@@ -229,6 +232,10 @@ int tally__segment_open(tally_engine *e, uint32_t number, uint64_t len, int writ
 /* Appends a block to the current segment (rolling over when full). */
 int tally__segment_append(tally_engine *e, const uint8_t *block, uint32_t len,
                           tally__block_ref *ref);
+/* Whether the block at offset of segment sg had its body verified, and
+ * remembering that it has (lock-free; the bitmap is made on first use). */
+int tally__segment_is_verified(tally__segment *sg, uint64_t offset);
+void tally__segment_set_verified(tally__segment *sg, uint64_t offset);
 /* fdatasyncs every dirty segment. */
 int tally__segment_sync_all(tally_engine *e);
 void tally__segment_close_all(tally_engine *e);

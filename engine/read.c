@@ -166,7 +166,8 @@ int tally_snapshot_open(tally_engine *e, tally_series_id id, tally_snapshot **ou
     }
     int ok = snap->blocks && (!nh || (steps && ts && vals));
     if (ok) {
-        memcpy(snap->blocks, s->blocks, (size_t)nb * sizeof *snap->blocks);
+        if (nb)
+            memcpy(snap->blocks, s->blocks, (size_t)nb * sizeof *snap->blocks);
         size_t at = 0;
         for (const tally__frozen *f = s->frozen; f; f = f->next) {
             memcpy(steps + at, f->steps, (size_t)f->n * 8);
@@ -212,6 +213,11 @@ void tally_snapshot_close(tally_snapshot *s)
 }
 
 uint32_t tally_snapshot_n_blocks(const tally_snapshot *s) { return s->n_blocks; }
+
+void tally_snapshot_block_range(const tally_snapshot *s, uint32_t i, tally_block_range *out)
+{
+    *out = s->blocks[i].range;
+}
 
 void tally_snapshot_head(const tally_snapshot *s, const tally_point **pts, size_t *n)
 {
@@ -268,11 +274,17 @@ static int open_view(tally_snapshot *s, uint32_t i)
     if (rc)
         return rc;
     s->view_block = -1;
-    rc = tally__block_view_open(&s->view, p, end);
+    const tally__block_ref *r = &s->blocks[i];
+    tally__segment *sg = tally__segment_get(s->e, r->segment);
+    int verified = tally__segment_is_verified(sg, r->offset);
+    rc = tally__block_view_open_ex(&s->view, p, end, verified);
     if (rc == TALLY_ECORRUPT)
         report_corrupt(s, i, "body");
-    if (rc == 0)
+    if (rc == 0) {
         s->view_block = i;
+        if (!verified)
+            tally__segment_set_verified(sg, r->offset);
+    }
     return rc;
 }
 
@@ -360,7 +372,8 @@ int tally_iter_start(tally_snapshot *s, int64_t step_lo, int64_t step_hi, tally_
     if (s->n_head && !(s->head[s->n_head - 1].step < step_lo || s->head[0].step > step_hi))
         it->src[it->n_src++] = (source){-1, (uint32_t)s->n_head, s->head[0], s->head[s->n_head - 1]};
     /* Sources are almost always in order already; qsort is cheap on sorted input. */
-    qsort(it->src, it->n_src, sizeof *it->src, source_cmp);
+    if (it->n_src > 1)
+        qsort(it->src, it->n_src, sizeof *it->src, source_cmp);
     *out = it;
     return 0;
 }

@@ -66,7 +66,8 @@ static int list_numbered(const char *dir, const char *ext, uint64_t **out, size_
         (*out)[(*n)++] = num;
     }
     closedir(d);
-    qsort(*out, *n, sizeof **out, cmp_u64);
+    if (*n)
+        qsort(*out, *n, sizeof **out, cmp_u64);
     return 0;
 }
 

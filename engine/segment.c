@@ -141,6 +141,44 @@ int tally__segment_append(tally_engine *e, const uint8_t *block, uint32_t len,
     return 0;
 }
 
+/* The verified-bodies bitmap: one bit per 64-byte granule of the mapping
+ * (every block is longer than 64 bytes, so each block has its own bit). */
+static _Atomic uint64_t *verified_bits(tally__segment *sg)
+{
+    uint64_t *bits = atomic_load_explicit(&sg->verified, memory_order_acquire);
+    if (bits)
+        return (_Atomic uint64_t *)bits;
+    size_t words = sg->map_len / 64 / 64 + 1;
+    uint64_t *fresh = tally__calloc(words, sizeof *fresh);
+    if (!fresh)
+        return NULL;
+    uint64_t *expected = NULL;
+    if (!atomic_compare_exchange_strong(&sg->verified, &expected, fresh)) {
+        tally__free(fresh);
+        return (_Atomic uint64_t *)expected;
+    }
+    return (_Atomic uint64_t *)fresh;
+}
+
+int tally__segment_is_verified(tally__segment *sg, uint64_t offset)
+{
+    uint64_t *bits = atomic_load_explicit(&sg->verified, memory_order_acquire);
+    if (!bits)
+        return 0;
+    uint64_t g = offset / 64;
+    return (atomic_load_explicit((_Atomic uint64_t *)&bits[g / 64], memory_order_relaxed) >>
+            (g % 64)) & 1;
+}
+
+void tally__segment_set_verified(tally__segment *sg, uint64_t offset)
+{
+    _Atomic uint64_t *bits = verified_bits(sg);
+    if (!bits)
+        return; /* out of memory: the block is simply verified again next time */
+    uint64_t g = offset / 64;
+    atomic_fetch_or_explicit(&bits[g / 64], 1ull << (g % 64), memory_order_relaxed);
+}
+
 int tally__segment_sync_all(tally_engine *e)
 {
     for (uint32_t n = e->first_segment; n >= 1 && n <= e->n_segments; n++) {
@@ -166,6 +204,7 @@ void tally__segment_close_all(tally_engine *e)
                 munmap(page[i].map, page[i].map_len);
             if (page[i].fd >= 0)
                 close(page[i].fd);
+            tally__free(atomic_load(&page[i].verified));
         }
         tally__free(page);
         atomic_store(&e->seg_pages[p], NULL);

@@ -441,9 +441,18 @@ int tally__series_seal_frozen(tally_engine *e, tally__series *s)
     size_t len = tally__block_encode(s->id, e->seal_steps, e->seal_ts, e->seal_vals, kept,
                                      e->seal_out, e->seal_scratch);
     tally__block_ref ref;
-    int rc = tally__segment_append(e, e->seal_out, (uint32_t)len, &ref);
+    tally_block_summary sum;
+    uint32_t blen;
+    uint64_t sid;
+    int rc = tally__block_header(e->seal_out, e->seal_out + len, &sum, &blen, &sid);
+    if (rc == 0)
+        rc = tally__segment_append(e, e->seal_out, (uint32_t)len, &ref);
     if (rc)
         return rc;
+    ref.range = (tally_block_range){sum.n_points, sum.flags, sum.min_step, sum.max_step,
+                                    sum.min_timestamp_ms, sum.max_timestamp_ms};
+    /* Written from memory just now: its body needs no checksum pass to be read. */
+    tally__segment_set_verified(tally__segment_get(e, ref.segment), ref.offset);
     pthread_mutex_lock(&s->mu);
     rc = tally__series_add_block(s, &ref);
     if (rc == 0) {

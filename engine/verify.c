@@ -84,7 +84,8 @@ int tally_verify(const char *dir, tally_verify_report_fn report, void *ctx, uint
         }
         tally_snapshot_close(snap);
     }
-    qsort(covers, n_cover, sizeof *covers, cover_cmp);
+    if (n_cover > 1)
+        qsort(covers, n_cover, sizeof *covers, cover_cmp);
     /* Gaps inside the checkpointed length of a segment hold no referenced block. */
     for (uint32_t n = e->first_segment; n >= 1 && n <= e->n_segments; n++) {
         tally__segment *sg = tally__segment_get(e, n);

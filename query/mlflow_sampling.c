@@ -34,9 +34,10 @@
  * across a join, so it is used by one thread at a time.
  *
  * A block is known dense without decoding when it has one point, or when
- * the engine marks it (TALLY_BLOCK_STEPS_DENSE, if engine.h defines it);
- * otherwise phase 2 proves it while folding its steps and phase 4 then
- * indexes it directly.
+ * the engine marks its steps linear (TALLY_BLOCK_STEPS_LINEAR) over a span
+ * of exactly n - 1; otherwise phase 2 proves it while folding its steps and
+ * phase 4 then indexes it directly. Block ranges come from the engine's
+ * memory (tally_snapshot_block_range), never from the file.
  *
  * Invariants:
  *  (1) A run's interval list and the union's are sorted, disjoint and not
@@ -269,20 +270,25 @@ static int open_run(const job *j, run *r, scratch *sc)
     if (!r->blk || !r->dense)
         return TALLY_ENOMEM;
     for (uint32_t i = 0; i < r->n_blk; i++) {
+        /* The engine keeps each block's range in memory: no file access here. */
+        tally_block_range br;
+        tally_snapshot_block_range(r->s, i, &br);
         tally_block_summary *b = &r->blk[i];
-        rc = tally_snapshot_block(r->s, i, b);
-        if (rc)
-            return rc;
+        b->n_points = br.n_points;
+        b->flags = br.flags;
+        b->min_step = br.min_step;
+        b->max_step = br.max_step;
+        b->min_timestamp_ms = br.min_timestamp_ms;
+        b->max_timestamp_ms = br.max_timestamp_ms;
         if (!r->has_points || b->min_step < r->min_step)
             r->min_step = b->min_step;
         if (!r->has_points || b->max_step > r->max_step)
             r->max_step = b->max_step;
         r->has_points = 1;
-        r->dense[i] = b->n_points == 1;
-#ifdef TALLY_BLOCK_STEPS_DENSE
-        if (b->flags & TALLY_BLOCK_STEPS_DENSE)
-            r->dense[i] = 1;
-#endif
+        /* Linear steps spanning exactly n - 1 are min..max, one point each. */
+        r->dense[i] = b->n_points == 1 ||
+                      ((b->flags & TALLY_BLOCK_STEPS_LINEAR) &&
+                       (uint64_t)b->max_step - (uint64_t)b->min_step == (uint64_t)b->n_points - 1);
     }
     if (r->n_head) {
         if (!r->has_points || r->head[0].step < r->min_step)

@@ -204,7 +204,18 @@ static uint16_t check_block(const int64_t *s, const int64_t *t, const double *v,
     }
     ASSERT_EQ(sum.min_timestamp_ms, tmin);
     ASSERT_EQ(sum.max_timestamp_ms, tmax);
-    ASSERT_EQ(sum.flags, ts_sorted ? TALLY_BLOCK_TS_SORTED : 0u);
+    ASSERT_EQ(sum.flags & TALLY_BLOCK_TS_SORTED, ts_sorted ? TALLY_BLOCK_TS_SORTED : 0u);
+    /* The linear flags promise step i = min + i * d (and the same for time). */
+    if (n > 1 && (sum.flags & TALLY_BLOCK_STEPS_LINEAR)) {
+        uint64_t d = ((uint64_t)sum.max_step - (uint64_t)sum.min_step) / (n - 1);
+        for (uint32_t i = 0; i < n; i++)
+            ASSERT_EQ(s[i], (int64_t)((uint64_t)sum.min_step + i * d));
+    }
+    if (n > 1 && (sum.flags & TALLY_BLOCK_TS_LINEAR)) {
+        uint64_t d = ((uint64_t)sum.max_timestamp_ms - (uint64_t)sum.min_timestamp_ms) / (n - 1);
+        for (uint32_t i = 0; i < n; i++)
+            ASSERT_EQ(t[i], (int64_t)((uint64_t)sum.min_timestamp_ms + i * d));
+    }
     ASSERT_EQ(sum.first.step, s[0]);
     ASSERT_EQ(sum.first.timestamp_ms, t[0]);
     ASSERT_BITS_EQ(sum.first.value, v[0]);

@@ -263,7 +263,9 @@ TALLY_API uint32_t tally_snapshot_n_blocks(const tally_snapshot *s);
  * collapsed. *pts is owned by the snapshot. */
 TALLY_API void tally_snapshot_head(const tally_snapshot *s, const tally_point **pts, size_t *n);
 
-#define TALLY_BLOCK_TS_SORTED 0x1u /* timestamps are non-decreasing in (step, ts) order */
+#define TALLY_BLOCK_TS_SORTED 0x1u    /* timestamps are non-decreasing in (step, ts) order */
+#define TALLY_BLOCK_STEPS_LINEAR 0x4u /* step i = min_step + i * (max_step - min_step) / (n - 1) */
+#define TALLY_BLOCK_TS_LINEAR 0x8u    /* the same for timestamps */
 
 typedef struct tally_block_summary {
     uint32_t n_points;          /* points in the block (after collapsing exact duplicates) */
@@ -281,6 +283,20 @@ typedef struct tally_block_summary {
 
 /* Reads block i's header (verifying its checksum). TALLY_ECORRUPT if damaged. */
 TALLY_API int tally_snapshot_block(const tally_snapshot *s, uint32_t i, tally_block_summary *out);
+
+/* What the engine keeps of every block in memory: enough to choose blocks
+ * by step or time range without touching the file. */
+typedef struct tally_block_range {
+    uint32_t n_points;           /* points in the block */
+    uint32_t flags;              /* TALLY_BLOCK_* */
+    int64_t min_step, max_step;
+    int64_t min_timestamp_ms, max_timestamp_ms;
+} tally_block_range;
+
+/* Block i's range, from memory: no I/O, no checksum, cannot fail for
+ * i < tally_snapshot_n_blocks(s). */
+TALLY_API void tally_snapshot_block_range(const tally_snapshot *s, uint32_t i,
+                                          tally_block_range *out);
 
 #define TALLY_CHUNK_POINTS 128u /* points per chunk, except the last of a block */
 
@@ -302,7 +318,10 @@ TALLY_API int tally_snapshot_block_chunks(tally_snapshot *s, uint32_t i, tally_c
 
 /* Decodes points [from, from + n) of block i into the given columns (any may
  * be NULL to skip it). Decoding a range inside one chunk touches only that
- * chunk. TALLY_ECORRUPT if damaged, TALLY_EINVAL if out of range. */
+ * chunk. A block's body checksum is verified the first time the process
+ * reads it and remembered (blocks are immutable), so later reads of the same
+ * block cost only the decode. TALLY_ECORRUPT if damaged, TALLY_EINVAL if out
+ * of range. */
 TALLY_API int tally_snapshot_block_decode(tally_snapshot *s, uint32_t i, uint32_t from, uint32_t n,
                                           int64_t *steps, int64_t *timestamps_ms, double *values);
 
