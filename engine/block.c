@@ -593,7 +593,7 @@ static inline const chunk_entry *entries(const tally__block_view *v)
 
 /* Decodes the chunk table in [columns_len, raw_body_len) of the raw body
  * into the owned buffer and checks it by invariant (6). */
-static int load_table(tally__block_view *v, uint32_t columns_len)
+static int load_table(tally__block_view *v, uint32_t columns_len, int with_summaries)
 {
     int64_t min_len = 1 + !(v->flags & TALLY_BLOCK_F_STEPS_LINEAR) +
                       !(v->flags & TALLY_BLOCK_F_TS_LINEAR);
@@ -607,28 +607,36 @@ static int load_table(tally__block_view *v, uint32_t columns_len)
         /* Stored order: data_off, min, max, sum, argmin, argmax, n_nan. */
         for (int c = 0; c < (int)TALLY_BLOCK_TABLE_COLUMNS; c++) {
             int rc;
+            /* Without summaries only the offsets are decoded; the other
+             * columns are stepped over by their encoded size. */
             if (c >= 1 && c <= 3)
-                rc = tally__codec_f64_decode(at, end, m, td[c - 1], &used);
-            else
+                rc = with_summaries ? tally__codec_f64_decode(at, end, m, td[c - 1], &used)
+                                    : tally__codec_f64_size(at, end, m, &used);
+            else if (c == 0 || with_summaries)
                 rc = tally__codec_i64_decode(at, end, m, ti[c == 0 ? 0 : c - 3], &used);
+            else
+                rc = tally__codec_i64_size(at, end, m, &used);
             RETURN_ERROR_IF(rc != 0 || used > (size_t)(end - at), TALLY_ECORRUPT);
             at += used;
         }
         for (uint32_t j = 0; j < m; j++) {
             uint32_t k = g + j;
             uint32_t np = v->n_points - k * CHUNK < CHUNK ? v->n_points - k * CHUNK : CHUNK;
-            int64_t off = ti[0][j], amin = ti[1][j], amax = ti[2][j], nnan = ti[3][j];
+            int64_t off = ti[0][j];
             RETURN_ERROR_IF(k == 0 ? off != 0 : off < (int64_t)e[k - 1].data_off + min_len,
                             TALLY_ECORRUPT);
             RETURN_ERROR_IF(off > (int64_t)columns_len - min_len, TALLY_ECORRUPT);
-            RETURN_ERROR_IF(amin < 0 || amin >= np || amax < 0 || amax >= np || nnan < 0 ||
-                                nnan > np,
-                            TALLY_ECORRUPT);
             e[k].data_off = (uint32_t)off;
             if (k > 0)
                 e[k - 1].data_end = (uint32_t)off;
             e[k].data_end = columns_len;
             e[k].n_points = np;
+            if (!with_summaries)
+                continue;
+            int64_t amin = ti[1][j], amax = ti[2][j], nnan = ti[3][j];
+            RETURN_ERROR_IF(amin < 0 || amin >= np || amax < 0 || amax >= np || nnan < 0 ||
+                                nnan > np,
+                            TALLY_ECORRUPT);
             e[k].n_nan = (uint32_t)nnan;
             e[k].argmin = (uint32_t)amin;
             e[k].argmax = (uint32_t)amax;
@@ -638,6 +646,7 @@ static int load_table(tally__block_view *v, uint32_t columns_len)
         }
     }
     RETURN_ERROR_IF(at != end, TALLY_ECORRUPT);
+    v->summaries_loaded = with_summaries;
     return 0;
 }
 
@@ -688,7 +697,9 @@ int tally__block_view_open_ex(tally__block_view *v, const uint8_t *p, const uint
     v->body_end = v->body + h.raw_body_len;
     v->n_points = h.n_points;
     v->n_chunks = h.n_chunks;
-    rc = load_table(v, h.columns_len);
+    v->columns_len = h.columns_len;
+    /* Offsets now; the chunk summaries only when someone asks for them. */
+    rc = load_table(v, h.columns_len, 0);
     if (rc != 0) {
         v->body = v->body_end = NULL;
         v->n_points = v->n_chunks = 0;
@@ -704,9 +715,15 @@ void tally__block_view_free(tally__block_view *v)
     memset(v, 0, sizeof *v);
 }
 
-int tally__block_view_chunks(const tally__block_view *v, tally_chunk_summary *out, size_t cap)
+int tally__block_view_chunks(tally__block_view *v, tally_chunk_summary *out, size_t cap)
 {
     RETURN_ERROR_IF(v->body == NULL || cap < v->n_chunks, TALLY_EINVAL);
+    if (!v->summaries_loaded) {
+        /* A damaged summary column fails this call; the points stay readable. */
+        int lrc = load_table(v, v->columns_len, 1);
+        if (lrc != 0)
+            return lrc;
+    }
     const chunk_entry *tab = entries(v);
     for (uint32_t k = 0; k < v->n_chunks; k++) {
         const chunk_entry *e = &tab[k];
@@ -757,6 +774,45 @@ int tally__block_view_chunks(const tally__block_view *v, tally_chunk_summary *ou
     return 0;
 }
 
+/* Points [a, b) of chunk k, one by one through the codecs' random access:
+ * for a point or two this skips decoding the whole chunk. */
+static int get_points(const tally__block_view *v, const chunk_entry *e, uint32_t k, uint32_t a,
+                      uint32_t b, int64_t *steps, int64_t *ts, double *values)
+{
+    const uint8_t *lo = v->body + e->data_off, *hi = v->body + e->data_end;
+    uint32_t m = e->n_points;
+    size_t used;
+    int rc = 0;
+    if (v->flags & TALLY_BLOCK_F_STEPS_LINEAR) {
+        if (steps)
+            linear_fill(steps, v->step0, v->dstep, k * CHUNK + a, b - a);
+    } else {
+        for (uint32_t i = a; steps && i < b && rc == 0; i++)
+            rc = tally__codec_i64_get(lo, hi, m, i, &steps[i - a]);
+        if (rc == 0)
+            rc = tally__codec_i64_size(lo, hi, m, &used);
+        RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
+        lo += used;
+    }
+    if (v->flags & TALLY_BLOCK_F_TS_LINEAR) {
+        if (ts)
+            linear_fill(ts, v->ts0, v->dts, k * CHUNK + a, b - a);
+    } else {
+        for (uint32_t i = a; ts && i < b && rc == 0; i++)
+            rc = tally__codec_i64_get(lo, hi, m, i, &ts[i - a]);
+        if (rc == 0 && values)
+            rc = tally__codec_i64_size(lo, hi, m, &used);
+        else
+            used = 0;
+        RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
+        lo += used;
+    }
+    for (uint32_t i = a; values && i < b && rc == 0; i++)
+        rc = tally__codec_f64_get(lo, hi, m, i, &values[i - a]);
+    RETURN_ERROR_IF(rc != 0, TALLY_ECORRUPT);
+    return 0;
+}
+
 /* Decodes points [a, b) of chunk k (0 <= a < b <= its n_points) into the
  * columns at index 0. Whole chunks decode straight into the caller's
  * columns; parts go through a stack buffer. */
@@ -769,6 +825,8 @@ static int decode_chunk(const tally__block_view *v, uint32_t k, uint32_t a, uint
     int rc;
     uint32_t m = e->n_points;
     int whole = a == 0 && b == m;
+    if (b - a <= 2 && !whole)
+        return get_points(v, e, k, a, b, steps, ts, values);
     union {
         int64_t i[TALLY_BLOCK_CHUNK_POINTS];
         double d[TALLY_BLOCK_CHUNK_POINTS];

@@ -73,6 +73,8 @@ typedef struct tally__block_view {
     uint32_t flags;          /* the block's TALLY_BLOCK_F_* (format.h) */
     int64_t step0, ts0;      /* first step and timestamp, for linear columns */
     uint64_t dstep, dts;     /* their increments per point, for linear columns */
+    uint32_t columns_len;    /* bytes of column data before the chunk table */
+    int summaries_loaded;    /* the table's summary columns are decoded (lazily, for chunks()) */
 } tally__block_view;
 
 /* Opens the block at [p, end) into v (zero v before its first use; reuse it
@@ -94,7 +96,7 @@ void tally__block_view_free(tally__block_view *v);
  * sum, n_nan and argmin/argmax come from the chunk table; first and last
  * points from the column chunks' random access. Returns 0, TALLY_EINVAL (no
  * block open, cap too small) or TALLY_ECORRUPT. */
-int tally__block_view_chunks(const tally__block_view *v, tally_chunk_summary *out, size_t cap);
+int tally__block_view_chunks(tally__block_view *v, tally_chunk_summary *out, size_t cap);
 
 /* Decodes points [from, from + n) into the columns (each may be NULL).
  * Touches only the chunks that hold them. Returns 0, TALLY_EINVAL (no block

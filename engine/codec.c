@@ -33,10 +33,13 @@
  *      remain before `end` (a byte-wise tail otherwise).
  *  (4) The encoder computes the exact size of every method it can use on
  *      the chunk (closed form for the fixed-width kernels, by encoding for
- *      XOR and SHUF) and writes the smallest. A tie keeps the candidate
- *      offered first, in the order RAW, CONST, LINEAR, FOR, DELTA, DELTA2,
- *      RLE, XOR, SHUF, the float64 domain before the float32 domain: the
- *      earlier ones decode faster.
+ *      XOR and SHUF) and writes the smallest, except that a sequential
+ *      kernel (DELTA, DELTA2, RLE, XOR, SHUF: O(n) `get`) must beat a
+ *      random-access one (RAW, CONST, LINEAR, FOR) by more than
+ *      RANDOM_ACCESS_SLACK bytes. A tie keeps the candidate offered first,
+ *      in the order RAW, CONST, LINEAR, FOR, DELTA, DELTA2, RLE, XOR, SHUF,
+ *      the float64 domain before the float32 domain: the earlier ones decode
+ *      faster.
  *  (5) Packed fields are little-endian bit streams: value j of width w
  *      occupies bits [j*w, (j+1)*w) of the payload, bit k being bit k%8 of
  *      byte k/8. Padding bits of the last byte are written as 0 and ignored
@@ -604,9 +607,23 @@ static inline int wanted(int only, unsigned method)
     return only < 0 || (unsigned)only == method;
 }
 
+/* Kernels whose `get` is O(1): RAW, CONST, LINEAR, FOR. */
+static inline int random_access(unsigned method)
+{
+    unsigned k = method & 0x0F;
+    return k == TALLY__CK_RAW || k == TALLY__CK_CONST || k == TALLY__CK_LINEAR ||
+           k == TALLY__CK_FOR;
+}
+
+/* Bytes a sequential kernel must save over a random-access one to replace
+ * it: queries read single points at pixel-column edges and at sampled steps,
+ * so O(1) access is worth a few bytes per 128-point chunk (< 0.02 B/pt). */
+#define RANDOM_ACCESS_SLACK TALLY__CODEC_RANDOM_ACCESS_SLACK
+
 static inline void offer(plan *best, const plan *p)
 {
-    if (p->size < best->size)
+    size_t slack = random_access(best->method) && !random_access(p->method) ? RANDOM_ACCESS_SLACK : 0;
+    if (p->size + slack < best->size)
         *best = *p;
 }
 

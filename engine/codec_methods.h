@@ -66,4 +66,8 @@ size_t tally__codec_f64_encode_method(const double *v, uint32_t n, unsigned meth
  * for a byte that names no method of that column type. */
 const char *tally__codec_method_name(int is_f64, unsigned method);
 
+/* A sequential kernel replaces a random-access one only when smaller by more
+ * than this many bytes (codec.c, invariant 4). */
+#define TALLY__CODEC_RANDOM_ACCESS_SLACK 2u
+
 #endif /* TALLY_CODEC_METHODS_H */
