@@ -496,7 +496,29 @@ int tally_iter_next(tally_iter *it, tally_point *buf, size_t cap, size_t *n_out)
                 return rc;
             }
             it->stream_pos += k;
-            for (uint32_t i = 0; i < k; i++) {
+            const tally_block_range *r = &it->s->blocks[it->stream_block].range;
+            uint32_t i = 0;
+            if (r->min_step >= it->lo && r->max_step <= it->hi) {
+                /* The whole block is in range and its points are distinct and
+                 * ordered: only its first point can repeat the last one emitted. */
+                if (it->stream_pos == k) {
+                    tally_point p = {it->cols_steps[0], it->cols_ts[0], it->cols_vals[0]};
+                    emit(it, &p, buf, &n);
+                    i = 1;
+                }
+                if (i < k) {
+                    for (; i < k; i++) {
+                        buf[n].step = it->cols_steps[i];
+                        buf[n].timestamp_ms = it->cols_ts[i];
+                        buf[n].value = it->cols_vals[i];
+                        n++;
+                    }
+                    it->last = buf[n - 1];
+                    it->have_last = 1;
+                }
+                continue;
+            }
+            for (; i < k; i++) {
                 tally_point p = {it->cols_steps[i], it->cols_ts[i], it->cols_vals[i]};
                 emit(it, &p, buf, &n);
             }
