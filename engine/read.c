@@ -239,6 +239,16 @@ static int block_bytes(const tally_snapshot *s, uint32_t i, const uint8_t **p, c
     return 0;
 }
 
+void tally_snapshot_block_prefetch(const tally_snapshot *s, uint32_t i)
+{
+    const uint8_t *p, *end;
+    if (block_bytes(s, i, &p, &end) != 0)
+        return;
+    /* The header (144 bytes) and the start of the body. */
+    for (const uint8_t *q = p; q < p + 256 && q < end; q += 64)
+        __builtin_prefetch(q, 0, 0);
+}
+
 static void report_corrupt(const tally_snapshot *s, uint32_t i, const char *what)
 {
     const tally__block_ref *r = &s->blocks[i];

@@ -506,8 +506,12 @@ static int points_of_run(const job *j, run *r, scratch *sc)
         return 0;
     pvec pts = {0};
     int rc = 0;
-    for (uint32_t i = 0; i < r->n_blk && rc == 0; i++)
+    for (uint32_t i = 0; i < r->n_blk && rc == 0; i++) {
+        /* Blocks are visited in order: start loading a few ahead of use. */
+        if (i + 4 < r->n_blk)
+            tally_snapshot_block_prefetch(r->s, i + 4);
         rc = points_of_block(j, r, i, sc, &pts);
+    }
     for (size_t k = 0; k < r->n_head && rc == 0; k++) {
         const tally_point *p = &r->head[k];
         size_t c = lower_bound(j->chosen, j->n_chosen, p->step);

@@ -182,6 +182,8 @@ static void test_messy_pages(void)
     tally_engine *e = open_engine(dir);
     logged lg = {0};
     make_messy(e, "messy", &lg, 12);
+    /* Full heads are sealed by a background thread; a checkpoint waits for it. */
+    ASSERT_OK(tally_engine_checkpoint(e));
     tally_series_id id;
     ASSERT_OK(tally_engine_lookup(e, RUN, strlen(RUN), "messy", 5, &id));
     tally_series_info info;
