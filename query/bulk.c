@@ -6,9 +6,10 @@
  *     ^                                                 |
  *     +------ done_cv when done == n <------ tally_downsample(ids[i]) -> out[i]
  *
- * The pool is created once, on the first bulk call that pays (pthread_once):
- * one worker per online CPU, at most BULK_MAX_WORKERS, and lives until the
- * process exits. Several callers may share it: their jobs queue in order and
+ * The pool is created once, on the first bulk call that pays: one worker
+ * per online CPU, at most BULK_MAX_WORKERS, and lives until the process
+ * exits. A child made by fork() inherits no thread, so the pool remembers
+ * the pid that started it and a child starts its own. Several callers may share it: their jobs queue in order and
  * each worker takes the next unclaimed series of the oldest job.
  *
  * Invariants:
@@ -21,7 +22,7 @@
  *      never claims an index >= n.
  *  (4) On any error every result is freed and zeroed and the first error is
  *      returned: the caller never gets a partly filled array.
- *  (5) queue, next, done and rc are guarded by pool_mu.
+ *  (5) queue, next, done, rc, pool_pid and n_workers are guarded by pool_mu.
  */
 #include <pthread.h>
 #include <string.h>
@@ -45,11 +46,11 @@ typedef struct bulk_job {
     struct bulk_job *next_job; /* queue link (5) */
 } bulk_job;
 
-static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;
 static bulk_job *queue_head, *queue_tail; /* pool_mu */
-static int n_workers;                     /* written once under pool_once */
+static int n_workers;                     /* pool_mu: workers of this process */
+static pid_t pool_pid;                    /* pool_mu: process that started them */
 
 static void *worker(void *arg)
 {
@@ -76,22 +77,30 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static void pool_start(void)
+/* Starts the workers if this process has none yet; returns how many run. */
+static int pool_start(void)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int want = cpus < 1 ? 1 : cpus > BULK_MAX_WORKERS ? BULK_MAX_WORKERS : (int)cpus;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int made = 0;
-    for (int i = 0; i < want; i++) {
-        pthread_t t;
-        if (pthread_create(&t, &attr, worker, NULL) != 0)
-            break;
-        made++;
+    pthread_mutex_lock(&pool_mu);
+    if (pool_pid != getpid()) {
+        queue_head = queue_tail = NULL; /* a forked child's copy of its parent's queue */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        int want = cpus < 1 ? 1 : cpus > BULK_MAX_WORKERS ? BULK_MAX_WORKERS : (int)cpus;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        n_workers = 0;
+        for (int i = 0; i < want; i++) {
+            pthread_t t;
+            if (pthread_create(&t, &attr, worker, NULL) != 0)
+                break;
+            n_workers++;
+        }
+        pthread_attr_destroy(&attr);
+        pool_pid = getpid();
     }
-    pthread_attr_destroy(&attr);
-    n_workers = made;
+    int n = n_workers;
+    pthread_mutex_unlock(&pool_mu);
+    return n;
 }
 
 int tally_downsample_bulk(tally_engine *e, const tally_series_id *ids, size_t n,
@@ -101,9 +110,7 @@ int tally_downsample_bulk(tally_engine *e, const tally_series_id *ids, size_t n,
         return TALLY_EINVAL;
     memset(out, 0, n * sizeof *out);
     int rc = 0;
-    if (n >= BULK_MIN_SERIES)
-        pthread_once(&pool_once, pool_start);
-    if (n < BULK_MIN_SERIES || n_workers < 2) {
+    if (n < BULK_MIN_SERIES || pool_start() < 2) {
         for (size_t i = 0; i < n && rc == 0; i++)
             rc = tally_downsample(e, ids[i], req, &out[i]);
     } else {

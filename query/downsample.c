@@ -14,15 +14,16 @@
  *   CLEAN block, whole, inside one column, no NaN --> rollup pyramid node
  *                                                     (runs of them: one
  *                                                     range query)
- *   CLEAN block otherwise --> chunk summaries: a chunk inside one column
- *                             without NaN is one summary; a chunk cut by a
- *                             column edge (or holding NaN) is decoded
+ *   CLEAN block otherwise --> cached chunk records (rollup.h): a chunk
+ *                             inside one column without NaN is one summary;
+ *                             a chunk cut by a column edge (or holding NaN)
+ *                             is decoded and reduced per column run
  *   DIRTY, head --> points
  *
  * and folds them into a column accumulator that knows the first, last, min
- * and max of the open column. Summaries name their min/max point by
- * reference (block + index, or block node) and references are resolved to
- * points only for the winners, when the column closes.
+ * and max of the open column. Chunk records and runs carry their min/max
+ * points; a block node names its block only, and that block's extreme
+ * points are resolved (and cached) only if it wins when the column closes.
  *
  * Invariants:
  *  (1) Pieces are disjoint in x and fed in increasing x, so every column
@@ -41,6 +42,7 @@
  *  (5) Column arithmetic is done in 128 bits: no int64 range, width or
  *      relative shift overflows.
  */
+#include <assert.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -53,7 +55,6 @@
 __extension__ typedef __int128 i128;
 
 #define CHUNK TALLY_CHUNK_POINTS
-#define MAX_CHUNKS (65536u / TALLY_CHUNK_POINTS)
 #define HEAD_SRC UINT32_MAX
 
 #define RETURN_ERROR_IF(cond, code)                                                           \
@@ -101,13 +102,13 @@ static int same_point(const tally_point *a, const tally_point *b)
 
 /* --- query state ---------------------------------------------------------------- */
 
-enum ref_kind { REF_POINT = 0, REF_CHUNK = 1, REF_NODE = 2 };
+enum ref_kind { REF_POINT = 0, REF_NODE = 1 };
 
-/* Where a column's min or max candidate lives. */
+/* Where a column's min or max candidate lives: a point, or the block whose
+ * cached extreme it is (resolved only if it wins the column). */
 typedef struct ref {
     enum ref_kind kind;
-    uint32_t block;       /* REF_CHUNK, REF_NODE: seal index */
-    uint32_t index;       /* REF_CHUNK: point index in the block */
+    uint32_t block;       /* REF_NODE: seal index */
     tally_point p;        /* REF_POINT */
 } ref;
 
@@ -165,11 +166,8 @@ typedef struct ds_ctx {
     tally_point *head_copy;      /* owned when the axis order differs from the snapshot's */
     tally_point *buf;            /* dirty gathering */
     size_t buf_n, buf_cap;
-    uint32_t chunks_block;       /* block whose chunk table is in chunks, or UINT32_MAX */
-    uint32_t dec_block, dec_chunk; /* chunk held in st/ts/v, or UINT32_MAX */
-    int64_t st[CHUNK], ts[CHUNK];
+    int64_t st[CHUNK], ts[CHUNK]; /* one decoded chunk */
     double v[CHUNK];
-    tally_chunk_summary chunks[MAX_CHUNKS];
 } ds_ctx;
 
 /* An x in the request's unit: relative time can exceed int64 (5); saturate. */
@@ -225,21 +223,12 @@ static int push_bucket(ds_ctx *c, const tally_bucket *b)
 
 /* --- the column accumulator ------------------------------------------------------ */
 
-static int resolve(ds_ctx *c, const ref *r, double value, int want_max, tally_point *out)
+static int resolve(ds_ctx *c, const ref *r, int want_max, tally_point *out)
 {
     switch (r->kind) {
     case REF_POINT:
         *out = r->p;
         return 0;
-    case REF_CHUNK:
-        out->value = value;
-        if (c->dec_block == r->block && c->dec_chunk == r->index / CHUNK) {
-            out->step = c->st[r->index % CHUNK];
-            out->timestamp_ms = c->ts[r->index % CHUNK];
-            return 0;
-        }
-        return tally_snapshot_block_decode(c->s, r->block, r->index, 1, &out->step,
-                                           &out->timestamp_ms, NULL);
     case REF_NODE: {
         tally_point mn, mx;
         int rc = tally__rollup_block_extremes(c->r, c->s, r->block, &mn, &mx);
@@ -271,9 +260,9 @@ static int close_col(ds_ctx *c)
         return 0; /* NaN only: M4 draws nothing here */
     tally_point p[4];
     p[0] = c->first;
-    int rc = resolve(c, &c->min_r, c->min_v, 0, &p[1]);
+    int rc = resolve(c, &c->min_r, 0, &p[1]);
     if (rc == 0)
-        rc = resolve(c, &c->max_r, c->max_v, 1, &p[2]);
+        rc = resolve(c, &c->max_r, 1, &p[2]);
     if (rc)
         return rc;
     p[3] = c->last;
@@ -297,6 +286,8 @@ static int close_col(ds_ctx *c)
 /* Makes the column holding x the open one (x never goes back, (1)). */
 static inline int goto_x(ds_ctx *c, int64_t x)
 {
+    assert(!c->open || (i128)x >= c->col_lo); /* (1) */
+    assert((i128)x >= c->lo && (i128)x <= c->hi);
     if (c->open && (i128)x <= c->col_hi)
         return 0;
     int rc = close_col(c);
@@ -354,6 +345,8 @@ static inline void acc_summary(ds_ctx *c, const tally_point *first, const tally_
                                double min_v, const ref *min_r, double max_v, const ref *max_r,
                                uint64_t count, double sum)
 {
+    assert(c->open && (i128)xof(c, first) >= c->col_lo && (i128)xof(c, last) <= c->col_hi); /* (2) */
+    assert(min_v == min_v && max_v == max_v);
     if (c->count == 0)
         c->x_first_any = xof(c, first);
     c->x_last_any = xof(c, last);
@@ -381,72 +374,163 @@ static inline void acc_summary(ds_ctx *c, const tally_point *first, const tally_
 
 /* --- reading blocks -------------------------------------------------------------- */
 
-static int load_chunks(ds_ctx *c, uint32_t block)
+/* Decodes chunk k of block (n points) into st/ts/v: steps are filled in
+ * without decoding when the chunk's steps are dense. */
+static int decode_chunk(ds_ctx *c, uint32_t block, uint32_t k, const tally__rchunk *cr)
 {
-    if (c->chunks_block == block)
-        return 0;
-    c->chunks_block = UINT32_MAX;
-    int rc = tally_snapshot_block_chunks(c->s, block, c->chunks, MAX_CHUNKS);
-    if (rc == 0)
-        c->chunks_block = block;
-    return rc;
-}
-
-static int decode_chunk(ds_ctx *c, uint32_t block, uint32_t k)
-{
-    if (c->dec_block == block && c->dec_chunk == k)
-        return 0;
-    const tally_chunk_summary *cs = &c->chunks[k];
-    c->dec_block = UINT32_MAX;
-    int rc = tally_snapshot_block_decode(c->s, block, cs->first_index, cs->n_points, c->st, c->ts,
-                                         c->v);
-    if (rc == 0) {
-        c->dec_block = block;
-        c->dec_chunk = k;
+    int dense = (cr->flags & TALLY__RCHUNK_STEPS_DENSE) != 0;
+    int linear = (cr->flags & TALLY__RCHUNK_TS_LINEAR) != 0;
+    int rc = tally_snapshot_block_decode(c->s, block, k * CHUNK, cr->n_points, dense ? NULL : c->st,
+                                         linear ? NULL : c->ts, c->v);
+    if (rc == 0 && dense)
+        for (uint32_t i = 0; i < cr->n_points; i++)
+            c->st[i] = cr->first.step + (int64_t)i;
+    if (rc == 0 && linear) {
+        int64_t d = cr->n_points > 1 ? (int64_t)(((uint64_t)cr->last.timestamp_ms -
+                                                  (uint64_t)cr->first.timestamp_ms) /
+                                                 (cr->n_points - 1))
+                                     : 0;
+        for (uint32_t i = 0; i < cr->n_points; i++)
+            c->ts[i] = (int64_t)((uint64_t)cr->first.timestamp_ms + (uint64_t)d * i);
     }
     return rc;
 }
 
-/* Feeds the points of a clean, sorted block with x in [a, b]. */
+/* First index in [i, n) of sorted xs with xs[index] > x, or n. */
+static inline uint32_t upper_index(const int64_t *xs, uint32_t i, uint32_t n, i128 x)
+{
+    while (i < n) {
+        uint32_t mid = i + (n - i) / 2;
+        if ((i128)xs[mid] <= x)
+            i = mid + 1;
+        else
+            n = mid;
+    }
+    return i;
+}
+
+/* Feeds the points of a decoded chunk (sorted on the axis, no NaN) with x in
+ * [a, b] as one summary per column they fall in: a tight min/max loop per
+ * run instead of a call per point; a run that holds the chunk's own first
+ * min (max) needs no scan for it. first_step_dense is the chunk's first
+ * step when its steps are dense and x is the step (a run's end is then
+ * arithmetic), else INT64_MIN. */
+static int feed_runs(ds_ctx *c, const tally__rchunk *cr, int64_t a, int64_t b,
+                     int64_t first_step_dense)
+{
+    uint32_t n = cr->n_points;
+    const int64_t *xs = c->axis == TALLY__AXIS_STEP ? c->st : c->ts;
+    const double *v = c->v;
+    uint32_t i = (uint32_t)upper_index(xs, 0, n, (i128)a - 1);
+    uint32_t end = upper_index(xs, i, n, b);
+    while (i < end) {
+        int rc = goto_x(c, xs[i]);
+        if (rc)
+            return rc;
+        uint32_t q;
+        if (first_step_dense != INT64_MIN) {
+            i128 k = c->col_hi - first_step_dense + 1; /* index of the column's end + 1 */
+            q = k < (i128)end ? (uint32_t)k : end;
+        } else {
+            q = upper_index(xs, i + 1, end, c->col_hi);
+        }
+        /* Least and greatest value over four independent lanes (a scan's
+         * dependency chain is the cost here), then the first index holding
+         * each: that is the point a left-to-right scan with < and > keeps
+         * (3), and its value is reported, so -0.0/+0.0 ties come out as the
+         * scan's. The sum is only needed by buckets. */
+        uint32_t amin = cr->argmin, amax = cr->argmax;
+        if (amin < i || amin >= q || amax < i || amax >= q) {
+            double m0 = v[i], m1 = m0, m2 = m0, m3 = m0, x0 = m0, x1 = m0, x2 = m0, x3 = m0;
+            uint32_t t = i;
+            for (; t + 4 <= q; t += 4) {
+                m0 = v[t] < m0 ? v[t] : m0;
+                m1 = v[t + 1] < m1 ? v[t + 1] : m1;
+                m2 = v[t + 2] < m2 ? v[t + 2] : m2;
+                m3 = v[t + 3] < m3 ? v[t + 3] : m3;
+                x0 = v[t] > x0 ? v[t] : x0;
+                x1 = v[t + 1] > x1 ? v[t + 1] : x1;
+                x2 = v[t + 2] > x2 ? v[t + 2] : x2;
+                x3 = v[t + 3] > x3 ? v[t + 3] : x3;
+            }
+            for (; t < q; t++) {
+                m0 = v[t] < m0 ? v[t] : m0;
+                x0 = v[t] > x0 ? v[t] : x0;
+            }
+            m0 = m1 < m0 ? m1 : m0;
+            m2 = m3 < m2 ? m3 : m2;
+            m0 = m2 < m0 ? m2 : m0;
+            x0 = x1 > x0 ? x1 : x0;
+            x2 = x3 > x2 ? x3 : x2;
+            x0 = x2 > x0 ? x2 : x0;
+            if (amin < i || amin >= q)
+                for (amin = i; !(v[amin] == m0); amin++)
+                    ;
+            if (amax < i || amax >= q)
+                for (amax = i; !(v[amax] == x0); amax++)
+                    ;
+        }
+        double mn = v[amin], mx = v[amax];
+        uint32_t t;
+        double sum = 0;
+        if (c->method == TALLY_DS_BUCKETS)
+            for (t = i; t < q; t++)
+                sum += v[t];
+        tally_point first = {c->st[i], c->ts[i], v[i]};
+        tally_point last = {c->st[q - 1], c->ts[q - 1], v[q - 1]};
+        ref rmin = {REF_POINT, 0, {c->st[amin], c->ts[amin], v[amin]}};
+        ref rmax = {REF_POINT, 0, {c->st[amax], c->ts[amax], v[amax]}};
+        acc_summary(c, &first, &last, mn, &rmin, mx, &rmax, q - i, sum);
+        i = q;
+    }
+    return 0;
+}
+
+/* Feeds the points of a clean, sorted block with x in [a, b]: a chunk inside
+ * one column without NaN as its cached record (2), any other chunk decoded. */
 static int feed_block(ds_ctx *c, uint32_t block, int64_t a, int64_t b)
 {
-    int rc = load_chunks(c, block);
+    const tally__rchunk *ch;
+    int rc = tally__rollup_chunks(c->r, c->s, block, &ch);
     if (rc)
         return rc;
     uint32_t nc = tally__rollup_block(c->r, block)->n_chunks;
     for (uint32_t k = 0; k < nc; k++) {
-        const tally_chunk_summary *cs = &c->chunks[k];
-        int64_t fx = xof(c, &cs->first), lx = xof(c, &cs->last);
+        const tally__rchunk *cr = &ch[k];
+        int64_t fx = xof(c, &cr->first), lx = xof(c, &cr->last);
         if (lx < a)
             continue;
         if (fx > b)
             break;
-        if (fx >= a && lx <= b && cs->n_nan == 0) {
+        if (fx >= a && lx <= b && cr->n_nan == 0) {
             rc = goto_x(c, fx);
             if (rc)
                 return rc;
             if ((i128)lx <= c->col_hi) {
-                ref mn = {REF_CHUNK, block, cs->argmin, {0, 0, 0}};
-                ref mx = {REF_CHUNK, block, cs->argmax, {0, 0, 0}};
-                acc_summary(c, &cs->first, &cs->last, cs->min_value, &mn, cs->max_value, &mx,
-                            cs->n_points, cs->sum);
+                ref mn = {REF_POINT, 0, cr->min_pt}, mx = {REF_POINT, 0, cr->max_pt};
+                acc_summary(c, &cr->first, &cr->last, cr->min_pt.value, &mn, cr->max_pt.value, &mx,
+                            cr->n_points, cr->sum);
                 continue;
             }
         }
-        rc = decode_chunk(c, block, k);
+        rc = decode_chunk(c, block, k, cr);
         if (rc)
             return rc;
-        for (uint32_t i = 0; i < cs->n_points; i++) {
-            tally_point p = {c->st[i], c->ts[i], c->v[i]};
-            int64_t x = xof(c, &p);
-            if (x < a)
-                continue;
-            if (x > b)
-                break;
-            rc = acc_point(c, &p);
-            if (rc)
-                return rc;
+        if (cr->n_nan == 0) {
+            int dense = c->axis == TALLY__AXIS_STEP && (cr->flags & TALLY__RCHUNK_STEPS_DENSE);
+            rc = feed_runs(c, cr, a, b, dense ? cr->first.step : INT64_MIN);
+        } else {
+            for (uint32_t i = 0; i < cr->n_points && rc == 0; i++) {
+                tally_point p = {c->st[i], c->ts[i], c->v[i]};
+                int64_t x = xof(c, &p);
+                if (x > b)
+                    break;
+                if (x >= a)
+                    rc = acc_point(c, &p);
+            }
         }
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -460,8 +544,8 @@ static int feed_nodes(ds_ctx *c, uint32_t p, uint32_t q)
     int rc = goto_x(c, xof(c, &nd.first));
     if (rc)
         return rc;
-    ref mn = {REF_NODE, c->pyr->order[nd.min_pos], 0, {0, 0, 0}};
-    ref mx = {REF_NODE, c->pyr->order[nd.max_pos], 0, {0, 0, 0}};
+    ref mn = {REF_NODE, c->pyr->order[nd.min_pos], {0, 0, 0}};
+    ref mx = {REF_NODE, c->pyr->order[nd.max_pos], {0, 0, 0}};
     acc_summary(c, &nd.first, &nd.last, nd.min_v, &mn, nd.max_v, &mx, nd.count, nd.sum);
     return 0;
 }
@@ -511,16 +595,17 @@ static int feed_dirty(ds_ctx *c, int64_t a, int64_t b)
             }
             continue;
         }
-        rc = load_chunks(c, sr->block);
+        const tally__rchunk *ch;
+        rc = tally__rollup_chunks(c->r, c->s, sr->block, &ch);
         uint32_t nc = tally__rollup_block(c->r, sr->block)->n_chunks;
         for (uint32_t k = 0; k < nc && rc == 0; k++) {
-            const tally_chunk_summary *cs = &c->chunks[k];
-            if (sr->sorted && xof(c, &cs->last) < a)
+            const tally__rchunk *cr = &ch[k];
+            if (sr->sorted && xof(c, &cr->last) < a)
                 continue;
-            if (sr->sorted && xof(c, &cs->first) > b)
+            if (sr->sorted && xof(c, &cr->first) > b)
                 break;
-            rc = decode_chunk(c, sr->block, k);
-            for (uint32_t i = 0; i < cs->n_points && rc == 0; i++) {
+            rc = decode_chunk(c, sr->block, k, cr);
+            for (uint32_t i = 0; i < cr->n_points && rc == 0; i++) {
                 tally_point p = {c->st[i], c->ts[i], c->v[i]};
                 int64_t x = xof(c, &p);
                 if (x >= a && x <= b)
@@ -530,7 +615,8 @@ static int feed_dirty(ds_ctx *c, int64_t a, int64_t b)
     }
     if (rc)
         return rc;
-    qsort(c->buf, c->buf_n, sizeof *c->buf, c->cmp);
+    if (c->buf_n > 1) /* a dirty range may hold no point at all */
+        qsort(c->buf, c->buf_n, sizeof *c->buf, c->cmp);
     for (size_t i = 0; i < c->buf_n && rc == 0; i++)
         if (i == 0 || !same_point(&c->buf[i], &c->buf[i - 1]))
             rc = acc_point(c, &c->buf[i]);
@@ -598,7 +684,8 @@ static int dirty_ranges(const ds_ctx *c, xrange **out, size_t *n_out)
     tally__free(los);
     tally__free(his);
     /* Merge overlapping or touching ranges. */
-    qsort(d, nd, sizeof *d, cmp_xrange);
+    if (nd > 1)
+        qsort(d, nd, sizeof *d, cmp_xrange);
     size_t w = 0;
     for (size_t j = 0; j < nd; j++) {
         if (w > 0 && d[j].a <= d[w - 1].b + (d[w - 1].b < INT64_MAX ? 1 : 0)) {
@@ -668,7 +755,8 @@ static int make_pieces(const ds_ctx *c, const xrange *d, size_t nd, piece **out,
             pc[np++] = (piece){at, sr->hi, (uint32_t)j};
         }
     }
-    qsort(pc, np, sizeof *pc, cmp_piece);
+    if (np > 1)
+        qsort(pc, np, sizeof *pc, cmp_piece);
     *out = pc;
     *n_out = np;
     return 0;
@@ -999,7 +1087,6 @@ int tally_downsample(tally_engine *e, tally_series_id id, const tally_ds_req *re
     c->axis = req->x_axis == TALLY_X_STEP ? TALLY__AXIS_STEP : TALLY__AXIS_TIME;
     c->cmp = c->axis == TALLY__AXIS_STEP ? cmp_step_order : cmp_time_order;
     c->width = req->width;
-    c->chunks_block = c->dec_block = c->dec_chunk = UINT32_MAX;
     rc = tally__rollup_acquire(e, id, s, &c->r);
     if (rc == 0)
         rc = run(c, req, out);

@@ -17,6 +17,7 @@
  *  (7) The table holds one reference on each entry it lists; an entry leaves
  *      the table at most once (in_table), so that reference drops once.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,8 @@ struct tally__rollup {
     _Atomic uint8_t *have_ext;    /* n_blocks flags: ext resolved (3) */
     pthread_mutex_t mu;           /* serialises resolving extremes */
     _Atomic(tally__pyramid *) pyr[2]; /* per tally__axis, published by CAS (3) */
-    size_t bytes;                 /* memory charged to the budget */
+    _Atomic(tally__rchunk *) *chunks; /* n_blocks: chunk records or NULL, published by CAS (3) */
+    size_t bytes;                 /* memory charged to the budget; table lock once listed */
     uint64_t last_use;            /* LRU clock value; table lock */
     int in_table;                 /* listed in the table; table lock (7) */
     struct tally__rollup *next;   /* hash chain; table lock */
@@ -71,6 +73,11 @@ static void entry_free(tally__rollup *r)
     tally__free(r->blocks);
     tally__free(r->ext);
     tally__free((void *)r->have_ext);
+    if (r->chunks) {
+        for (uint32_t i = 0; i < r->n_blocks; i++)
+            tally__free(atomic_load(&r->chunks[i]));
+        tally__free((void *)r->chunks);
+    }
     for (int a = 0; a < 2; a++)
         pyramid_free(atomic_load(&r->pyr[a]));
     pthread_mutex_destroy(&r->mu);
@@ -141,15 +148,21 @@ static int entry_build(tally_engine *e, tally_series_id id, const tally_snapshot
     r->blocks = tally__malloc(nn * sizeof *r->blocks);
     r->ext = tally__malloc(2 * nn * sizeof *r->ext);
     r->have_ext = tally__calloc(nn, sizeof *r->have_ext);
+    r->chunks = tally__malloc(nn * sizeof *r->chunks);
     pthread_mutex_init(&r->mu, NULL);
-    if (!r->blocks || !r->ext || !r->have_ext) {
+    if (!r->blocks || !r->ext || !r->have_ext || !r->chunks) {
+        tally__free((void *)r->chunks);
+        r->chunks = NULL;
         entry_free(r);
         return TALLY_ENOMEM;
     }
+    for (uint32_t i = 0; i < n; i++)
+        atomic_init(&r->chunks[i], NULL);
     atomic_init(&r->refs, 1);
     r->e = e;
     r->id = id;
     r->n_blocks = n;
+    size_t chunk_bytes = 0;
     uint32_t from = 0;
     if (old) {
         from = old->n_blocks < n ? old->n_blocks : n;
@@ -159,6 +172,16 @@ static int entry_build(tally_engine *e, tally_series_id id, const tally_snapshot
                 r->ext[2 * i] = old->ext[2 * i];
                 r->ext[2 * i + 1] = old->ext[2 * i + 1];
                 atomic_store_explicit(&r->have_ext[i], 1, memory_order_relaxed);
+            }
+            const tally__rchunk *oc = atomic_load_explicit(&old->chunks[i], memory_order_acquire);
+            if (oc) {
+                size_t sz = (size_t)old->blocks[i].n_chunks * sizeof *oc;
+                tally__rchunk *nc = tally__malloc(sz);
+                if (nc) { /* else rebuilt on demand */
+                    memcpy(nc, oc, sz);
+                    atomic_store_explicit(&r->chunks[i], nc, memory_order_relaxed);
+                    chunk_bytes += sz;
+                }
             }
         }
     }
@@ -171,9 +194,26 @@ static int entry_build(tally_engine *e, tally_series_id id, const tally_snapshot
     }
     /* Both pyramids at most: n level-0 nodes + n/15 above, order and pos_of. */
     size_t per_axis = (size_t)n * (sizeof(tally__rnode) * 16 / 15 + 2 * sizeof(uint32_t));
-    r->bytes = sizeof *r + (size_t)n * (sizeof *r->blocks + 2 * sizeof *r->ext + 1) + 2 * per_axis;
+    r->bytes = sizeof *r + (size_t)n * (sizeof *r->blocks + 2 * sizeof *r->ext + 1 + sizeof(void *)) +
+               2 * per_axis + chunk_bytes;
     *out = r;
     return 0;
+}
+
+/* Unlists least recently used entries other than keep while the table holds
+ * more than the budget (5). Table lock held. */
+static void evict_past_budget(const tally__rollup *keep)
+{
+    while (table_bytes > TALLY__ROLLUP_BUDGET && table_entries > 1) {
+        tally__rollup *lru = NULL;
+        for (size_t i = 0; i < TABLE_BUCKETS; i++)
+            for (tally__rollup *x = table[i]; x; x = x->next)
+                if (x != keep && (!lru || x->last_use < lru->last_use))
+                    lru = x;
+        if (!lru)
+            break;
+        unlist(lru);
+    }
 }
 
 /* Lists r (one reference given to the table) in place of any entry of the
@@ -196,16 +236,7 @@ static void publish(tally__rollup *r)
     table_bytes += r->bytes;
     table_entries++;
     n_builds++;
-    while (table_bytes > TALLY__ROLLUP_BUDGET && table_entries > 1) {
-        tally__rollup *lru = NULL;
-        for (size_t i = 0; i < TABLE_BUCKETS; i++)
-            for (tally__rollup *x = table[i]; x; x = x->next)
-                if (x != r && (!lru || x->last_use < lru->last_use))
-                    lru = x;
-        if (!lru)
-            break;
-        unlist(lru);
-    }
+    evict_past_budget(r);
     pthread_mutex_unlock(&table_mu);
 }
 
@@ -305,6 +336,86 @@ int tally__rollup_block_extremes(tally__rollup *r, tally_snapshot *s, uint32_t i
         *max_pt = r->ext[2 * i + 1];
     }
     return rc;
+}
+
+/* --- chunk records ---------------------------------------------------------- */
+
+static int chunks_build(tally_snapshot *s, uint32_t i, uint32_t n_chunks, tally__rchunk *out)
+{
+    tally_chunk_summary cs[65536 / TALLY_CHUNK_POINTS];
+    int64_t st[TALLY_CHUNK_POINTS], ts[TALLY_CHUNK_POINTS];
+    int rc = tally_snapshot_block_chunks(s, i, cs, sizeof cs / sizeof cs[0]);
+    for (uint32_t k = 0; rc == 0 && k < n_chunks; k++) {
+        const tally_chunk_summary *c = &cs[k];
+        rc = tally_snapshot_block_decode(s, i, c->first_index, c->n_points, st, ts, NULL);
+        if (rc)
+            break;
+        tally__rchunk *o = &out[k];
+        memset(o, 0, sizeof *o);
+        o->first = c->first;
+        o->last = c->last;
+        o->sum = c->sum;
+        o->n_points = (uint16_t)c->n_points;
+        o->n_nan = (uint16_t)c->n_nan;
+        o->min_pt.value = o->max_pt.value = NAN;
+        if (c->n_nan < c->n_points) {
+            uint32_t a = c->argmin - c->first_index, b = c->argmax - c->first_index;
+            if (a >= c->n_points || b >= c->n_points)
+                return TALLY_ECORRUPT;
+            o->min_pt = (tally_point){st[a], ts[a], c->min_value};
+            o->max_pt = (tally_point){st[b], ts[b], c->max_value};
+            o->argmin = (uint8_t)a;
+            o->argmax = (uint8_t)b;
+        }
+        /* Both checks in unsigned arithmetic: any int64 column is legal. */
+        int dense = 1, linear = 1;
+        uint64_t d = c->n_points > 1 ? ((uint64_t)ts[c->n_points - 1] - (uint64_t)ts[0]) /
+                                           (c->n_points - 1)
+                                     : 0;
+        for (uint32_t t = 1; t < c->n_points; t++) {
+            dense &= (uint64_t)st[t] - (uint64_t)st[0] == t && st[t] > st[t - 1];
+            linear &= (uint64_t)ts[t] == (uint64_t)ts[0] + d * t;
+        }
+        o->flags = (uint16_t)((dense ? TALLY__RCHUNK_STEPS_DENSE : 0) |
+                              (linear ? TALLY__RCHUNK_TS_LINEAR : 0));
+    }
+    return rc;
+}
+
+int tally__rollup_chunks(tally__rollup *r, tally_snapshot *s, uint32_t i,
+                         const tally__rchunk **out)
+{
+    tally__rchunk *c = atomic_load_explicit(&r->chunks[i], memory_order_acquire);
+    if (c) {
+        *out = c;
+        return 0;
+    }
+    uint32_t nc = r->blocks[i].n_chunks;
+    size_t sz = (size_t)nc * sizeof *c;
+    c = tally__malloc(sz ? sz : 1);
+    if (!c)
+        return TALLY_ENOMEM;
+    int rc = chunks_build(s, i, nc, c);
+    if (rc) {
+        tally__free(c);
+        return rc;
+    }
+    tally__rchunk *expected = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&r->chunks[i], &expected, c,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        tally__free(c); /* another thread published first */
+        *out = expected;
+        return 0;
+    }
+    pthread_mutex_lock(&table_mu);
+    r->bytes += sz;
+    if (r->in_table) {
+        table_bytes += sz;
+        evict_past_budget(r);
+    }
+    pthread_mutex_unlock(&table_mu);
+    *out = c;
+    return 0;
 }
 
 /* --- pyramids --------------------------------------------------------------- */

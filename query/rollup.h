@@ -8,6 +8,8 @@
  *   ---------------  -------------  ------------------------------------  --------------------
  *   chunk (128 pts)  block body     min/max/sum/argmin/argmax/n_nan,       by the engine
  *                                   first/last point (engine.h)
+ *                    + this cache   the same with the min and max points   lazily per block, here
+ *                                   resolved, and "steps are dense"
  *   block (<=64 Ki)  block header   min/max/sum/n_nan, first/last point    by the engine
  *                    + this cache   + the min and max *points*             lazily, here
  *   L1..Lk           this cache     tally__rnode over 16^k blocks in x     lazily per axis, here
@@ -24,6 +26,16 @@
  * once (one open of the block: chunk table, argmin/argmax, decode of one
  * point) the first time a query needs them, and keeps them.
  *
+ * The engine's chunk summaries cost a block open plus six column look-ups
+ * per chunk on every call, and name the min/max point only by index. A query
+ * that cuts a block at column edges reads them all, so the entry keeps a
+ * compact copy per block (tally__rchunk, 112 bytes per 128 points), built
+ * the first time a query needs that block's chunks: the steps and timestamps
+ * columns are decoded once then to resolve each chunk's min/max points and
+ * to learn whether its steps are dense (step of point i = first step + i)
+ * and its timestamps linear (first + i * d, as a timer-driven logger
+ * writes), which lets a later query skip decoding those columns.
+ *
  * Invariants:
  *  (1) An entry describes the first n_blocks blocks of one series of one
  *      engine. Blocks are append-only in an engine, so an entry stays true
@@ -37,7 +49,8 @@
  *  (3) An entry's arrays never change after it is published, except the
  *      extreme points of block i, written once under the entry's mutex before
  *      the release-store of have_extremes[i]; readers load that flag with
- *      acquire. A pyramid is published once per axis by compare-and-swap.
+ *      acquire. A pyramid is published once per axis, and a block's chunk
+ *      records once per block, by compare-and-swap; both are immutable.
  *  (4) Pyramid levels combine nodes strictly left to right in x order: min
  *      and max keep the first occurrence (a later node wins only with a
  *      strictly smaller/greater value), exactly as a left-to-right scan does.
@@ -54,7 +67,7 @@
 #include "tally/engine.h"
 
 #define TALLY__ROLLUP_FANOUT 16u                  /* nodes per parent node */
-#define TALLY__ROLLUP_BUDGET (64ull << 20)        /* bytes of cached entries */
+#define TALLY__ROLLUP_BUDGET (256ull << 20)       /* bytes of cached entries */
 
 /* The axis a pyramid orders blocks by. */
 typedef enum tally__axis {
@@ -83,6 +96,19 @@ typedef struct tally__pyramid {
     uint32_t level_n[8];     /* nodes per level */
 } tally__pyramid;
 
+/* One chunk, as the cache keeps it. */
+#define TALLY__RCHUNK_STEPS_DENSE 0x1u /* step of point i is first.step + i */
+#define TALLY__RCHUNK_TS_LINEAR 0x2u   /* timestamp of point i is first.timestamp_ms + i * d */
+typedef struct tally__rchunk {
+    tally_point first, last;     /* first and last points of the chunk */
+    tally_point min_pt, max_pt;  /* first least / greatest non-NaN point; unset if n_nan = n_points */
+    double sum;                  /* sum of non-NaN values (the engine's) */
+    uint16_t n_points;           /* 1..TALLY_CHUNK_POINTS */
+    uint16_t n_nan;              /* NaN points */
+    uint16_t flags;              /* TALLY__RCHUNK_* */
+    uint8_t argmin, argmax;      /* indexes of min_pt and max_pt in the chunk */
+} tally__rchunk;
+
 typedef struct tally__rollup tally__rollup;
 
 /* Finds or builds the entry of series id for snapshot s (invariants (1),
@@ -103,6 +129,12 @@ const tally_block_summary *tally__rollup_block(const tally__rollup *r, uint32_t 
  * TALLY_EINVAL if the block holds only NaN. */
 int tally__rollup_block_extremes(tally__rollup *r, tally_snapshot *s, uint32_t i,
                                  tally_point *min_pt, tally_point *max_pt);
+
+/* The chunk records of block i (its n_chunks of them), built through s on
+ * first use. Borrowed like tally__rollup_block. Returns 0, ENOMEM or the
+ * engine's error for a damaged block. */
+int tally__rollup_chunks(tally__rollup *r, tally_snapshot *s, uint32_t i,
+                         const tally__rchunk **out);
 
 /* The pyramid for axis, built on first use. Borrowed like tally__rollup_block.
  * NULL only when out of memory. */

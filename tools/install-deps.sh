@@ -3,11 +3,14 @@
 # skipping the apt round trip when everything is already there.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-dev
-      liblz4-dev liburing-dev libxxhash-dev libsqlite3-dev)
+      liblz4-dev liburing-dev libxxhash-dev libsqlite3-dev
+      libmicrohttpd-dev libcjson-dev libjsmn-dev libsodium-dev python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js (for the UI build and the npm-client tests): any existing install will do.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -1,14 +1,17 @@
 /*
  * tally.c — the `tally` command-line program: a thin layer over the engine
- * library. Subcommands: verify, stat, version, help. (serve arrives with the
- * server.) Exit codes: 0 success, 1 the command found problems or failed,
- * 2 usage error.
+ * library. Subcommands: serve (the HTTP server, when built with server/),
+ * verify, stat, version, help. Exit codes: 0 success, 1 the command found
+ * problems or failed, 2 usage error.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "tally/engine.h"
+#ifdef TALLY_HAVE_SERVER
+#include "server.h"
+#endif
 
 #define TALLY_VERSION "0.1.0"
 
@@ -17,6 +20,9 @@ static void usage(FILE *f)
     fputs("usage: tally <command> [options]\n"
           "\n"
           "commands:\n"
+#ifdef TALLY_HAVE_SERVER
+          "  serve [opts] run the MLflow-compatible tracking server (serve --help)\n"
+#endif
           "  verify DIR   check every checksum of a data directory; exit 1 on any problem\n"
           "  stat DIR     what a data directory holds\n"
           "  version      print the version\n"
@@ -83,6 +89,10 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+#ifdef TALLY_HAVE_SERVER
+    if (strcmp(cmd, "serve") == 0)
+        return tally_serve_main(argc - 2, argv + 2);
+#endif
     if (strcmp(cmd, "verify") == 0)
         return cmd_verify(argc - 2, argv + 2);
     if (strcmp(cmd, "stat") == 0)

@@ -20,6 +20,7 @@
  */
 #include "test.h"
 
+#include <pthread.h>
 #include <tally/query.h>
 
 #define H 97 /* raster rows */
@@ -729,8 +730,111 @@ static void test_sparse(void)
     test_rmdir(dir);
 }
 
+/* --- bulk ------------------------------------------------------------------------------- */
+
+#define BULK_SERIES 24
+
+typedef struct bulk_arg {
+    tally_engine *e;
+    const tally_series_id *ids;
+    tally_ds_req req;
+    const tally_ds_result *want; /* BULK_SERIES single-series answers */
+} bulk_arg;
+
+static void same_result(const tally_ds_result *a, const tally_ds_result *b)
+{
+    ASSERT_EQ(a->n_points, b->n_points);
+    ASSERT_EQ(a->n_buckets, b->n_buckets);
+    ASSERT_U64_EQ(a->n_source, b->n_source);
+    ASSERT(a->n_points == 0 || memcmp(a->points, b->points, a->n_points * sizeof *a->points) == 0);
+    ASSERT(a->n_buckets == 0 ||
+           memcmp(a->buckets, b->buckets, a->n_buckets * sizeof *a->buckets) == 0);
+}
+
+static void *bulk_thread(void *p)
+{
+    bulk_arg *a = p;
+    for (int k = 0; k < 8; k++) {
+        tally_ds_result got[BULK_SERIES];
+        ASSERT_OK(tally_downsample_bulk(a->e, a->ids, BULK_SERIES, &a->req, got));
+        for (int i = 0; i < BULK_SERIES; i++) {
+            same_result(&got[i], &a->want[i]);
+            tally_ds_result_free(&got[i]);
+        }
+    }
+    return NULL;
+}
+
+/* tally_downsample_bulk gives, in id order, what tally_downsample gives per
+ * series, also from several threads at once. */
+static void test_bulk(void)
+{
+    char dir[512];
+    rng_state = 11;
+    test_tmpdir(dir, sizeof dir, "m4-bulk");
+    tally_engine *e = open_engine(dir, 128);
+    tally_series_id ids[BULK_SERIES];
+    for (int i = 0; i < BULK_SERIES; i++) {
+        char run[32];
+        snprintf(run, sizeof run, "bulk-%d", i);
+        ids[i] = tally_series_id_of(run, strlen(run), KEY, strlen(KEY));
+        if (i == 5)
+            continue; /* an id of no series */
+        size_t n = 200 + rnd_below(5000);
+        tally_point *p = walk(n, (int64_t)rnd_below(100), 1700000000000);
+        int64_t *st = malloc(n * 8), *ts = malloc(n * 8);
+        double *v = malloc(n * 8);
+        for (size_t j = 0; j < n; j++) {
+            st[j] = p[j].step;
+            ts[j] = p[j].timestamp_ms;
+            v[j] = p[j].value;
+        }
+        tally_series_batch b = {run, strlen(run), KEY, strlen(KEY), (uint32_t)n, st, ts, v};
+        ASSERT_OK(tally_engine_append(e, &b, 1));
+        if (i % 3)
+            ASSERT_OK(tally_engine_checkpoint(e));
+        free(st);
+        free(ts);
+        free(v);
+        free(p);
+    }
+    for (int method = 0; method < 3; method += 2) {
+        tally_ds_req req = {(tally_ds_method)method, TALLY_X_STEP, 1, 0, 0, 300};
+        tally_ds_result want[BULK_SERIES], got[BULK_SERIES];
+        for (int i = 0; i < BULK_SERIES; i++)
+            ASSERT_OK(tally_downsample(e, ids[i], &req, &want[i]));
+        ASSERT_EQ(want[5].n_points + want[5].n_buckets, 0);
+        ASSERT_OK(tally_downsample_bulk(e, ids, BULK_SERIES, &req, got));
+        for (int i = 0; i < BULK_SERIES; i++) {
+            same_result(&got[i], &want[i]);
+            tally_ds_result_free(&got[i]);
+        }
+        ASSERT_OK(tally_downsample_bulk(e, ids, 1, &req, got)); /* inline path */
+        same_result(&got[0], &want[0]);
+        tally_ds_result_free(&got[0]);
+        ASSERT_OK(tally_downsample_bulk(e, ids, 0, &req, got));
+        req.width = 0;
+        ASSERT_EQ(tally_downsample_bulk(e, ids, BULK_SERIES, &req, got), TALLY_EINVAL);
+        for (int i = 0; i < BULK_SERIES; i++)
+            ASSERT(got[i].points == NULL && got[i].buckets == NULL);
+        req.width = 300;
+        /* concurrent callers share the pool and the rollup cache */
+        pthread_t th[3];
+        bulk_arg arg = {e, ids, req, want};
+        for (int t = 0; t < 3; t++)
+            ASSERT_EQ(pthread_create(&th[t], NULL, bulk_thread, &arg), 0);
+        for (int t = 0; t < 3; t++)
+            pthread_join(th[t], NULL);
+        for (int i = 0; i < BULK_SERIES; i++)
+            tally_ds_result_free(&want[i]);
+    }
+    ASSERT_OK(tally_engine_close(e));
+    test_rmdir(dir);
+}
+
 int main(void)
 {
+    TEST_RUN(test_bulk);
     TEST_RUN(test_single_point_and_empty);
     TEST_RUN(test_random_walk);
     TEST_RUN(test_default_blocks);

@@ -55,10 +55,44 @@ TALLY_API int tally_history_page(tally_engine *e, const tally_history_req *req, 
 /* Downsampling                                                              */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * What a downsampling query reads: the series' points as the engine's
+ * iterator gives them (sealed blocks and the unsealed head of one snapshot,
+ * exact duplicates collapsed) with x_lo <= x <= x_hi, in *axis order*:
+ * (step, timestamp, value bits) for x = step, (timestamp, step, value bits)
+ * for time and relative time. Points outside the range take no part (a
+ * chart of a zoomed window does not connect to points beyond it).
+ *
+ * Column mapping (M4 and buckets), exact for every int64 range and width:
+ *
+ *     span = x_hi - x_lo + 1          (up to 2^64: computed in 128 bits)
+ *     col(x) = floor((x - x_lo) * width / span)           0 <= col < width
+ *     column c holds x_lo + ceil(c * span / width) ..
+ *                    x_lo + ceil((c + 1) * span / width) - 1
+ *
+ * so columns differ in width by at most one x unit, and when width > span
+ * some columns are empty (they produce nothing).
+ *
+ * NaN and infinities:
+ *  - NaN points are not drawn: M4 and LTTB skip them entirely (the line is
+ *    the line through the non-NaN points, as a chart that spans gaps draws
+ *    it). They are counted in n_source and, for buckets, in count and n_nan;
+ *    a bucket of only NaN points is reported with min = max = mean = NaN.
+ *  - +inf and -inf are values like any other: they can be a column's max or
+ *    min and M4 returns them (a renderer clamps them to the plot's edge).
+ *    A bucket's mean is then +-inf, or NaN if both occur.
+ *  - min and max compare with < and >, so -0.0 and +0.0 tie; ties keep the
+ *    first point in axis order. M4's min and max points are therefore the
+ *    ones a left-to-right scan keeps.
+ *
+ * Relative time: x = timestamp - t0 where t0 is the series' least
+ * timestamp (in the snapshot). x_lo/x_hi and bucket x ranges are in that
+ * unit; points keep their absolute timestamps.
+ */
 typedef enum tally_x_axis {
     TALLY_X_STEP = 0,         /* x = step */
     TALLY_X_TIME = 1,         /* x = timestamp in ms */
-    TALLY_X_RELATIVE_TIME = 2 /* x = timestamp - the series' first timestamp, ms */
+    TALLY_X_RELATIVE_TIME = 2 /* x = timestamp - the series' least timestamp, ms */
 } tally_x_axis;
 
 typedef enum tally_ds_method {
@@ -67,39 +101,72 @@ typedef enum tally_ds_method {
     TALLY_DS_BUCKETS = 2 /* per column: count, min, max, mean */
 } tally_ds_method;
 
+/*
+ * M4: per non-empty column, its first, least, greatest and last non-NaN
+ * points, in axis order, each once (2 to 4 points; 1 if they coincide).
+ * A line drawn through them, with x mapped to columns as above and any
+ * monotone mapping of value to rows, lights exactly the pixels of the line
+ * drawn through every non-NaN point (tests/unit/test_m4.c proves it with a
+ * rasteriser). A column of only NaN points gives nothing.
+ *
+ * LTTB: Steinarsson's Largest-Triangle-Three-Buckets (2013) over the
+ * non-NaN points in axis order, with x as a double (step, timestamp, or
+ * relative timestamp) and the reference implementation's arithmetic: the
+ * first and last points, and from each of width - 2 buckets of
+ * (n - 2) / (width - 2) points the one forming the largest triangle with the
+ * previous kept point and the mean of the next bucket. width >= n keeps every
+ * point; width = 1 keeps the first. A bucket where no area compares greater
+ * than -1 (NaN areas from infinities) keeps its first point. Costs a decode
+ * of every point in range.
+ *
+ * Buckets: per non-empty column (NaN-only columns included) its x range,
+ * count, n_nan, min, max and mean. count, n_nan, min, max and the x range
+ * are exact; the mean is sum / (count - n_nan) where the sum adds the
+ * engine's chunk and block sums, so it may differ from a left-to-right sum in
+ * the last bits.
+ */
 typedef struct tally_ds_req {
     tally_ds_method method;
     tally_x_axis x_axis;
     int full_range;        /* nonzero: the series' whole x range; x_lo/x_hi ignored */
-    int64_t x_lo, x_hi;    /* inclusive x range in the axis' unit */
+    int64_t x_lo, x_hi;    /* inclusive x range in the axis' unit, x_lo <= x_hi */
     uint32_t width;        /* pixel columns, 1..65536 */
 } tally_ds_req;
 
 typedef struct tally_bucket {
-    int64_t x_lo, x_hi;    /* x range of the points in the column (inclusive) */
+    int64_t x_lo, x_hi;    /* x of the column's first and last point, NaN points included */
     uint64_t count;        /* points in the column, NaN included */
     uint64_t n_nan;        /* NaN points (excluded from min, max, mean) */
     double min, max, mean; /* over non-NaN values; NaN if the column has none */
 } tally_bucket;
 
 typedef struct tally_ds_result {
-    tally_point *points;   /* M4 and LTTB output in x order; owned by the result */
+    tally_point *points;   /* M4 and LTTB output in axis order; owned by the result */
     size_t n_points;
-    tally_bucket *buckets; /* TALLY_DS_BUCKETS output, one per non-empty column */
+    tally_bucket *buckets; /* TALLY_DS_BUCKETS output, one per non-empty column, in x order */
     size_t n_buckets;
-    uint64_t n_source;     /* points in the queried range */
-    int64_t x_lo, x_hi;    /* the range actually used */
+    uint64_t n_source;     /* points in the queried range, NaN included */
+    int64_t x_lo, x_hi;    /* the range actually used, in the axis' unit (the data's
+                              range for full_range; 0, 0 for a series without points) */
 } tally_ds_result;
 
 /* Frees what a result owns and zeroes it. NULL is a no-op. */
 TALLY_API void tally_ds_result_free(tally_ds_result *r);
 
-/* Downsamples one series. An unknown series gives an empty result. */
+/* Downsamples one series into *out (zeroed first; free with
+ * tally_ds_result_free). An unknown series gives an empty result. Reads one
+ * snapshot; costs about width x (small constant) summary reads plus the
+ * decode of the chunks cut by column edges (docs/query.md, "Downsampling"),
+ * LTTB excepted. Errors: TALLY_EINVAL (width out of 1..65536, x_lo > x_hi,
+ * unknown method or axis), TALLY_ENOMEM, TALLY_ECORRUPT (a damaged block);
+ * on error *out is empty. Thread-safe. */
 TALLY_API int tally_downsample(tally_engine *e, tally_series_id id, const tally_ds_req *req,
                                tally_ds_result *out);
 
-/* The same query over n series (results in the same order), spread over the
- * machine's cores where it pays. out must hold n results. */
+/* The same query over n series, out[i] answering ids[i]. Runs on a pool of
+ * one worker per online CPU (at most 8), started on first use, when n >= 2.
+ * out must hold n results. On error every result is freed and zeroed and the
+ * first error is returned. */
 TALLY_API int tally_downsample_bulk(tally_engine *e, const tally_series_id *ids, size_t n,
                                     const tally_ds_req *req, tally_ds_result *out);
 

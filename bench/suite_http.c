@@ -1,0 +1,707 @@
+/*
+ * suite_http.c — the `http` suite of tally-bench: the server end to end, as
+ * clients see it. Starts `tally serve` (the binary next to tally-bench) as a
+ * child on a scratch data directory, creates runs through the MLflow API,
+ * then drives it with an in-process HTTP/1.1 keep-alive client (plain
+ * sockets, one connection per thread). Figures:
+ *
+ *   logbatch_metrics_per_s         POST mlflow/runs/log-batch, 1000 metrics
+ *        (10 keys x 100 steps) per request, CONNS connections in CONNS
+ *        threads, request bodies built before the clock starts. Also
+ *        logbatch_request_p50_ms / logbatch_request_p99_ms over all requests.
+ *   native_ingest_points_per_s     POST tally/ingest, frames of 64 series x
+ *        2048 points (uncompressed; encoded by this client between requests,
+ *        which is inside the clock, as a real client's would be), CONNS
+ *        threads.
+ *   server_rss_mib_while_ingesting the child's peak VmRSS sampled every 20
+ *        ms during the native ingest phase, against the configured engine
+ *        memory budget (ratio > 1: the whole server stayed under it).
+ *   get_history_1m_points_s        one series of 1M points read through
+ *        mlflow/metrics/get-history with max_results=25000, following every
+ *        page token; one connection; median of REPS_HISTORY.
+ *   native_m4_<R>runs_{p50,p99}_ms POST tally/query, R runs x one key, M4, W
+ *        = 1000, binary columns; R = 100 runs x 1M steps (--quick: 100 x
+ *        20k); REPS_M4 queries after one warm-up.
+ *   (room: runs/search figures belong to the store's suite.)
+ *
+ * Baselines: none. An honest comparison would be MLflow's own server on the
+ * same machine, which is not available offline; a figure without a measured
+ * baseline reports null rather than an invented one.
+ *
+ * Invariants:
+ *  (1) Data loading for the history and M4 figures is never timed.
+ *  (2) A figure whose measurement fails is not reported (stderr says why);
+ *      the suite then returns nonzero. The child is always stopped.
+ */
+#include "bench.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define CONNS 4
+#define LB_METRICS 1000
+#define LB_KEYS 10
+#define LB_REQS 150          /* per connection; --quick: LB_REQS_QUICK */
+#define LB_REQS_QUICK 40
+#define NI_SERIES 64
+#define NI_POINTS 2048
+#define NI_REQS 40           /* per connection; --quick: NI_REQS_QUICK */
+#define NI_REQS_QUICK 10
+#define HIST_POINTS 1000000
+#define REPS_HISTORY 3
+#define M4_RUNS 100
+#define M4_STEPS 1000000
+#define M4_STEPS_QUICK 20000
+#define REPS_M4 40
+#define REPS_M4_QUICK 12
+#define MEMORY_BUDGET (512ull << 20)
+
+/* ------------------------------------------------------------------------ */
+/* The child server                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct server {
+    pid_t pid;
+    int port;
+} server;
+
+static int server_start(bench_ctx *c, server *s)
+{
+    char exe[4096], bin[4200], data[4200], budget[32];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    *slash = 0;
+    snprintf(bin, sizeof bin, "%s/tally", exe);
+    if (access(bin, X_OK) != 0) {
+        fprintf(stderr, "http: no server binary at %s\n", bin);
+        return -1;
+    }
+    bench_subdir(c, "server", data, sizeof data);
+    snprintf(budget, sizeof budget, "%llu", (unsigned long long)MEMORY_BUDGET);
+    int out[2];
+    if (pipe(out) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        execl(bin, bin, "serve", "--host", "127.0.0.1", "--port", "0", "--data", data,
+              "--log-requests", "0", "--memory-budget", budget, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    char line[512];
+    size_t len = 0;
+    while (len < sizeof line - 1) {
+        ssize_t r = read(out[0], line + len, 1);
+        if (r <= 0 || line[len] == '\n')
+            break;
+        len++;
+    }
+    line[len] = 0;
+    close(out[0]);
+    const char *p = strstr(line, "http://");
+    const char *colon = p ? strchr(p + 7, ':') : NULL;
+    if (!colon) {
+        fprintf(stderr, "http: server did not start: '%s'\n", line);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    s->pid = pid;
+    s->port = atoi(colon + 1);
+    return 0;
+}
+
+static void server_stop(server *s)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, SIGTERM);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+}
+
+static double rss_mib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    double kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = atof(line + 6);
+    fclose(f);
+    return kb / 1024.0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A minimal HTTP/1.1 keep-alive client                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct hconn {
+    int fd;
+    char *buf;       /* response bytes: headers then body */
+    size_t cap, len; /* allocated, filled */
+    size_t body_off; /* where the last response's body starts */
+    size_t body_len;
+} hconn;
+
+static int hconn_open(hconn *h, int port)
+{
+    memset(h, 0, sizeof *h);
+    h->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (h->fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(h->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(h->fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(h->fd);
+        return -1;
+    }
+    return 0;
+}
+
+static void hconn_close(hconn *h)
+{
+    if (h->fd >= 0)
+        close(h->fd);
+    free(h->buf);
+    memset(h, 0, sizeof *h);
+    h->fd = -1;
+}
+
+static int send_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int fill(hconn *h, size_t need)
+{
+    while (h->len < need) {
+        if (h->cap < need + 65536) {
+            size_t cap = h->cap ? h->cap : 1 << 20;
+            while (cap < need + 65536)
+                cap *= 2;
+            char *b = realloc(h->buf, cap);
+            if (!b)
+                return -1;
+            h->buf = b;
+            h->cap = cap;
+        }
+        ssize_t r = recv(h->fd, h->buf + h->len, h->cap - h->len, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        h->len += (size_t)r;
+    }
+    return 0;
+}
+
+/* One request; returns the status (body at h->buf + h->body_off, body_len
+ * bytes), or -1. The response must carry Content-Length (the server's do). */
+static int hreq(hconn *h, const char *method, const char *path, const char *ctype,
+                const void *body, size_t body_len)
+{
+    char head[8192];
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, ctype ? ctype : "application/json", body_len);
+    if (n < 0 || (size_t)n >= sizeof head || send_all(h->fd, head, (size_t)n) != 0 ||
+        (body_len && send_all(h->fd, body, body_len) != 0))
+        return -1;
+    h->len = 0;
+    char *end = NULL;
+    while (!end) {
+        if (fill(h, h->len + 1) != 0)
+            return -1;
+        h->buf[h->len] = 0; /* room kept by fill */
+        end = strstr(h->buf, "\r\n\r\n");
+    }
+    size_t hdr = (size_t)(end - h->buf) + 4;
+    int status = atoi(h->buf + 9);
+    const char *cl = strcasestr(h->buf, "\r\ncontent-length:");
+    if (!cl || cl > end)
+        return -1;
+    size_t clen = (size_t)strtoull(cl + 17, NULL, 10);
+    if (fill(h, hdr + clen) != 0)
+        return -1;
+    h->body_off = hdr;
+    h->body_len = clen;
+    return status;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Frames (docs/api.md, "Native API": a client's own encoder)                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct fbuf {
+    uint8_t *p;
+    size_t len, cap;
+} fbuf;
+
+static void fput(fbuf *f, const void *p, size_t n)
+{
+    if (f->len + n > f->cap) {
+        size_t cap = f->cap ? f->cap : 1 << 16;
+        while (cap < f->len + n)
+            cap *= 2;
+        f->p = realloc(f->p, cap);
+        f->cap = cap;
+    }
+    memcpy(f->p + f->len, p, n);
+    f->len += n;
+}
+
+/* One frame of n series, each `points` points of (step, ts, value) for
+ * steps [first, first + points), run ids runs[i], key keys[i]. The host is
+ * little-endian (x86/ARM), so columns are copied as they are. */
+static void frame_build(fbuf *f, const char *const *runs, const char *const *keys, size_t n,
+                        uint32_t points, int64_t first, int64_t *steps, int64_t *ts, double *vals)
+{
+    f->len = 0;
+    uint8_t hdr[32] = {'T', 'L', 'Y', 'F', 1, 0, 0, 0};
+    fput(f, hdr, 32);
+    for (uint32_t k = 0; k < points; k++) {
+        steps[k] = first + k;
+        ts[k] = 1700000000000 + (first + k) * 100;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint16_t rl = (uint16_t)strlen(runs[i]), kl = (uint16_t)strlen(keys[i]);
+        uint8_t rec[8] = {(uint8_t)rl, (uint8_t)(rl >> 8), (uint8_t)kl, (uint8_t)(kl >> 8)};
+        memcpy(rec + 4, &points, 4);
+        fput(f, rec, 8);
+        fput(f, runs[i], rl);
+        fput(f, keys[i], kl);
+        static const uint8_t zero[8] = {0};
+        fput(f, zero, (8 - ((8 + rl + kl) & 7)) & 7);
+        for (uint32_t k = 0; k < points; k++)
+            vals[k] = 1.0 / (1.0 + (double)(first + k) * 1e-4) + (double)i * 1e-3;
+        fput(f, steps, 8 * (size_t)points);
+        fput(f, ts, 8 * (size_t)points);
+        fput(f, vals, 8 * (size_t)points);
+    }
+    uint32_t payload = (uint32_t)(f->len - 32);
+    uint8_t *h = f->p;
+    uint32_t ns = (uint32_t)n, np = (uint32_t)(n * points);
+    memcpy(h + 8, &ns, 4);
+    memcpy(h + 12, &np, 4);
+    memcpy(h + 16, &payload, 4);
+    memcpy(h + 20, &payload, 4);
+    uint64_t x = XXH3_64bits(h + 32, payload);
+    memcpy(h + 24, &x, 8);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static int create_run(hconn *h, char out[64])
+{
+    const char *body = "{\"experiment_id\":\"0\",\"start_time\":1}";
+    int st = hreq(h, "POST", "/api/2.0/mlflow/runs/create", NULL, body, strlen(body));
+    if (st != 200)
+        return -1;
+    h->buf[h->body_off + h->body_len] = 0;
+    const char *p = strstr(h->buf + h->body_off, "\"run_id\":\"");
+    if (!p)
+        return -1;
+    p += 10;
+    size_t n = strcspn(p, "\"");
+    if (n == 0 || n >= 64)
+        return -1;
+    memcpy(out, p, n);
+    out[n] = 0;
+    return 0;
+}
+
+static int ingest_series(hconn *h, const char *const *runs, const char *const *keys, size_t n,
+                         uint64_t steps_total)
+{
+    const uint32_t chunk = 65536;
+    int64_t *st = malloc(chunk * sizeof *st), *ts = malloc(chunk * sizeof *ts);
+    double *v = malloc(chunk * sizeof *v);
+    fbuf f = {0};
+    int rc = 0;
+    for (uint64_t first = 0; first < steps_total && rc == 0; first += chunk) {
+        uint32_t pts = (uint32_t)(steps_total - first < chunk ? steps_total - first : chunk);
+        /* At most 16 series per frame: ~25 MiB, under the body limit. */
+        for (size_t i = 0; i < n && rc == 0; i += 16) {
+            size_t m = n - i < 16 ? n - i : 16;
+            frame_build(&f, runs + i, keys + i, m, pts, (int64_t)first, st, ts, v);
+            int s;
+            while ((s = hreq(h, "POST", "/api/2.0/tally/ingest", "application/octet-stream",
+                             f.p, f.len)) == 429)
+                usleep(20000);
+            if (s != 200) {
+                fprintf(stderr, "http: ingest failed with %d\n", s);
+                rc = -1;
+            }
+        }
+    }
+    free(st);
+    free(ts);
+    free(v);
+    free(f.p);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Load phases                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct worker {
+    int port;
+    char run[64];
+    int n_reqs;
+    char **bodies;       /* log-batch: prebuilt bodies */
+    size_t *body_lens;
+    int native;          /* ingest frames instead */
+    double *lat_ms;      /* per request */
+    int failed;
+    uint64_t points;
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    hconn h;
+    if (hconn_open(&h, w->port) != 0) {
+        w->failed = 1;
+        return NULL;
+    }
+    int64_t *st = NULL, *ts = NULL;
+    double *v = NULL;
+    fbuf f = {0};
+    const char *runs[NI_SERIES], *keys[NI_SERIES];
+    char keybuf[NI_SERIES][16];
+    if (w->native) {
+        st = malloc(NI_POINTS * sizeof *st);
+        ts = malloc(NI_POINTS * sizeof *ts);
+        v = malloc(NI_POINTS * sizeof *v);
+        for (int i = 0; i < NI_SERIES; i++) {
+            snprintf(keybuf[i], sizeof keybuf[i], "native/k%d", i);
+            runs[i] = w->run;
+            keys[i] = keybuf[i];
+        }
+    }
+    for (int r = 0; r < w->n_reqs && !w->failed; r++) {
+        uint64_t t0 = bench_now_ns();
+        int s;
+        if (w->native) {
+            frame_build(&f, runs, keys, NI_SERIES, NI_POINTS, (int64_t)r * NI_POINTS, st, ts, v);
+            s = hreq(&h, "POST", "/api/2.0/tally/ingest", "application/octet-stream", f.p, f.len);
+        } else {
+            s = hreq(&h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, w->bodies[r],
+                     w->body_lens[r]);
+        }
+        if (s == 429) { /* back-pressure: retry the same request */
+            usleep(5000);
+            r--;
+            continue;
+        }
+        if (s != 200) {
+            fprintf(stderr, "http: request failed with %d\n", s);
+            w->failed = 1;
+            break;
+        }
+        w->lat_ms[r] = (double)(bench_now_ns() - t0) / 1e6;
+        w->points += w->native ? (uint64_t)NI_SERIES * NI_POINTS : LB_METRICS;
+    }
+    hconn_close(&h);
+    free(st);
+    free(ts);
+    free(v);
+    free(f.p);
+    return NULL;
+}
+
+/* Runs the workers; returns wall seconds, peak RSS of the child in *rss. */
+static double run_workers(worker *w, int n, pid_t child, double *rss)
+{
+    pthread_t th[CONNS];
+    uint64_t t0 = bench_now_ns();
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, worker_main, &w[i]);
+    double peak = 0;
+    for (;;) {
+        int alive = 0;
+        for (int i = 0; i < n; i++)
+            alive += pthread_tryjoin_np(th[i], NULL) == EBUSY;
+        double r = rss_mib(child);
+        if (r > peak)
+            peak = r;
+        if (!alive)
+            break;
+        usleep(20000);
+    }
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    if (rss)
+        *rss = peak;
+    return secs;
+}
+
+static char *lb_body(const char *run, int req, size_t *len)
+{
+    size_t cap = 128 * LB_METRICS + 256;
+    char *b = malloc(cap);
+    size_t n = (size_t)snprintf(b, cap, "{\"run_id\":\"%s\",\"metrics\":[", run);
+    for (int i = 0; i < LB_METRICS; i++) {
+        int64_t step = (int64_t)req * (LB_METRICS / LB_KEYS) + i / LB_KEYS;
+        n += (size_t)snprintf(b + n, cap - n,
+                              "%s{\"key\":\"train/metric_%d\",\"value\":%.17g,\"timestamp\":%lld,"
+                              "\"step\":%lld}",
+                              i ? "," : "", i % LB_KEYS, 1.0 / (1.0 + (double)step * 1e-3) + i * 1e-7,
+                              (long long)(1700000000000 + step * 100), (long long)step);
+    }
+    n += (size_t)snprintf(b + n, cap - n, "]}");
+    *len = n;
+    return b;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The suite                                                                 */
+/* ------------------------------------------------------------------------ */
+
+int bench_suite_http(bench_ctx *c)
+{
+    server srv = {0};
+    if (server_start(c, &srv) != 0)
+        return 1;
+    int rc = 0;
+    hconn h;
+    if (hconn_open(&h, srv.port) != 0) {
+        server_stop(&srv);
+        return 1;
+    }
+    worker w[CONNS];
+    memset(w, 0, sizeof w);
+
+    /* --- log-batch ------------------------------------------------------ */
+    int lb_reqs = c->quick ? LB_REQS_QUICK : LB_REQS;
+    fprintf(stderr, "http: building %d log-batch bodies\n", CONNS * lb_reqs);
+    for (int i = 0; i < CONNS; i++) {
+        w[i].port = srv.port;
+        w[i].n_reqs = lb_reqs;
+        if (create_run(&h, w[i].run) != 0) {
+            fprintf(stderr, "http: runs/create failed\n");
+            rc = 1;
+            goto out;
+        }
+        w[i].bodies = malloc(lb_reqs * sizeof *w[i].bodies);
+        w[i].body_lens = malloc(lb_reqs * sizeof *w[i].body_lens);
+        w[i].lat_ms = calloc(lb_reqs, sizeof *w[i].lat_ms);
+        for (int r = 0; r < lb_reqs; r++)
+            w[i].bodies[r] = lb_body(w[i].run, r, &w[i].body_lens[r]);
+    }
+    {
+        double secs = run_workers(w, CONNS, srv.pid, NULL);
+        uint64_t pts = 0;
+        int failed = 0;
+        double *lat = malloc(CONNS * lb_reqs * sizeof *lat);
+        for (int i = 0; i < CONNS; i++) {
+            pts += w[i].points;
+            failed |= w[i].failed;
+            memcpy(lat + i * lb_reqs, w[i].lat_ms, lb_reqs * sizeof *lat);
+        }
+        if (failed) {
+            rc = 1;
+        } else {
+            bench_report(c, "logbatch_metrics_per_s", (double)pts / secs, "metrics/s", NULL, 0, 1);
+            bench_report(c, "logbatch_request_p50_ms", bench_percentile(lat, CONNS * lb_reqs, 50),
+                         "ms", NULL, 0, 0);
+            bench_report(c, "logbatch_request_p99_ms", bench_percentile(lat, CONNS * lb_reqs, 99),
+                         "ms", NULL, 0, 0);
+        }
+        free(lat);
+    }
+    for (int i = 0; i < CONNS; i++) {
+        for (int r = 0; r < lb_reqs; r++)
+            free(w[i].bodies[r]);
+        free(w[i].bodies);
+        free(w[i].body_lens);
+        free(w[i].lat_ms);
+        w[i].bodies = NULL;
+        w[i].body_lens = NULL;
+        w[i].lat_ms = NULL;
+    }
+
+    /* --- native ingest --------------------------------------------------- */
+    int ni_reqs = c->quick ? NI_REQS_QUICK : NI_REQS;
+    for (int i = 0; i < CONNS; i++) {
+        w[i].native = 1;
+        w[i].n_reqs = ni_reqs;
+        w[i].points = 0;
+        w[i].failed = 0;
+        w[i].lat_ms = calloc(ni_reqs, sizeof *w[i].lat_ms);
+    }
+    {
+        double rss = 0;
+        double secs = run_workers(w, CONNS, srv.pid, &rss);
+        uint64_t pts = 0;
+        int failed = 0;
+        for (int i = 0; i < CONNS; i++) {
+            pts += w[i].points;
+            failed |= w[i].failed;
+            free(w[i].lat_ms);
+            w[i].lat_ms = NULL;
+        }
+        if (failed) {
+            rc = 1;
+        } else {
+            bench_report(c, "native_ingest_points_per_s", (double)pts / secs, "points/s", NULL, 0,
+                         1);
+            bench_report(c, "server_rss_mib_while_ingesting", rss, "MiB", "memory_budget_mib",
+                         (double)(MEMORY_BUDGET >> 20), 0);
+        }
+    }
+
+    /* --- get-history of a 1M-point series -------------------------------- */
+    {
+        char run[64];
+        const char *key = "history/loss";
+        const char *runs[1] = {run}, *keys[1] = {key};
+        if (create_run(&h, run) != 0 || ingest_series(&h, runs, keys, 1, HIST_POINTS) != 0) {
+            fprintf(stderr, "http: loading the history series failed\n");
+            rc = 1;
+        } else {
+            double samples[REPS_HISTORY];
+            int reps = c->quick ? 1 : REPS_HISTORY, ok = 1;
+            for (int r = 0; r < reps && ok; r++) {
+                char token[256] = "";
+                uint64_t t0 = bench_now_ns(), n_pts = 0;
+                for (;;) {
+                    char path[1024];
+                    snprintf(path, sizeof path,
+                             "/api/2.0/mlflow/metrics/get-history?run_id=%s&metric_key=%s"
+                             "&max_results=25000%s%s",
+                             run, "history%2Floss", token[0] ? "&page_token=" : "", token);
+                    if (hreq(&h, "GET", path, NULL, NULL, 0) != 200) {
+                        ok = 0;
+                        break;
+                    }
+                    /* Count points and find the token without a JSON parser. */
+                    char *b = h.buf + h.body_off;
+                    b[h.body_len] = 0;
+                    for (char *p = b; (p = strstr(p, "\"step\":")) != NULL; p += 7)
+                        n_pts++;
+                    char *t = strstr(b, "\"next_page_token\":\"");
+                    if (!t)
+                        break;
+                    t += 19;
+                    size_t tl = strcspn(t, "\"");
+                    if (tl >= sizeof token) {
+                        ok = 0;
+                        break;
+                    }
+                    memcpy(token, t, tl);
+                    token[tl] = 0;
+                }
+                samples[r] = (double)(bench_now_ns() - t0) / 1e9;
+                if (n_pts != HIST_POINTS) {
+                    fprintf(stderr, "http: get-history returned %llu points, want %d\n",
+                            (unsigned long long)n_pts, HIST_POINTS);
+                    ok = 0;
+                }
+            }
+            if (ok)
+                bench_report(c, "get_history_1m_points_s", bench_median(samples, (size_t)reps), "s",
+                             NULL, 0, 0);
+            else
+                rc = 1;
+        }
+    }
+
+    /* --- M4 over 100 runs ------------------------------------------------- */
+    {
+        size_t steps = c->quick ? M4_STEPS_QUICK : M4_STEPS;
+        char (*rid)[64] = calloc(M4_RUNS, sizeof *rid);
+        const char **runs = calloc(M4_RUNS, sizeof *runs), **keys = calloc(M4_RUNS, sizeof *keys);
+        int ok = 1;
+        for (int i = 0; i < M4_RUNS && ok; i++) {
+            ok = create_run(&h, rid[i]) == 0;
+            runs[i] = rid[i];
+            keys[i] = "train/loss";
+        }
+        fprintf(stderr, "http: loading %d runs x %zu steps\n", M4_RUNS, steps);
+        uint64_t t0 = bench_now_ns();
+        if (ok)
+            ok = ingest_series(&h, runs, keys, M4_RUNS, steps) == 0;
+        fprintf(stderr, "http: loaded in %.1f s\n", (double)(bench_now_ns() - t0) / 1e9);
+        size_t cap = 64 + M4_RUNS * 70;
+        char *body = malloc(cap);
+        size_t n = (size_t)snprintf(body, cap, "{\"key\":\"train/loss\",\"width\":1000,"
+                                               "\"method\":\"m4\",\"format\":\"binary\",\"run_ids\":[");
+        for (int i = 0; i < M4_RUNS; i++)
+            n += (size_t)snprintf(body + n, cap - n, "%s\"%s\"", i ? "," : "", rid[i]);
+        n += (size_t)snprintf(body + n, cap - n, "]}");
+        int reps = c->quick ? REPS_M4_QUICK : REPS_M4;
+        double *lat = calloc((size_t)reps, sizeof *lat);
+        for (int r = -1; r < reps && ok; r++) {
+            uint64_t q0 = bench_now_ns();
+            int s = hreq(&h, "POST", "/api/2.0/tally/query", NULL, body, n);
+            if (s != 200 || h.body_len < 16 || memcmp(h.buf + h.body_off, "TLYQ", 4) != 0) {
+                fprintf(stderr, "http: query failed with %d\n", s);
+                ok = 0;
+                break;
+            }
+            if (r >= 0)
+                lat[r] = (double)(bench_now_ns() - q0) / 1e6;
+        }
+        if (ok) {
+            char fig[64];
+            snprintf(fig, sizeof fig, "native_m4_%druns_p50_ms", M4_RUNS);
+            bench_report(c, fig, bench_percentile(lat, (size_t)reps, 50), "ms", NULL, 0, 0);
+            snprintf(fig, sizeof fig, "native_m4_%druns_p99_ms", M4_RUNS);
+            bench_report(c, fig, bench_percentile(lat, (size_t)reps, 99), "ms", NULL, 0, 0);
+        } else {
+            rc = 1;
+        }
+        free(lat);
+        free(body);
+        free(rid);
+        free(runs);
+        free(keys);
+    }
+
+out:
+    hconn_close(&h);
+    server_stop(&srv);
+    return rc;
+}

@@ -1,0 +1,55 @@
+/*
+ * api_tracking.h — helpers shared by the tracking handlers
+ * (api_experiments.c, api_runs.c; api_metrics.c may use them too): MLflow
+ * JSON shapes of experiments and runs (mlflow-rest-api.md §2), store error
+ * codes to MLflow errors, required-field reading with MLflow's "empty string
+ * is missing" rule, and offset page tokens.
+ */
+#ifndef TALLY_SERVER_API_TRACKING_H
+#define TALLY_SERVER_API_TRACKING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "app.h"
+#include "json_out.h"
+#include "params.h"
+#include "store.h"
+
+/* Fills resp with the MLflow error for a store code (store.h) and message. */
+void tally_api_store_error(tally_resp *resp, int rc, const char *msg);
+
+/* A string field MLflow's handlers mark _assert_required: absent, null and
+ * "" are all "Missing value for required parameter". 1 or -1 (resp filled). */
+int tally_api_require(tally_params *p, const char *name, const char **out, tally_resp *resp);
+
+/* run_id, falling back to run_uuid (§1.2); missing -> error about run_id. */
+int tally_api_require_run_id(tally_params *p, const char **out, tally_resp *resp);
+
+/* An experiment id string: decimal digits (an optional '-'), fitting int64.
+ * 1 with *out, or -1 after a 400 INVALID_PARAMETER_VALUE in resp. */
+int tally_api_parse_experiment_id(const char *s, int64_t *out, tally_resp *resp);
+
+/* Offset page tokens, MLflow's format: base64 of {"offset": N}. encode
+ * writes a NUL-terminated token (cap >= 64). decode returns 0 with *offset,
+ * or -1 for a malformed token. NULL or "" decode to offset 0. */
+void tally_api_page_token_encode(uint64_t offset, char *out, size_t cap);
+int tally_api_page_token_decode(const char *token, uint64_t *offset);
+
+/* JSON objects of §2. */
+void tally_api_write_experiment(tally_json *j, const tally_experiment *e);
+void tally_api_write_run_info(tally_json *j, const tally_run_info *info);
+/* {"info":..., "data":{metrics, params, tags}, "inputs":{...}}; metrics are
+ * the latest value per key from the engine (may be NULL: no metrics). */
+void tally_api_write_run(tally_json *j, tally_engine *engine, const tally_run *run);
+
+/* The "tags" array of {key, value} objects, omitted when n == 0. */
+void tally_api_write_kvs(tally_json *j, const char *name, const tally_kv *kv, size_t n);
+
+/* Reads a repeated {key, value} message field (tags, params): an array of
+ * objects with a string key and an optional string value. what names the
+ * field ("tags"). *out lives in a. 1 (present), 0 (absent) or -1. */
+int tally_api_read_kvs(tally_params *p, const char *name, tally_arena *a, tally_kv **out,
+                       size_t *n, tally_resp *resp);
+
+#endif /* TALLY_SERVER_API_TRACKING_H */

@@ -1,0 +1,50 @@
+/*
+ * app.h — the server's shared context and route tables: what every handler
+ * file sees. One tally_server per process, created by `tally serve`
+ * (server.c), holding the configuration, the engine, the metadata store and
+ * the server's own metrics.
+ *
+ * Routes: each handler file exports a NULL-terminated array of tally_route;
+ * routes.c lists those arrays (one line per file) and dispatches. A route
+ * with api_prefix set is mounted under both /api/2.0/ and /ajax-api/2.0/
+ * (ajax_only: only the latter); path is then relative ("mlflow/runs/get").
+ * Otherwise path is absolute ("/health"). prefix_match matches path as a
+ * prefix (artifact routes: the rest is req->sub_path).
+ *
+ * Handlers run on libmicrohttpd's worker threads, many at once: anything
+ * they share lives behind the store's, the engine's or their own locks.
+ */
+#ifndef TALLY_SERVER_APP_H
+#define TALLY_SERVER_APP_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "http.h"
+#include "tally/engine.h"
+
+typedef struct tally_store tally_store;
+typedef struct tally_stats tally_stats;
+
+typedef struct tally_server {
+    tally_config cfg;        /* effective configuration */
+    tally_engine *engine;    /* metric engine over <data>/metrics */
+    tally_store *store;      /* metadata store (SQLite at <data>/meta.db by default) */
+    tally_stats *stats;      /* the server's own metrics (/metrics) */
+    int64_t started_ms;      /* wall time at start */
+} tally_server;
+
+typedef void (*tally_handler_fn)(tally_server *srv, const tally_req *req, tally_resp *resp);
+
+typedef struct tally_route {
+    unsigned methods;        /* OR of tally_method */
+    const char *path;        /* see the file comment */
+    int api_prefix;          /* mounted under /api/2.0/ and /ajax-api/2.0/ */
+    int ajax_only;           /* only under /ajax-api/2.0/ */
+    int prefix_match;        /* path is a prefix */
+    int streaming_body;      /* the handler takes the body in pieces (uploads) */
+    tally_handler_fn fn;
+    const char *name;        /* label for logs and /metrics, e.g. "runs/get" */
+} tally_route;
+
+#endif /* TALLY_SERVER_APP_H */

@@ -1,0 +1,39 @@
+/*
+ * config.h — the server's configuration, from (lowest to highest priority)
+ * built-in defaults, an optional config file (key = value lines), TALLY_*
+ * environment variables, and command-line flags. Every key has all three
+ * spellings: file `max_body_bytes`, env TALLY_MAX_BODY_BYTES, flag
+ * --max-body-bytes. Sizes take K/M/G/T suffixes (powers of 1024); bools are
+ * 0/1 (true/false, yes/no, on/off); durability is sync|group|async. The
+ * full list with defaults is tally_config_help() and docs/api.md.
+ */
+#ifndef TALLY_SERVER_CONFIG_H
+#define TALLY_SERVER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tally_config {
+    char host[256];               /* listen address, default 127.0.0.1 */
+    int port;                     /* default 5000 */
+    char data_dir[1024];          /* default ./tally-data */
+    char artifact_root[1024];     /* local artifact root, default <data_dir>/artifacts */
+    uint64_t max_body_bytes;      /* JSON request bodies, default 32 MiB */
+    unsigned threads;             /* worker threads, default 2 x cores */
+    unsigned connection_timeout_s;/* idle/read/write timeout, default 60 */
+    unsigned max_connections;     /* default 1024 */
+    int durability;               /* tally_durability, default group */
+    uint64_t memory_budget_bytes; /* engine budget, default 512 MiB */
+    int log_requests;             /* one JSON line per request on stderr, default 1 */
+    char config_file[1024];       /* the file read, or "" */
+} tally_config;
+
+/* Defaults, then the file named by --config or TALLY_CONFIG, then the
+ * environment, then argv (the arguments after "serve"). On error writes a
+ * message to err (cap bytes) and returns -1; --help returns 1. */
+int tally_config_load(tally_config *c, int argc, char **argv, char *err, size_t cap);
+
+/* The --help text: every key with its flag spelling and default (static). */
+const char *tally_config_help(void);
+
+#endif /* TALLY_SERVER_CONFIG_H */
