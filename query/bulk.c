@@ -108,7 +108,8 @@ int tally_downsample_bulk(tally_engine *e, const tally_series_id *ids, size_t n,
 {
     if (!e || !req || (n && (!ids || !out)))
         return TALLY_EINVAL;
-    memset(out, 0, n * sizeof *out);
+    if (n)
+        memset(out, 0, n * sizeof *out);
     int rc = 0;
     if (n < BULK_MIN_SERIES || pool_start() < 2) {
         for (size_t i = 0; i < n && rc == 0; i++)

@@ -94,6 +94,11 @@ static int cmp_time_order(const void *pa, const void *pb)
     return x < y ? -1 : x > y;
 }
 
+static inline int axis_cmp(int time_axis, const tally_point *a, const tally_point *b)
+{
+    return time_axis ? cmp_time_order(a, b) : cmp_step_order(a, b);
+}
+
 static int same_point(const tally_point *a, const tally_point *b)
 {
     return a->step == b->step && a->timestamp_ms == b->timestamp_ms &&
@@ -135,12 +140,14 @@ typedef struct ds_ctx {
     tally_ds_method method;
     tally__axis axis;
     i128 lo, hi, span;           /* range in absolute axis units (5) */
+    uint64_t span64;             /* span if span * width < 2^64, else 0 */
     uint32_t width;
     int64_t rel_base;            /* subtracted from bucket x for relative time */
     int (*cmp)(const void *, const void *); /* axis order */
 
     /* the open column */
     int open;                    /* a column is open */
+    int have_col;                /* col, col_lo, col_hi hold a column (open or closed) */
     uint32_t col;                /* its number */
     i128 col_lo, col_hi;         /* its x range */
     uint64_t count, n_nan;       /* points, NaN points */
@@ -181,15 +188,21 @@ static inline int64_t xof(const ds_ctx *c, const tally_point *p)
     return c->axis == TALLY__AXIS_STEP ? p->step : p->timestamp_ms;
 }
 
-/* First x of column k (0 <= k <= width): lo + ceil(k * span / width) (5). */
+/* First x of column k (0 <= k <= width): lo + ceil(k * span / width) (5).
+ * When span * width fits 64 bits (any span below 2^48) the products and
+ * quotients are done in 64 bits, a fraction of a 128-bit division's cost. */
 static inline i128 col_start(const ds_ctx *c, uint32_t k)
 {
+    if (c->span64)
+        return c->lo + (i128)(((uint64_t)k * c->span64 + c->width - 1) / c->width);
     i128 num = (i128)k * c->span;
     return c->lo + (num + c->width - 1) / c->width;
 }
 
 static inline uint32_t col_of(const ds_ctx *c, int64_t x)
 {
+    if (c->span64)
+        return (uint32_t)((uint64_t)((i128)x - c->lo) * c->width / c->span64);
     return (uint32_t)((((i128)x - c->lo) * c->width) / c->span);
 }
 
@@ -266,13 +279,13 @@ static int close_col(ds_ctx *c)
     if (rc)
         return rc;
     p[3] = c->last;
-    /* Four points: insertion sort in axis order, then drop repeats. */
-    for (int i = 1; i < 4; i++)
-        for (int j = i; j > 0 && c->cmp(&p[j], &p[j - 1]) < 0; j--) {
-            tally_point t = p[j];
-            p[j] = p[j - 1];
-            p[j - 1] = t;
-        }
+    /* first <= min, max <= last in axis order: only min and max may need a
+     * swap. Then drop repeats (the same point in two roles). */
+    if (axis_cmp(c->axis, &p[2], &p[1]) < 0) {
+        tally_point t = p[1];
+        p[1] = p[2];
+        p[2] = t;
+    }
     for (int i = 0; i < 4; i++) {
         if (i > 0 && same_point(&p[i], &p[i - 1]))
             continue;
@@ -293,9 +306,22 @@ static inline int goto_x(ds_ctx *c, int64_t x)
     int rc = close_col(c);
     if (rc)
         return rc;
+    i128 next_lo = c->col_hi + 1;
+    if (c->have_col && c->col + 1 < c->width && (i128)x >= next_lo) {
+        /* Most moves are to the next column: one division, not three. */
+        i128 next_hi = col_start(c, c->col + 2) - 1;
+        if ((i128)x <= next_hi) {
+            c->col++;
+            c->col_lo = next_lo;
+            c->col_hi = next_hi;
+            goto opened;
+        }
+    }
     c->col = col_of(c, x);
     c->col_lo = col_start(c, c->col);
     c->col_hi = col_start(c, c->col + 1) - 1;
+    c->have_col = 1;
+opened:
     c->open = 1;
     c->count = c->n_nan = 0;
     c->sum = 0.0;
@@ -1006,6 +1032,7 @@ static int setup(ds_ctx *c, const tally_ds_req *req, tally_ds_result *out, int *
         c->hi = (i128)req->x_hi + c->rel_base;
     }
     c->span = c->hi - c->lo + 1;
+    c->span64 = c->span <= (i128)(UINT64_MAX / c->width) ? (uint64_t)c->span : 0;
     out->x_lo = sat64(c->lo - c->rel_base);
     out->x_hi = sat64(c->hi - c->rel_base);
     if (c->hi < mn || c->lo > mx) {
@@ -1046,6 +1073,23 @@ static int run(ds_ctx *c, const tally_ds_req *req, tally_ds_result *out)
         int64_t lo = c->lo < (i128)INT64_MIN ? INT64_MIN : (int64_t)c->lo;
         int64_t hi = c->hi > (i128)INT64_MAX ? INT64_MAX : (int64_t)c->hi;
         return run_lttb(c, lo, hi);
+    }
+    /* One allocation for the output: at most 4 points (1 bucket) per
+     * column, and never more than the sources hold. */
+    uint64_t held = 0;
+    for (size_t j = 0; j < c->n_src; j++)
+        held += c->src[j].block == HEAD_SRC ? c->n_head
+                                            : tally__rollup_block(c->r, c->src[j].block)->n_points;
+    if (req->method == TALLY_DS_M4) {
+        c->cap_pts = 4 * (size_t)(held < c->width ? held : c->width);
+        c->pts = tally__malloc(c->cap_pts * sizeof *c->pts);
+        if (!c->pts)
+            return TALLY_ENOMEM;
+    } else {
+        c->cap_bk = (size_t)(held < c->width ? held : c->width);
+        c->bk = tally__malloc(c->cap_bk * sizeof *c->bk);
+        if (!c->bk)
+            return TALLY_ENOMEM;
     }
     c->pyr = tally__rollup_pyramid(c->r, c->axis); /* NULL: no node summaries, still exact */
     xrange *d = NULL;

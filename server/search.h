@@ -26,7 +26,7 @@
  *      |  tally_search_order_parse(mode, items, n, &o, &err)
  *      v
  *   tally_search_order { keys[0..n_user) as given, keys[n_user..n_keys) tie-breakers }
- *      |  tally_search_compare(o, row_a, row_b)
+ *      |  tally_search_compare(o, row_a, row_b), or tally_search_sort(o, rows, n)
  *      v
  *   <0 / 0 / >0 with values first, then NaN (metrics), then missing — in both directions
  *
@@ -330,6 +330,13 @@ size_t tally_search_order_print_key(const tally_search_order *o, size_t i, char 
  * NaN and missing are last in both directions (§5.2). */
 int tally_search_compare(const tally_search_order *o, const tally_search_row *a,
                          const tally_search_row *b);
+
+/* Sorts rows[0..n) in place by o, with tally_search_compare's order,
+ * stably. Faster than qsort with tally_search_compare for large n: every
+ * row's key values are fetched once (n * o->n_keys getter calls), so strings
+ * the getters return must stay valid until this call returns. Allocates
+ * O(n * n_keys) scratch. Errors: TALLY_ENOMEM (rows untouched). */
+int tally_search_sort(const tally_search_order *o, tally_search_row *rows, size_t n);
 
 /* ------------------------------------------------------------------------ */
 /* SQL push-down (optional)                                                 */

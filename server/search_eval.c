@@ -23,6 +23,7 @@
  *       sorting, a value ranks before NaN ranks before missing, whatever
  *       the direction.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "search_int.h"
@@ -231,25 +232,93 @@ static void get_sort_val(const tally_search_order_key *k, const tally_search_row
     v->rank = !r ? MISSING : v->is_num && v->num != v->num ? IS_NAN : HAS_VALUE;
 }
 
+/* One key of two rows; see invariant (3). */
+static int cmp_vals(const tally_search_order_key *k, const sort_val *va, const sort_val *vb)
+{
+    if (va->rank != vb->rank)
+        return va->rank < vb->rank ? -1 : 1; /* NaN and missing last, both directions */
+    if (va->rank != HAS_VALUE)
+        return 0;
+    int c;
+    if (va->is_num)
+        c = va->num < vb->num ? -1 : va->num > vb->num ? 1 : 0;
+    else
+        c = strcmp(va->str, vb->str);
+    if (!c)
+        return 0;
+    return (k->desc ? -c : c) < 0 ? -1 : 1;
+}
+
 int tally_search_compare(const tally_search_order *o, const tally_search_row *a,
                          const tally_search_row *b)
 {
     for (size_t i = 0; o && i < o->n_keys; i++) {
-        const tally_search_order_key *k = &o->keys[i];
         sort_val va, vb;
-        get_sort_val(k, a, &va);
-        get_sort_val(k, b, &vb);
-        if (va.rank != vb.rank)
-            return va.rank < vb.rank ? -1 : 1; /* NaN and missing last, both directions */
-        if (va.rank != HAS_VALUE)
-            continue;
-        int c;
-        if (va.is_num)
-            c = va.num < vb.num ? -1 : va.num > vb.num ? 1 : 0;
-        else
-            c = strcmp(va.str, vb.str);
+        get_sort_val(&o->keys[i], a, &va);
+        get_sort_val(&o->keys[i], b, &vb);
+        int c = cmp_vals(&o->keys[i], &va, &vb);
         if (c)
-            return (k->desc ? -c : c) < 0 ? -1 : 1;
+            return c;
     }
+    return 0;
+}
+
+/* Rows a and b by their prefetched values (vals[row * n_keys + key]). */
+static int cmp_rows(const tally_search_order *o, const sort_val *vals, size_t a, size_t b)
+{
+    for (size_t i = 0; i < o->n_keys; i++) {
+        int c = cmp_vals(&o->keys[i], &vals[a * o->n_keys + i], &vals[b * o->n_keys + i]);
+        if (c)
+            return c;
+    }
+    return 0;
+}
+
+int tally_search_sort(const tally_search_order *o, tally_search_row *rows, size_t n)
+{
+    if (!o || n < 2)
+        return 0;
+    size_t nk = o->n_keys ? o->n_keys : 1;
+    if (n > ((size_t)-1) / (nk * sizeof(sort_val) + 2 * sizeof(size_t) + sizeof *rows))
+        return TALLY_ENOMEM;
+    sort_val *vals = malloc(n * nk * sizeof *vals);
+    size_t *idx = malloc(n * sizeof *idx), *tmp = malloc(n * sizeof *tmp);
+    tally_search_row *out = malloc(n * sizeof *out);
+    if (!vals || !idx || !tmp || !out) {
+        free(vals);
+        free(idx);
+        free(tmp);
+        free(out);
+        return TALLY_ENOMEM;
+    }
+    for (size_t r = 0; r < n; r++) {
+        idx[r] = r;
+        for (size_t i = 0; i < o->n_keys; i++)
+            get_sort_val(&o->keys[i], &rows[r], &vals[r * o->n_keys + i]);
+    }
+    /* Bottom-up merge sort of the indexes: stable, O(n log n), no recursion. */
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = cmp_rows(o, vals, idx[j], idx[i]) < 0 ? idx[j++] : idx[i++];
+            while (i < mid)
+                tmp[k++] = idx[i++];
+            while (j < hi)
+                tmp[k++] = idx[j++];
+        }
+        size_t *swap = idx;
+        idx = tmp;
+        tmp = swap;
+    }
+    for (size_t r = 0; r < n; r++)
+        out[r] = rows[idx[r]];
+    memcpy(rows, out, n * sizeof *rows);
+    free(vals);
+    free(idx);
+    free(tmp);
+    free(out);
     return 0;
 }

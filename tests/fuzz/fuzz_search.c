@@ -201,6 +201,17 @@ static void fuzz_order(tally_search_mode mode, const char *text, size_t len)
         int ab = tally_search_compare(o, &a, &b), ba = tally_search_compare(o, &b, &a);
         CHECK((ab > 0) - (ab < 0) == -((ba > 0) - (ba < 0)));
         CHECK(tally_search_compare(o, &a, &a) == 0);
+        /* tally_search_sort leaves rows ordered by tally_search_compare. */
+        unsigned seeds[12];
+        tally_search_row rws[12];
+        for (size_t i = 0; i < 12; i++) {
+            seeds[i] = (unsigned)(i * 2654435761u >> 7) + (unsigned)len;
+            rws[i] = (tally_search_row){&seeds[i], f_attr_str, f_attr_num, f_str, f_str,
+                                        f_metric, NULL};
+        }
+        if (tally_search_sort(o, rws, 12) == 0)
+            for (size_t i = 1; i < 12; i++)
+                CHECK(tally_search_compare(o, &rws[i - 1], &rws[i]) <= 0);
     } else {
         CHECK(rc == TALLY_EINVAL || rc == TALLY_ENOMEM);
         CHECK(o == NULL);

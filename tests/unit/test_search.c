@@ -818,6 +818,13 @@ static void sorted(const trow *rs, size_t n, const char *const *items, size_t n_
     for (size_t i = 0; i < n; i++)
         out[i] = (char)('0' + idx[i]);
     out[n] = '\0';
+    /* tally_search_sort (prefetched keys, merge sort) agrees. */
+    tally_search_row rws[16];
+    for (size_t i = 0; i < n; i++)
+        rws[i] = as_row(&rs[i]);
+    ASSERT_OK(tally_search_sort(o, rws, n));
+    for (size_t i = 0; i < n; i++)
+        ASSERT_EQ((const trow *)rws[i].ctx - rs, idx[i]);
     tally_search_order_free(o);
 }
 
@@ -864,6 +871,21 @@ static void test_sort(void)
             if (i == j)
                 ASSERT_EQ(ab, 0);
         }
+    /* Stability and trivial sizes. */
+    tally_search_row one = as_row(&s[0]);
+    ASSERT_OK(tally_search_sort(o, &one, 1));
+    ASSERT_OK(tally_search_sort(o, NULL, 0));
+    tally_search_order_free(o);
+    static const trow same[] = {
+        {"x", NULL, NULL, NULL, NULL, 1, 0, 0, {{0}}, {{0}}, {{0}}, {{0}}},
+        {"x", NULL, NULL, NULL, NULL, 1, 0, 0, {{0}}, {{0}}, {{0}}, {{0}}},
+        {"x", NULL, NULL, NULL, NULL, 1, 0, 0, {{0}}, {{0}}, {{0}}, {{0}}},
+    };
+    o = order_ok(R, NULL, 0);
+    tally_search_row three[3] = {as_row(&same[0]), as_row(&same[1]), as_row(&same[2])};
+    ASSERT_OK(tally_search_sort(o, three, 3));
+    for (int i = 0; i < 3; i++)
+        ASSERT(three[i].ctx == &same[i]);
     tally_search_order_free(o);
 }
 
