@@ -33,38 +33,10 @@
 #define EXP_SEARCH_DEFAULT 1000
 #define EXP_SEARCH_MAX 50000
 
-static const char *const view_names[] = {"ACTIVE_ONLY", "DELETED_ONLY", "ALL"};
-static const int view_values[] = {1, 2, 3};
 
-/* Common prologue: open params; on failure resp is filled. */
-#define OPEN_PARAMS(p, req, resp)                                                          \
-    tally_params p;                                                                        \
-    if (tally_params_open(&p, (req), (resp)) != 0)                                         \
-    return
 
-static void ok_empty(tally_resp *resp)
-{
-    tally_buf_reset(&resp->body);
-    tally_buf_puts(&resp->body, "{}");
-    resp->status = 200;
-}
 
-/* Finishes a JSON response: 200, or 503 if the buffer could not grow. */
-static void ok_json(tally_resp *resp)
-{
-    if (tally_buf_failed(&resp->body)) {
-        tally_buf_free(&resp->body);
-        memset(&resp->body, 0, sizeof resp->body);
-        tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
-        return;
-    }
-    resp->status = 200;
-}
 
-static void oom(tally_resp *resp)
-{
-    tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
-}
 
 /* experiment_id (required) as an integer. */
 static int require_experiment_id(tally_params *p, int64_t *id, tally_resp *resp)
@@ -79,14 +51,14 @@ static int require_experiment_id(tally_params *p, int64_t *id, tally_resp *resp)
 
 static void handle_create(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     tally_arena *a = tally_arena_new();
     const char *name, *loc = NULL;
     tally_kv *tags;
     size_t n_tags;
     char err[1024] = "";
     if (!a) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     if (tally_api_require(&p, "name", &name, resp) < 0 ||
@@ -102,7 +74,7 @@ static void handle_create(tally_server *srv, const tally_req *req, tally_resp *r
     }
     tally_buf_reset(&resp->body);
     tally_buf_printf(&resp->body, "{\"experiment_id\":\"%lld\"}", (long long)id);
-    ok_json(resp);
+    tally_api_ok_json(resp);
 out:
     tally_arena_free(a);
     tally_params_close(&p);
@@ -117,17 +89,17 @@ static void respond_experiment(tally_resp *resp, const tally_experiment *e)
     tally_json_key(&j, "experiment");
     tally_api_write_experiment(&j, e);
     tally_json_object_close(&j);
-    ok_json(resp);
+    tally_api_ok_json(resp);
 }
 
 static void handle_get(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     tally_arena *a = tally_arena_new();
     int64_t id;
     char err[1024] = "";
     if (!a) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     if (require_experiment_id(&p, &id, resp) < 0)
@@ -145,12 +117,12 @@ out:
 
 static void handle_get_by_name(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     tally_arena *a = tally_arena_new();
     const char *name;
     char err[1024] = "";
     if (!a) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     if (tally_api_require(&p, "experiment_name", &name, resp) < 0)
@@ -168,7 +140,7 @@ out:
 
 static void handle_update(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     int64_t id;
     const char *new_name;
     char err[1024] = "";
@@ -182,14 +154,14 @@ static void handle_update(tally_server *srv, const tally_req *req, tally_resp *r
     else if (rc != 0)
         tally_api_store_error(resp, rc, err);
     else
-        ok_empty(resp);
+        tally_api_ok_empty(resp);
 out:
     tally_params_close(&p);
 }
 
 static void handle_delete(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     int64_t id;
     char err[1024] = "";
     if (require_experiment_id(&p, &id, resp) < 0)
@@ -198,14 +170,14 @@ static void handle_delete(tally_server *srv, const tally_req *req, tally_resp *r
     if (rc != 0)
         tally_api_store_error(resp, rc, err);
     else
-        ok_empty(resp);
+        tally_api_ok_empty(resp);
 out:
     tally_params_close(&p);
 }
 
 static void handle_restore(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     int64_t id;
     char err[1024] = "";
     if (require_experiment_id(&p, &id, resp) < 0)
@@ -214,14 +186,14 @@ static void handle_restore(tally_server *srv, const tally_req *req, tally_resp *
     if (rc != 0)
         tally_api_store_error(resp, rc, err);
     else
-        ok_empty(resp);
+        tally_api_ok_empty(resp);
 out:
     tally_params_close(&p);
 }
 
 static void handle_set_tag(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     int64_t id;
     const char *key, *value = NULL;
     char err[1024] = "";
@@ -234,14 +206,14 @@ static void handle_set_tag(tally_server *srv, const tally_req *req, tally_resp *
     if (rc != 0)
         tally_api_store_error(resp, rc, err);
     else
-        ok_empty(resp);
+        tally_api_ok_empty(resp);
 out:
     tally_params_close(&p);
 }
 
 static void handle_delete_tag(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     int64_t id;
     const char *key;
     char err[1024] = "";
@@ -252,7 +224,7 @@ static void handle_delete_tag(tally_server *srv, const tally_req *req, tally_res
     if (rc != 0)
         tally_api_store_error(resp, rc, err);
     else
-        ok_empty(resp);
+        tally_api_ok_empty(resp);
 out:
     tally_params_close(&p);
 }
@@ -322,7 +294,7 @@ static void search_respond(tally_resp *resp, tally_experiment *all, size_t n,
 {
     tally_experiment **hits = malloc((n ? n : 1) * sizeof *hits);
     if (!hits) {
-        oom(resp);
+        tally_api_oom(resp);
         return;
     }
     size_t nh = 0;
@@ -353,18 +325,18 @@ static void search_respond(tally_resp *resp, tally_experiment *all, size_t n,
     }
     tally_json_object_close(&j);
     free(hits);
-    ok_json(resp);
+    tally_api_ok_json(resp);
 }
 
 static void handle_search(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     tally_arena *a = tally_arena_new();
     tally_search_filter *f = NULL;
     tally_search_order *o = NULL;
     char err[1024] = "";
     if (!a) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     int64_t max_results = 0;
@@ -376,7 +348,7 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
         tally_params_string(&p, "page_token", &token, resp) < 0 ||
         tally_params_string(&p, "filter", &filter, resp) < 0 ||
         tally_params_strings(&p, "order_by", &order_by, &n_order, resp) < 0 ||
-        tally_params_enum(&p, "view_type", view_names, view_values, 3, &view, resp) < 0)
+        tally_params_enum(&p, "view_type", tally_api_view_names, tally_api_view_values, 3, &view, resp) < 0)
         goto out;
     /* MLflow rejects a missing/0 max_results; clients always send it, and a
      * default is friendlier (mlflow-rest-api.md §3.1). */
@@ -402,7 +374,7 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
     if (rc == 0)
         rc = tally_search_order_parse(TALLY_SEARCH_EXPERIMENTS, order_by, n_order, &o, &se);
     if (rc == TALLY_ENOMEM) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     if (rc != 0) {
@@ -429,21 +401,21 @@ out:
  * the default search order. */
 static void handle_list(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     tally_arena *a = tally_arena_new();
     tally_search_order *o = NULL;
     char err[1024] = "";
     int view = TALLY_VIEW_ACTIVE_ONLY;
     if (!a) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
-    if (tally_params_enum(&p, "view_type", view_names, view_values, 3, &view, resp) < 0)
+    if (tally_params_enum(&p, "view_type", tally_api_view_names, tally_api_view_values, 3, &view, resp) < 0)
         goto out;
     tally_search_error se;
     int rc = tally_search_order_parse(TALLY_SEARCH_EXPERIMENTS, NULL, 0, &o, &se);
     if (rc != 0) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     tally_experiment *all;

@@ -92,9 +92,7 @@ static void handle_log_model(tally_server *srv, const tally_req *req, tally_resp
         tally_api_store_error(resp, rc, err);
         goto out;
     }
-    tally_buf_reset(&resp->body);
-    tally_buf_puts(&resp->body, "{}");
-    resp->status = 200;
+    tally_api_ok_empty(resp);
 out:
     if (text)
         cJSON_free(text);

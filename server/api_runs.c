@@ -43,36 +43,10 @@
 static const char *const status_names[] = {"RUNNING", "SCHEDULED", "FINISHED", "FAILED",
                                            "KILLED"};
 static const int status_values[] = {1, 2, 3, 4, 5};
-static const char *const view_names[] = {"ACTIVE_ONLY", "DELETED_ONLY", "ALL"};
-static const int view_values[] = {1, 2, 3};
 
-#define OPEN_PARAMS(p, req, resp)                                                          \
-    tally_params p;                                                                        \
-    if (tally_params_open(&p, (req), (resp)) != 0)                                         \
-    return
 
-static void ok_empty(tally_resp *resp)
-{
-    tally_buf_reset(&resp->body);
-    tally_buf_puts(&resp->body, "{}");
-    resp->status = 200;
-}
 
-static void ok_json(tally_resp *resp)
-{
-    if (tally_buf_failed(&resp->body)) {
-        tally_buf_free(&resp->body);
-        memset(&resp->body, 0, sizeof resp->body);
-        tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
-        return;
-    }
-    resp->status = 200;
-}
 
-static void oom(tally_resp *resp)
-{
-    tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
-}
 
 static void respond_run(tally_server *srv, tally_resp *resp, const tally_run *run)
 {
@@ -83,18 +57,18 @@ static void respond_run(tally_server *srv, tally_resp *resp, const tally_run *ru
     tally_json_key(&j, "run");
     tally_api_write_run(&j, srv->engine, run);
     tally_json_object_close(&j);
-    ok_json(resp);
+    tally_api_ok_json(resp);
 }
 
 /* ------------------------------------------------------------------------ */
 
 static void handle_create(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     tally_arena *a = tally_arena_new();
     char err[1024] = "";
     if (!a) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     const char *exp = NULL, *user = NULL, *name = NULL;
@@ -130,12 +104,12 @@ out:
 
 static void handle_get(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     tally_arena *a = tally_arena_new();
     char err[1024] = "";
     const char *run_id;
     if (!a) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     if (tally_api_require_run_id(&p, &run_id, resp) < 0)
@@ -153,7 +127,7 @@ out:
 
 static void handle_update(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     tally_arena *a = tally_arena_new();
     char err[1024] = "";
     const char *run_id, *name = NULL;
@@ -161,7 +135,7 @@ static void handle_update(tally_server *srv, const tally_req *req, tally_resp *r
     int64_t end_time = 0;
     int has_end;
     if (!a) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     if (tally_api_require_run_id(&p, &run_id, resp) < 0 ||
@@ -183,7 +157,7 @@ static void handle_update(tally_server *srv, const tally_req *req, tally_resp *r
     tally_json_key(&j, "run_info");
     tally_api_write_run_info(&j, &info);
     tally_json_object_close(&j);
-    ok_json(resp);
+    tally_api_ok_json(resp);
 out:
     tally_arena_free(a);
     tally_params_close(&p);
@@ -191,7 +165,7 @@ out:
 
 static void handle_delete(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     char err[1024] = "";
     const char *run_id;
     if (tally_api_require_run_id(&p, &run_id, resp) < 0)
@@ -200,14 +174,14 @@ static void handle_delete(tally_server *srv, const tally_req *req, tally_resp *r
     if (rc != 0)
         tally_api_store_error(resp, rc, err);
     else
-        ok_empty(resp);
+        tally_api_ok_empty(resp);
 out:
     tally_params_close(&p);
 }
 
 static void handle_restore(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     char err[1024] = "";
     const char *run_id;
     if (tally_api_require_run_id(&p, &run_id, resp) < 0)
@@ -216,14 +190,14 @@ static void handle_restore(tally_server *srv, const tally_req *req, tally_resp *
     if (rc != 0)
         tally_api_store_error(resp, rc, err);
     else
-        ok_empty(resp);
+        tally_api_ok_empty(resp);
 out:
     tally_params_close(&p);
 }
 
 static void handle_set_tag(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     char err[1024] = "";
     const char *run_id, *key, *value = NULL;
     if (tally_api_require_run_id(&p, &run_id, resp) < 0 ||
@@ -234,14 +208,14 @@ static void handle_set_tag(tally_server *srv, const tally_req *req, tally_resp *
     if (rc != 0)
         tally_api_store_error(resp, rc, err);
     else
-        ok_empty(resp);
+        tally_api_ok_empty(resp);
 out:
     tally_params_close(&p);
 }
 
 static void handle_delete_tag(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     char err[1024] = "";
     const char *run_id, *key;
     if (tally_api_require_run_id(&p, &run_id, resp) < 0 ||
@@ -251,14 +225,14 @@ static void handle_delete_tag(tally_server *srv, const tally_req *req, tally_res
     if (rc != 0)
         tally_api_store_error(resp, rc, err);
     else
-        ok_empty(resp);
+        tally_api_ok_empty(resp);
 out:
     tally_params_close(&p);
 }
 
 static void handle_log_param(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     char err[1024] = "";
     const char *run_id, *key, *value = NULL;
     if (tally_api_require_run_id(&p, &run_id, resp) < 0 ||
@@ -269,7 +243,7 @@ static void handle_log_param(tally_server *srv, const tally_req *req, tally_resp
     if (rc != 0)
         tally_api_store_error(resp, rc, err);
     else
-        ok_empty(resp);
+        tally_api_ok_empty(resp);
 out:
     tally_params_close(&p);
 }
@@ -279,13 +253,13 @@ out:
  * is not implemented). Limits of §6. */
 static void handle_log_inputs(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     tally_arena *a = tally_arena_new();
     char err[1024] = "";
     const char *run_id;
     cJSON *arr = NULL;
     if (!a) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     if (tally_api_require_run_id(&p, &run_id, resp) < 0 ||
@@ -294,7 +268,7 @@ static void handle_log_inputs(tally_server *srv, const tally_req *req, tally_res
     size_t n = arr ? (size_t)cJSON_GetArraySize(arr) : 0;
     tally_dataset_input_req *in = tally_arena_alloc(a, (n ? n : 1) * sizeof *in);
     if (!in) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     size_t i = 0;
@@ -352,7 +326,7 @@ static void handle_log_inputs(tally_server *srv, const tally_req *req, tally_res
         size_t nt = tags && cJSON_IsArray(tags) ? (size_t)cJSON_GetArraySize(tags) : 0;
         tally_kv *kv = nt ? tally_arena_alloc(a, nt * sizeof *kv) : NULL;
         if (nt && !kv) {
-            oom(resp);
+            tally_api_oom(resp);
             goto out;
         }
         size_t t = 0;
@@ -396,7 +370,7 @@ static void handle_log_inputs(tally_server *srv, const tally_req *req, tally_res
     if (rc != 0)
         tally_api_store_error(resp, rc, err);
     else
-        ok_empty(resp);
+        tally_api_ok_empty(resp);
 out:
     tally_arena_free(a);
     tally_params_close(&p);
@@ -638,7 +612,7 @@ static int fetch_metrics(tally_engine *e, const plan *pl, const tally_run_row *r
 
 static void handle_search(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    OPEN_PARAMS(p, req, resp);
+    TALLY_API_OPEN_PARAMS(p, req, resp);
     tally_arena *a = tally_arena_new();
     tally_search_filter *f = NULL;
     tally_search_order *o = NULL;
@@ -648,7 +622,7 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
     cand **hits = NULL;
     char err[1024] = "";
     if (!a) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     const char **exp_ids = NULL, **order_by = NULL;
@@ -659,7 +633,7 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
     int has_max;
     if (tally_params_strings(&p, "experiment_ids", &exp_ids, &n_exp, resp) < 0 ||
         tally_params_string(&p, "filter", &filter, resp) < 0 ||
-        tally_params_enum(&p, "run_view_type", view_names, view_values, 3, &view, resp) < 0 ||
+        tally_params_enum(&p, "run_view_type", tally_api_view_names, tally_api_view_values, 3, &view, resp) < 0 ||
         (has_max = tally_params_int32(&p, "max_results", &max_results, resp)) < 0 ||
         tally_params_strings(&p, "order_by", &order_by, &n_order, resp) < 0 ||
         tally_params_string(&p, "page_token", &token, resp) < 0)
@@ -681,7 +655,7 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
     }
     int64_t *ids = tally_arena_alloc(a, (n_exp ? n_exp : 1) * sizeof *ids);
     if (!ids) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     for (size_t i = 0; i < n_exp; i++)
@@ -695,7 +669,7 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
     if (rc == 0)
         rc = tally_search_order_parse(TALLY_SEARCH_RUNS, order_by, n_order, &o, &se);
     if (rc == TALLY_ENOMEM) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     if (rc != 0) {
@@ -704,7 +678,7 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
     }
     plan pl;
     if (plan_search(f, o, a, &pl) != 0) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     tally_run_query q;
@@ -730,7 +704,7 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
         mval = malloc((n ? n : 1) * nk * sizeof *mval);
         mhas = malloc((n ? n : 1) * nk);
         if (!mval || !mhas) {
-            oom(resp);
+            tally_api_oom(resp);
             goto out;
         }
         fetch_metrics(srv->engine, &pl, rows, n, mval, mhas);
@@ -738,7 +712,7 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
     cands = malloc((n ? n : 1) * sizeof *cands);
     hits = malloc((n ? n : 1) * sizeof *hits);
     if (!cands || !hits) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     size_t nh = 0;
@@ -762,7 +736,7 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
     tally_run_info *infos = tally_arena_alloc(a, (np ? np : 1) * sizeof *infos);
     tally_run *page = tally_arena_alloc(a, (np ? np : 1) * sizeof *page);
     if (!infos || !page) {
-        oom(resp);
+        tally_api_oom(resp);
         goto out;
     }
     for (size_t i = 0; i < np; i++)
@@ -789,7 +763,7 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
         tally_json_kv_string(&j, "next_page_token", tok);
     }
     tally_json_object_close(&j);
-    ok_json(resp);
+    tally_api_ok_json(resp);
 out:
     free(mval);
     free(mhas);

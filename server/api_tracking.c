@@ -382,3 +382,29 @@ int tally_api_read_kvs(tally_params *p, const char *name, tally_arena *a, tally_
     *n = i;
     return 1;
 }
+
+const char *const tally_api_view_names[3] = {"ACTIVE_ONLY", "DELETED_ONLY", "ALL"};
+const int tally_api_view_values[3] = {1, 2, 3};
+
+void tally_api_ok_empty(tally_resp *resp)
+{
+    tally_buf_reset(&resp->body);
+    tally_buf_puts(&resp->body, "{}");
+    resp->status = 200;
+}
+
+void tally_api_oom(tally_resp *resp)
+{
+    tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
+}
+
+void tally_api_ok_json(tally_resp *resp)
+{
+    if (tally_buf_failed(&resp->body)) {
+        tally_buf_free(&resp->body);
+        memset(&resp->body, 0, sizeof resp->body);
+        tally_api_oom(resp);
+        return;
+    }
+    resp->status = 200;
+}

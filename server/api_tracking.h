@@ -52,4 +52,22 @@ void tally_api_write_kvs(tally_json *j, const char *name, const tally_kv *kv, si
 int tally_api_read_kvs(tally_params *p, const char *name, tally_arena *a, tally_kv **out,
                        size_t *n, tally_resp *resp);
 
+/* Opens the request's params as p, or returns from the handler (resp filled). */
+#define TALLY_API_OPEN_PARAMS(p, req, resp)                                                 \
+    tally_params p;                                                                        \
+    if (tally_params_open(&p, (req), (resp)) != 0)                                         \
+    return
+
+/* ViewType names and values (mlflow-rest-api.md §2) for tally_params_enum. */
+extern const char *const tally_api_view_names[3];
+extern const int tally_api_view_values[3];
+
+/* 200 with "{}". */
+void tally_api_ok_empty(tally_resp *resp);
+/* Finishes a JSON response built in resp->body: 200, or 503 if the buffer
+ * could not grow. */
+void tally_api_ok_json(tally_resp *resp);
+/* 503 TEMPORARILY_UNAVAILABLE "Out of memory." */
+void tally_api_oom(tally_resp *resp);
+
 #endif /* TALLY_SERVER_API_TRACKING_H */
