@@ -460,10 +460,14 @@ static double run_workers(worker *w, int n, pid_t child, double *rss)
     for (int i = 0; i < n; i++)
         pthread_create(&th[i], NULL, worker_main, &w[i]);
     double peak = 0;
+    int joined[CONNS] = {0};
     for (;;) {
         int alive = 0;
-        for (int i = 0; i < n; i++)
-            alive += pthread_tryjoin_np(th[i], NULL) == EBUSY;
+        for (int i = 0; i < n; i++) {
+            if (!joined[i] && pthread_tryjoin_np(th[i], NULL) == 0)
+                joined[i] = 1;
+            alive += !joined[i];
+        }
         double r = rss_mib(child);
         if (r > peak)
             peak = r;

@@ -513,10 +513,70 @@ static int parse_int_text(const char *s, int64_t *out)
     return 0;
 }
 
-/* A JSON number (grammar already checked) to the nearest double. Clinger's
- * fast path when the significand has at most 15 digits and the power of ten
- * is small (both exact in a double, one correctly rounded operation), else
- * strtod. s[0..n) need not be NUL-terminated. */
+__extension__ typedef unsigned __int128 u128;
+
+static const uint64_t POW10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+    10000000ull, 100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+    10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+    100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull};
+
+/* Is d (positive, normal) the double nearest to w / 10^q10 (q10 in 1..19)?
+ * Exact, in 128-bit integers: with d = m * 2^e (e < 0), compare
+ * |w * 2^-e - m * 10^q10| with half of 10^q10. -1: too large to decide. */
+static int nearest(uint64_t w, int q10, double d)
+{
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    int bexp = (int)(bits >> 52);
+    if (bexp == 0 || bexp == 0x7FF)
+        return -1;
+    uint64_t m = (bits & ((1ull << 52) - 1)) | (1ull << 52);
+    int sh = 1075 - bexp; /* d = m * 2^-sh */
+    if (sh <= 0 || sh >= 128 || ((u128)w >> (127 - sh)) != 0)
+        return -1;
+    u128 a = (u128)w << sh, p = POW10[q10], b = (u128)m * p;
+    u128 diff = a > b ? a - b : b - a;
+    u128 twice = diff << 1;
+    if (twice < p)
+        return 1;
+    if (twice == p)
+        return (m & 1) == 0;
+    return 0;
+}
+
+/* w / 10^q10 correctly rounded, for w < 2^64, 1 <= q10 <= 19; 0 when the
+ * fast check cannot decide (caller uses strtod). */
+static int div_pow10(uint64_t w, int q10, double *out)
+{
+    double d = (double)w / (double)POW10[q10];
+    if (!(d > 0))
+        return 0;
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    /* The quotient of two roundings is within one ulp of the answer. */
+    static const int64_t step[3] = {0, 1, -1};
+    for (int tries = 0; tries < 3; tries++) {
+        uint64_t cb = bits + (uint64_t)step[tries];
+        double c;
+        memcpy(&c, &cb, 8);
+        int r = nearest(w, q10, c);
+        if (r < 0)
+            return 0;
+        if (r) {
+            *out = c;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A JSON number (grammar already checked) to the nearest double, as strtod
+ * would give, without strtod in the common cases: Clinger's fast path when
+ * the significand has at most 15 digits and the power of ten is small (both
+ * exact in a double, one correctly rounded operation); for up to 19 digits
+ * with a negative power of ten (the 17-digit values Python's repr() sends),
+ * a guess checked exactly by div_pow10. Anything else goes to strtod. s[0..n)
+ * need not be NUL-terminated. */
 static double json_number_to_double(const char *s, size_t n)
 {
     static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
@@ -534,7 +594,7 @@ static double json_number_to_double(const char *s, size_t n)
         if (nd || *p != '0')
             nd++;
         m = m * 10 + (unsigned)(*p++ - '0');
-        if (nd > 15)
+        if (nd > 19)
             goto slow;
     }
     if (p < end && *p == '.') {
@@ -544,7 +604,7 @@ static double json_number_to_double(const char *s, size_t n)
                 nd++;
             m = m * 10 + (unsigned)(*p++ - '0');
             scale--;
-            if (nd > 15)
+            if (nd > 19)
                 goto slow;
         }
     }
@@ -560,23 +620,33 @@ static double json_number_to_double(const char *s, size_t n)
         }
         scale += eneg ? -e : e;
     }
-    if (p != end || scale < -22 || scale > 22)
+    if (p != end)
         goto slow;
-    {
+    if (m == 0)
+        return neg ? -0.0 : 0.0;
+    if (nd <= 15 && scale >= -22 && scale <= 22) {
         double d = (double)m; /* exact: m < 10^15 < 2^53 */
         d = scale < 0 ? d / p10[-scale] : d * p10[scale];
         return neg ? -d : d;
     }
+    if (scale < 0 && scale >= -19) {
+        double d;
+        if (div_pow10(m, -scale, &d))
+            return neg ? -d : d;
+    }
 slow:;
     char tmp[400];
     if (n >= sizeof tmp)
-        return NAN; /* the caller rejects NaN: no JSON number gives one */
+        return NAN;
     memcpy(tmp, s, n);
     tmp[n] = 0;
     return strtod(tmp, NULL);
 }
 
-/* int64 field: 1 = value, 0 = absent (null), -1 = invalid. */
+/* int64 field: 1 = value, 0 = absent (null), -1 = invalid. A JSON integer,
+ * a JSON number with a fraction or exponent whose value is integral (5.0,
+ * 1e3), or a string of decimal digits with an optional sign (Python's int()
+ * as protobuf calls it: no spaces, no fraction); never a bool. */
 static int conv_int64(const char *js, const jsmntok_t *t, int64_t *out)
 {
     if (t->type == JSMN_PRIMITIVE) {
@@ -584,7 +654,7 @@ static int conv_int64(const char *js, const jsmntok_t *t, int64_t *out)
         if (c == 'n')
             return 0;
         if (c == 't' || c == 'f')
-            return -1; /* bools are not integers for protobuf */
+            return -1;
     } else if (t->type != JSMN_STRING) {
         return -1;
     }
@@ -594,9 +664,7 @@ static int conv_int64(const char *js, const jsmntok_t *t, int64_t *out)
     if (parse_int_text(tmp, out) == 0)
         return 1;
     if (t->type == JSMN_STRING)
-        return -1; /* "5.0" is not an int for int() */
-    /* A JSON number with a fraction or exponent: accepted when integral. */
-    errno = 0;
+        return -1;
     char *e;
     double d = strtod(tmp, &e);
     if (*e || !isfinite(d) || d != floor(d) || d < -9223372036854775808.0 ||

@@ -153,13 +153,6 @@ static void put_u64(tally_buf *b, uint64_t v)
     tally_buf_append(b, t, 8);
 }
 
-static void put_f64(tally_buf *b, double v)
-{
-    uint64_t bits;
-    memcpy(&bits, &v, 8);
-    put_u64(b, bits);
-}
-
 /* A point's x in the request's axis; base is the series' first timestamp
  * for relative time (the engine's downsampler uses the same origin). */
 static int64_t x_of(const tally_ds_req *q, int64_t base, const tally_point *p)
@@ -175,6 +168,21 @@ static int64_t x_of(const tally_ds_req *q, int64_t base, const tally_point *p)
     }
 }
 
+/* Appends n little-endian float64 taken from src by get(i); the buffer has
+ * been reserved, so this writes straight into it. */
+#define PUT_F64_COLUMN(b, n, expr)                                                          \
+    do {                                                                                    \
+        uint8_t *o_ = (uint8_t *)(b)->data + (b)->len;                                      \
+        for (size_t k = 0; k < (n); k++, o_ += 8) {                                         \
+            double d_ = (expr);                                                             \
+            uint64_t u_;                                                                    \
+            memcpy(&u_, &d_, 8);                                                            \
+            for (int i_ = 0; i_ < 8; i_++)                                                  \
+                o_[i_] = (uint8_t)(u_ >> (8 * i_));                                         \
+        }                                                                                   \
+        (b)->len += 8 * (size_t)(n);                                                        \
+    } while (0)
+
 /* Binary layout: docs/api.md, "Native API" > "Query response, binary". */
 static void write_binary(tally_buf *b, const tally_ds_req *q, const tally_ds_result *res,
                          const int64_t *base, size_t n)
@@ -182,7 +190,8 @@ static void write_binary(tally_buf *b, const tally_ds_req *q, const tally_ds_res
     size_t bytes = 16;
     for (size_t i = 0; i < n; i++)
         bytes += 32 + (q->method == TALLY_DS_BUCKETS ? 56 * res[i].n_buckets : 16 * res[i].n_points);
-    tally_buf_reserve(b, bytes);
+    if (tally_buf_reserve(b, bytes) != 0)
+        return;
     tally_buf_append(b, "TLYQ", 4);
     uint8_t v[4] = {1, 0, (uint8_t)q->method, (uint8_t)q->x_axis};
     tally_buf_append(b, v, 4);
@@ -196,28 +205,22 @@ static void write_binary(tally_buf *b, const tally_ds_req *q, const tally_ds_res
         put_u64(b, r->n_source);
         put_u64(b, (uint64_t)(r->n_source ? r->x_lo : 0));
         put_u64(b, (uint64_t)(r->n_source ? r->x_hi : 0));
+        const tally_bucket *bk = r->buckets;
+        const tally_point *pt = r->points;
         if (q->method == TALLY_DS_BUCKETS) {
-            for (size_t k = 0; k < cnt; k++)
-                put_f64(b, (double)r->buckets[k].x_lo);
-            for (size_t k = 0; k < cnt; k++)
-                put_f64(b, (double)r->buckets[k].x_hi);
-            for (size_t k = 0; k < cnt; k++)
-                put_f64(b, (double)r->buckets[k].count);
-            for (size_t k = 0; k < cnt; k++)
-                put_f64(b, (double)r->buckets[k].n_nan);
-            for (size_t k = 0; k < cnt; k++)
-                put_f64(b, r->buckets[k].min);
-            for (size_t k = 0; k < cnt; k++)
-                put_f64(b, r->buckets[k].max);
-            for (size_t k = 0; k < cnt; k++)
-                put_f64(b, r->buckets[k].mean);
+            PUT_F64_COLUMN(b, cnt, (double)bk[k].x_lo);
+            PUT_F64_COLUMN(b, cnt, (double)bk[k].x_hi);
+            PUT_F64_COLUMN(b, cnt, (double)bk[k].count);
+            PUT_F64_COLUMN(b, cnt, (double)bk[k].n_nan);
+            PUT_F64_COLUMN(b, cnt, bk[k].min);
+            PUT_F64_COLUMN(b, cnt, bk[k].max);
+            PUT_F64_COLUMN(b, cnt, bk[k].mean);
         } else {
-            for (size_t k = 0; k < cnt; k++)
-                put_f64(b, (double)x_of(q, base[i], &r->points[k]));
-            for (size_t k = 0; k < cnt; k++)
-                put_f64(b, r->points[k].value);
+            PUT_F64_COLUMN(b, cnt, (double)x_of(q, base[i], &pt[k]));
+            PUT_F64_COLUMN(b, cnt, pt[k].value);
         }
     }
+    b->data[b->len] = 0; /* buf.h keeps the bytes NUL-terminated */
 }
 
 /* A JSON string at the end of b (escaped, quoted). */

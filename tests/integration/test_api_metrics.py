@@ -324,7 +324,7 @@ class TestGetHistory(ErrorAssertions):
     @classmethod
     def setUpClass(cls):
         cls.run_id = new_run()
-        cls.n = 60000
+        cls.n = 70000  # > 65536: the server pages internally without max_results
         rng = random.Random(5)
         cls.points = []
         for i in range(cls.n):
