@@ -44,10 +44,6 @@ int tally__run_writable(tally_server *srv, const char *run_id, tally_resp *resp)
  * -1 with resp filled. */
 int tally__require_json_type(const tally_req *req, tally_resp *resp);
 
-/* Appends v as a JSON value: the shortest decimal that reads back
- * bit-exactly (integers below 2^53 as integers), non-finite values as
- * MLflow's strings "NaN", "Infinity", "-Infinity". */
-void tally__put_double(tally_buf *b, double v);
 /* Appends v as a JSON integer. */
 void tally__put_int(tally_buf *b, int64_t v);
 

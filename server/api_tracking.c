@@ -396,6 +396,7 @@ void tally_api_ok_empty(tally_resp *resp)
 void tally_api_oom(tally_resp *resp)
 {
     tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
+    tally_resp_header(resp, "Retry-After", "1");
 }
 
 void tally_api_ok_json(tally_resp *resp)

@@ -20,6 +20,7 @@
  *      debug builds, clamped (still valid brackets) in release.
  */
 #include "json_out.h"
+#include "json_num.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -200,36 +201,10 @@ void tally_json_int(tally_json *j, int64_t v)
 
 /* Shortest of %.15g..%.17g that parses back to the same bits (invariant 3).
  * Writes into tmp (>= 32 bytes) and returns the length. */
-static int format_double(double v, char *tmp, size_t cap)
-{
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(tmp, cap, "%.*g", prec, v);
-        if (prec == 17 || strtod(tmp, NULL) == v)
-            break;
-    }
-    return n;
-}
-
 void tally_json_double(tally_json *j, double v)
 {
-    if (isnan(v)) {
-        value_start(j);
-        tally_buf_append(j->out, "\"NaN\"", 5);
-        return;
-    }
-    if (isinf(v)) {
-        value_start(j);
-        if (v > 0)
-            tally_buf_append(j->out, "\"Infinity\"", 10);
-        else
-            tally_buf_append(j->out, "\"-Infinity\"", 11);
-        return;
-    }
     value_start(j);
-    char tmp[40];
-    int n = format_double(v, tmp, sizeof tmp);
-    tally_buf_append(j->out, tmp, (size_t)n);
+    tally_buf_put_double(j->out, v);
 }
 
 void tally_json_bool(tally_json *j, int v)

@@ -29,6 +29,7 @@
 #include <strings.h>
 
 #include "api_error.h"
+#include "json_num.h"
 #include "api_metrics.h"
 #include "api_tracking.h"
 #include "app.h"
@@ -248,11 +249,11 @@ static void put_column(tally_buf *b, const char *name, const tally_ds_req *q,
         case 1: tally__put_int(b, bk->x_hi); break;
         case 2: tally__put_int(b, (int64_t)bk->count); break;
         case 3: tally__put_int(b, (int64_t)bk->n_nan); break;
-        case 4: tally__put_double(b, bk->min); break;
-        case 5: tally__put_double(b, bk->max); break;
-        case 6: tally__put_double(b, bk->mean); break;
+        case 4: tally_buf_put_double(b, bk->min); break;
+        case 5: tally_buf_put_double(b, bk->max); break;
+        case 6: tally_buf_put_double(b, bk->mean); break;
         case 7: tally__put_int(b, x_of(q, base, &r->points[k])); break;
-        default: tally__put_double(b, r->points[k].value); break;
+        default: tally_buf_put_double(b, r->points[k].value); break;
         }
     }
     tally_buf_putc(b, ']');
