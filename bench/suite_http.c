@@ -22,7 +22,11 @@
  *   native_m4_<R>runs_{p50,p99}_ms POST tally/query, R runs x one key, M4, W
  *        = 1000, binary columns; R = 100 runs x 1M steps (--quick: 100 x
  *        20k); REPS_M4 queries after one warm-up.
- *   (room: runs/search figures belong to the store's suite.)
+ *   runs_search_<N>runs_{p50,p99}_ms  POST mlflow/runs/search over one
+ *        experiment of N runs (10,000; --quick 2,000), each with a param
+ *        `opt` (adam or sgd, half each) and a metric `loss`, filter
+ *        "params.opt = 'adam'", order_by "metrics.loss DESC",
+ *        max_results 100; REPS_SEARCH queries after one warm-up.
  *
  * Baselines: none. An honest comparison would be MLflow's own server on the
  * same machine, which is not available offline; a figure without a measured
@@ -503,6 +507,82 @@ static char *lb_body(const char *run, int req, size_t *len)
 /* The suite                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* runs/search                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define SEARCH_RUNS 10000
+#define SEARCH_RUNS_QUICK 2000
+#define REPS_SEARCH 50
+
+static int fig_runs_search(bench_ctx *c, hconn *h)
+{
+    int n_runs = c->quick ? SEARCH_RUNS_QUICK : SEARCH_RUNS;
+    const char *mk = "{\"name\":\"bench-search\"}";
+    if (hreq(h, "POST", "/api/2.0/mlflow/experiments/create", NULL, mk, strlen(mk)) != 200)
+        return 1;
+    h->buf[h->body_off + h->body_len] = 0;
+    const char *p = strstr(h->buf + h->body_off, "\"experiment_id\":\"");
+    if (!p)
+        return 1;
+    char exp[32];
+    snprintf(exp, sizeof exp, "%.*s", (int)strcspn(p + 17, "\""), p + 17);
+    fprintf(stderr, "http: creating %d runs for runs/search\n", n_runs);
+    uint64_t t0 = bench_now_ns();
+    for (int i = 0; i < n_runs; i++) {
+        char body[512], run[64];
+        snprintf(body, sizeof body, "{\"experiment_id\":\"%s\",\"start_time\":%d}", exp, 1000 + i);
+        if (hreq(h, "POST", "/api/2.0/mlflow/runs/create", NULL, body, strlen(body)) != 200)
+            return 1;
+        h->buf[h->body_off + h->body_len] = 0;
+        const char *q = strstr(h->buf + h->body_off, "\"run_id\":\"");
+        if (!q)
+            return 1;
+        snprintf(run, sizeof run, "%.32s", q + 10);
+        /* Loss values spread so the order is not the creation order. */
+        double loss = (double)((i * 7919) % n_runs) / n_runs;
+        snprintf(body, sizeof body,
+                 "{\"run_id\":\"%s\",\"params\":[{\"key\":\"opt\",\"value\":\"%s\"}],"
+                 "\"metrics\":[{\"key\":\"loss\",\"value\":%.6f,\"timestamp\":1,\"step\":0}]}",
+                 run, i % 2 ? "sgd" : "adam", loss);
+        if (hreq(h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, body, strlen(body)) != 200)
+            return 1;
+    }
+    fprintf(stderr, "http: %d runs in %.1f s\n", n_runs, (double)(bench_now_ns() - t0) / 1e9);
+    char q[512];
+    snprintf(q, sizeof q,
+             "{\"experiment_ids\":[\"%s\"],\"filter\":\"params.opt = 'adam'\","
+             "\"order_by\":[\"metrics.loss DESC\"],\"max_results\":100}",
+             exp);
+    double lat[REPS_SEARCH];
+    for (int r = -1; r < REPS_SEARCH; r++) {
+        uint64_t s0 = bench_now_ns();
+        int st = hreq(h, "POST", "/api/2.0/mlflow/runs/search", NULL, q, strlen(q));
+        if (st != 200) {
+            fprintf(stderr, "http: runs/search answered %d\n", st);
+            return 1;
+        }
+        if (r >= 0)
+            lat[r] = (double)(bench_now_ns() - s0) / 1e6;
+    }
+    /* The answer must be the 100 adam runs with the greatest loss. */
+    h->buf[h->body_off + h->body_len] = 0;
+    const char *body = h->buf + h->body_off;
+    int n_found = 0;
+    for (const char *x = body; (x = strstr(x, "\"run_id\":\"")) != NULL; x += 10)
+        n_found++;
+    if (n_found != 100 * 2 /* run_id and run_uuid */ && n_found != 100) {
+        fprintf(stderr, "http: runs/search returned %d ids\n", n_found);
+        return 1;
+    }
+    char fig[64];
+    snprintf(fig, sizeof fig, "runs_search_%druns_p50_ms", n_runs);
+    bench_report(c, fig, bench_percentile(lat, REPS_SEARCH, 50), "ms", NULL, 0, 0);
+    snprintf(fig, sizeof fig, "runs_search_%druns_p99_ms", n_runs);
+    bench_report(c, fig, bench_percentile(lat, REPS_SEARCH, 99), "ms", NULL, 0, 0);
+    return 0;
+}
+
 int bench_suite_http(bench_ctx *c)
 {
     server srv = {0};
@@ -703,6 +783,9 @@ int bench_suite_http(bench_ctx *c)
         free(runs);
         free(keys);
     }
+
+    if (rc == 0)
+        rc = fig_runs_search(c, &h);
 
 out:
     hconn_close(&h);

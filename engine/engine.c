@@ -257,11 +257,13 @@ static void *writer_main(void *arg)
         }
         if (!e->queue_head && e->closing)
             break;
-        /* Group commit: while other producers are inside append, give them a
-         * short window to join this group, bounded by group_window_us. */
+        /* Group commit: while other producers are encoding a record (inside
+         * append, not yet queued), give them a short window to join this
+         * group, bounded by group_window_us. Producers already queued or
+         * waiting for an earlier group's verdict are not waited for. */
         if (e->queue_head && e->opt.durability == TALLY_DURABILITY_GROUP) {
             uint64_t deadline = tally__now_ns() + (uint64_t)e->opt.group_window_us * 1000ull;
-            while ((size_t)e->n_active_producers > e->queue_len && tally__now_ns() < deadline) {
+            while (e->n_encoding > 0 && tally__now_ns() < deadline) {
                 struct timespec ts;
                 timespec_after_ns(&ts, 100000);
                 pthread_cond_timedwait(&e->queue_cv, &e->queue_mu, &ts);
@@ -326,10 +328,13 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* Queues r and waits for the writer's verdict. */
-static int submit(tally_engine *e, tally__request *r)
+/* Queues r and waits for the writer's verdict. With encoding set, the caller
+ * was counted in n_encoding, which this leaves. */
+static int submit(tally_engine *e, tally__request *r, int encoding)
 {
     pthread_mutex_lock(&e->queue_mu);
+    if (encoding)
+        e->n_encoding--;
     if (e->closing) {
         pthread_mutex_unlock(&e->queue_mu);
         return TALLY_ECLOSED;
@@ -366,7 +371,7 @@ int tally_engine_append(tally_engine *e, const tally_series_batch *series, size_
     r.series = series;
     r.n_series = n_series;
     pthread_mutex_lock(&e->queue_mu);
-    e->n_active_producers++;
+    e->n_encoding++;
     tally__wal_scratch *scratch = e->scratch_pool;
     if (scratch) {
         e->scratch_pool = scratch->next;
@@ -393,11 +398,14 @@ int tally_engine_append(tally_engine *e, const tally_series_batch *series, size_
     }
     if (rc == 0) {
         atomic_fetch_add(&e->memory_bytes, charge);
-        rc = submit(e, &r);
+        rc = submit(e, &r, 1);
         atomic_fetch_sub(&e->memory_bytes, charge);
+    } else {
+        pthread_mutex_lock(&e->queue_mu);
+        e->n_encoding--;
+        pthread_mutex_unlock(&e->queue_mu);
     }
     pthread_mutex_lock(&e->queue_mu);
-    e->n_active_producers--;
     /* Keep a few buffers of moderate size for the next appends. */
     if (scratch && e->n_scratch_pool < SCRATCH_POOL_MAX && scratch->out_cap <= SCRATCH_KEEP_MAX) {
         scratch->next = e->scratch_pool;
@@ -418,7 +426,7 @@ int tally_engine_sync(tally_engine *e)
         return 0;
     tally__request r = {0};
     r.is_sync = 1;
-    return submit(e, &r);
+    return submit(e, &r, 0);
 }
 
 int tally_engine_checkpoint(tally_engine *e)

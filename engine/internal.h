@@ -170,7 +170,7 @@ struct tally_engine {
     pthread_cond_t done_cv;        /* producers wait here */
     tally__request *queue_head, *queue_tail;
     size_t queue_len;
-    int n_active_producers;        /* inside tally_engine_append */
+    int n_encoding;                /* producers inside append that have not queued yet */
     int closing;
     int poisoned;                  /* first write error, or 0 */
     int checkpoint_requested;
