@@ -24,4 +24,11 @@ long long tally__store_now_ms(void);
  * style already; written into out (cap bytes). */
 void tally__store_join_location(const char *root, long long id, char *out, size_t cap);
 
+/* Makes room for element n of a growing array *arr (cap elements of elem
+ * bytes), doubling from first: in the arena (the old copy stays there until
+ * the arena is freed), or with realloc (vec). 0, or -1 out of memory. */
+int tally__arena_reserve(tally_arena *a, void *arr, size_t elem, size_t n, size_t *cap,
+                         size_t first);
+int tally__vec_reserve(void *arr, size_t elem, size_t n, size_t *cap, size_t first);
+
 #endif /* TALLY_SERVER_STORE_INTERNAL_H */

@@ -658,17 +658,9 @@ static int load_kvs(conn *c, sqlite3_stmt *st, tally_arena *a, tally_kv **out, s
     tally_kv *v = NULL;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == vcap) {
-            size_t ncap = vcap ? vcap * 2 : 8;
-            tally_kv *nv = tally_arena_alloc(a, ncap * sizeof *nv);
-            if (!nv) {
-                stmt_done(st);
-                return TALLY_STORE_ENOMEM;
-            }
-            if (n)
-                memcpy(nv, v, n * sizeof *nv);
-            v = nv;
-            vcap = ncap;
+        if (tally__arena_reserve(a, &v, sizeof *v, n, &vcap, 8) != 0) {
+            stmt_done(st);
+            return TALLY_STORE_ENOMEM;
         }
         v[n].key = col_dup(a, st, 0);
         v[n].value = col_dup(a, st, 1);
@@ -742,21 +734,11 @@ static int load_run_inputs(conn *c, tally_arena *a, tally_run *r, char *err, siz
     const char **uuids = NULL;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == vcap) {
-            size_t ncap = vcap ? vcap * 2 : 4;
-            tally_dataset_input *nv = tally_arena_alloc(a, ncap * sizeof *nv);
-            const char **nu = tally_arena_alloc(a, ncap * sizeof *nu);
-            if (!nv || !nu) {
-                stmt_done(st);
-                return TALLY_STORE_ENOMEM;
-            }
-            if (n) {
-                memcpy(nv, v, n * sizeof *nv);
-                memcpy(nu, uuids, n * sizeof *nu);
-            }
-            v = nv;
-            uuids = nu;
-            vcap = ncap;
+        size_t ucap = vcap; /* the two arrays grow in step */
+        if (tally__arena_reserve(a, &v, sizeof *v, n, &vcap, 4) != 0 ||
+            tally__arena_reserve(a, &uuids, sizeof *uuids, n, &ucap, 4) != 0) {
+            stmt_done(st);
+            return TALLY_STORE_ENOMEM;
         }
         uuids[n] = col_dup(a, st, 0);
         tally_dataset *d = &v[n].dataset;
@@ -783,21 +765,11 @@ static int load_run_inputs(conn *c, tally_arena *a, tally_run *r, char *err, siz
     const char **owner = NULL;
     size_t nt = 0, tcap = 0;
     while ((rc = sqlite3_step(tq)) == SQLITE_ROW) {
-        if (nt == tcap) {
-            size_t ncap = tcap ? tcap * 2 : 8;
-            tally_kv *nv = tally_arena_alloc(a, ncap * sizeof *nv);
-            const char **no = tally_arena_alloc(a, ncap * sizeof *no);
-            if (!nv || !no) {
-                stmt_done(tq);
-                return TALLY_STORE_ENOMEM;
-            }
-            if (nt) {
-                memcpy(nv, all, nt * sizeof *nv);
-                memcpy(no, owner, nt * sizeof *no);
-            }
-            all = nv;
-            owner = no;
-            tcap = ncap;
+        size_t ocap = tcap; /* the two arrays grow in step */
+        if (tally__arena_reserve(a, &all, sizeof *all, nt, &tcap, 8) != 0 ||
+            tally__arena_reserve(a, &owner, sizeof *owner, nt, &ocap, 8) != 0) {
+            stmt_done(tq);
+            return TALLY_STORE_ENOMEM;
         }
         owner[nt] = col_dup(a, tq, 0);
         all[nt].key = col_dup(a, tq, 1);
@@ -1200,17 +1172,9 @@ int tally_store_list_experiments(tally_store *s, tally_view_type view, tally_are
     tally_experiment *v = NULL;
     size_t n = 0, vcap = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == vcap) {
-            size_t ncap = vcap ? vcap * 2 : 16;
-            tally_experiment *nv = tally_arena_alloc(a, ncap * sizeof *nv);
-            if (!nv) {
-                stmt_done(st);
-                return rend(s, c, TALLY_STORE_ENOMEM);
-            }
-            if (n)
-                memcpy(nv, v, n * sizeof *nv);
-            v = nv;
-            vcap = ncap;
+        if (tally__arena_reserve(a, &v, sizeof *v, n, &vcap, 16) != 0) {
+            stmt_done(st);
+            return rend(s, c, TALLY_STORE_ENOMEM);
         }
         if (load_experiment_row(st, a, &v[n]) != 0) {
             stmt_done(st);
@@ -1230,21 +1194,11 @@ int tally_store_list_experiments(tally_store *s, tally_view_type view, tally_are
     if (!st)
         return rend(s, c, dberr(c, err, cap));
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (nt == tcap) {
-            size_t ncap = tcap ? tcap * 2 : 32;
-            tally_kv *nv = tally_arena_alloc(a, ncap * sizeof *nv);
-            int64_t *no = tally_arena_alloc(a, ncap * sizeof *no);
-            if (!nv || !no) {
-                stmt_done(st);
-                return rend(s, c, TALLY_STORE_ENOMEM);
-            }
-            if (nt) {
-                memcpy(nv, tags, nt * sizeof *nv);
-                memcpy(no, owner, nt * sizeof *no);
-            }
-            tags = nv;
-            owner = no;
-            tcap = ncap;
+        size_t ocap = tcap; /* the two arrays grow in step */
+        if (tally__arena_reserve(a, &tags, sizeof *tags, nt, &tcap, 32) != 0 ||
+            tally__arena_reserve(a, &owner, sizeof *owner, nt, &ocap, 32) != 0) {
+            stmt_done(st);
+            return rend(s, c, TALLY_STORE_ENOMEM);
         }
         owner[nt] = sqlite3_column_int64(st, 0);
         tags[nt].key = col_dup(a, st, 1);
@@ -2019,15 +1973,9 @@ int tally_store_search_runs(tally_store *s, const tally_run_query *q, tally_aren
     size_t nk = q->n_param_keys + q->n_tag_keys;
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == rcap) {
-            size_t ncap = rcap ? rcap * 2 : 64;
-            tally_run_row *nr = realloc(rows, ncap * sizeof *nr);
-            if (!nr) {
-                rc = TALLY_STORE_ENOMEM;
-                break;
-            }
-            rows = nr;
-            rcap = ncap;
+        if (tally__vec_reserve(&rows, sizeof *rows, n, &rcap, 64) != 0) {
+            rc = TALLY_STORE_ENOMEM;
+            break;
         }
         tally_run_row *row = &rows[n];
         memset(row, 0, sizeof *row);
@@ -2115,15 +2063,9 @@ static int batch_kvs(conn *c, const char *table, const page_ref *refs, size_t n,
             break;
         if (count[j] == 0)
             first[j] = nv;
-        if (nv == vcap) {
-            size_t ncap = vcap ? vcap * 2 : 256;
-            tally_kv *nvp = realloc(v, ncap * sizeof *nvp);
-            if (!nvp) {
-                rc = TALLY_STORE_ENOMEM;
-                break;
-            }
-            v = nvp;
-            vcap = ncap;
+        if (tally__vec_reserve(&v, sizeof *v, nv, &vcap, 256) != 0) {
+            rc = TALLY_STORE_ENOMEM;
+            break;
         }
         v[nv].key = col_dup(a, st, 1);
         v[nv].value = col_dup(a, st, 2);
@@ -2188,15 +2130,9 @@ static int batch_inputs(conn *c, const page_ref *refs, size_t n, tally_arena *a,
     int step;
     rc = 0;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (nk == kcap) {
-            size_t ncap = kcap ? kcap * 2 : 16;
-            int64_t *nkp = realloc(keys, ncap * sizeof *nkp);
-            if (!nkp) {
-                rc = TALLY_STORE_ENOMEM;
-                break;
-            }
-            keys = nkp;
-            kcap = ncap;
+        if (tally__vec_reserve(&keys, sizeof *keys, nk, &kcap, 16) != 0) {
+            rc = TALLY_STORE_ENOMEM;
+            break;
         }
         keys[nk++] = sqlite3_column_int64(st, 0);
     }

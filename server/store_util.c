@@ -293,3 +293,36 @@ int tally_store_check_params_tags(const tally_kv *params, size_t n_params, const
     }
     return 0;
 }
+
+int tally__arena_reserve(tally_arena *a, void *arr, size_t elem, size_t n, size_t *cap,
+                         size_t first)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *old, *nv = tally_arena_alloc(a, ncap * elem);
+    if (!nv)
+        return -1;
+    /* The pointer is read and written as bytes: *arr is a T *, not a void *. */
+    memcpy(&old, arr, sizeof old);
+    if (n)
+        memcpy(nv, old, n * elem);
+    memcpy(arr, &nv, sizeof nv);
+    *cap = ncap;
+    return 0;
+}
+
+int tally__vec_reserve(void *arr, size_t elem, size_t n, size_t *cap, size_t first)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *old;
+    memcpy(&old, arr, sizeof old);
+    void *nv = realloc(old, ncap * elem);
+    if (!nv)
+        return -1;
+    memcpy(arr, &nv, sizeof nv);
+    *cap = ncap;
+    return 0;
+}
