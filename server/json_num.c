@@ -158,7 +158,8 @@ void tally_buf_put_double(tally_buf *b, double v)
             tally_buf_append(b, "\"-Infinity\"", 11);
         return;
     }
-    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0 && !(v == 0 && signbit(v))) {
+    /* Range first: converting an out-of-range double to int64 is undefined. */
+    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
         char ib[24];
         int in = snprintf(ib, sizeof ib, "%" PRId64, (int64_t)v);
         tally_buf_append(b, ib, (size_t)in);
