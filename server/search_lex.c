@@ -252,8 +252,8 @@ int tally__search_scan_ident(tally__search_lex *lx, tally__search_ident *out)
     int c = at(lx, lx->pos);
     int rc;
     if (c == '`') {
-        const char *q;
-        size_t qn;
+        const char *q = NULL;
+        size_t qn = 0;
         if ((rc = tally__search_scan_quoted(lx, 0, &q, &qn)) != 0)
             return rc;
         if (at(lx, lx->pos) != '.') {
