@@ -2026,16 +2026,16 @@ static int by_key(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-/* params or tags of refs[0..n) (sorted by key) in one query, ordered by
- * (run_key, key), sliced into out[idx].params / .tags. */
-static int batch_kvs(conn *c, const char *table, const page_ref *refs, size_t n, tally_arena *a,
-                     tally_run *out, char *err, size_t cap)
+/* Prepares head "?,?,...?" tail with one placeholder per page ref, each
+ * bound to its run key. 0 with *out (the caller finalizes it) or an error. */
+static int prepare_keys_in(conn *c, const char *head, const char *tail, const page_ref *refs,
+                           size_t n, sqlite3_stmt **out, char *err, size_t cap)
 {
     tally_buf sql = {0};
-    tally_buf_printf(&sql, "SELECT run_key, key, value FROM %s WHERE run_key IN (", table);
+    tally_buf_puts(&sql, head);
     for (size_t i = 0; i < n; i++)
         tally_buf_puts(&sql, i ? ",?" : "?");
-    tally_buf_puts(&sql, ") ORDER BY run_key, key");
+    tally_buf_puts(&sql, tail);
     if (tally_buf_failed(&sql)) {
         tally_buf_free(&sql);
         return TALLY_STORE_ENOMEM;
@@ -2047,6 +2047,21 @@ static int batch_kvs(conn *c, const char *table, const page_ref *refs, size_t n,
         return dberr(c, err, cap);
     for (size_t i = 0; i < n; i++)
         sqlite3_bind_int64(st, (int)i + 1, refs[i].key);
+    *out = st;
+    return 0;
+}
+
+/* params or tags of refs[0..n) (sorted by key) in one query, ordered by
+ * (run_key, key), sliced into out[idx].params / .tags. */
+static int batch_kvs(conn *c, const char *table, const page_ref *refs, size_t n, tally_arena *a,
+                     tally_run *out, char *err, size_t cap)
+{
+    char head[128];
+    snprintf(head, sizeof head, "SELECT run_key, key, value FROM %s WHERE run_key IN (", table);
+    sqlite3_stmt *st;
+    int rc = prepare_keys_in(c, head, ") ORDER BY run_key, key", refs, n, &st, err, cap);
+    if (rc)
+        return rc;
     int is_params = strcmp(table, "params") == 0;
     size_t *first = calloc(n, sizeof *first); /* refs[j]'s slice starts at v[first[j]] */
     size_t *count = calloc(n, sizeof *count);
@@ -2109,22 +2124,11 @@ static int batch_kvs(conn *c, const char *table, const page_ref *refs, size_t n,
 static int batch_inputs(conn *c, const page_ref *refs, size_t n, tally_arena *a, tally_run *out,
                         char *err, size_t cap)
 {
-    tally_buf sql = {0};
-    tally_buf_puts(&sql, "SELECT DISTINCT run_key FROM run_inputs WHERE run_key IN (");
-    for (size_t i = 0; i < n; i++)
-        tally_buf_puts(&sql, i ? ",?" : "?");
-    tally_buf_puts(&sql, ") ORDER BY run_key");
-    if (tally_buf_failed(&sql)) {
-        tally_buf_free(&sql);
-        return TALLY_STORE_ENOMEM;
-    }
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(c->db, sql.data, (int)sql.len, &st, NULL);
-    tally_buf_free(&sql);
-    if (rc != SQLITE_OK)
-        return dberr(c, err, cap);
-    for (size_t i = 0; i < n; i++)
-        sqlite3_bind_int64(st, (int)i + 1, refs[i].key);
+    sqlite3_stmt *st;
+    int rc = prepare_keys_in(c, "SELECT DISTINCT run_key FROM run_inputs WHERE run_key IN (",
+                             ") ORDER BY run_key", refs, n, &st, err, cap);
+    if (rc)
+        return rc;
     int64_t *keys = NULL;
     size_t nk = 0, kcap = 0;
     int step;
