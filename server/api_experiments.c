@@ -159,36 +159,26 @@ out:
     tally_params_close(&p);
 }
 
-static void handle_delete(tally_server *srv, const tally_req *req, tally_resp *resp)
+/* delete and restore: experiment_id in, {} out. */
+static void experiment_lifecycle(tally_server *srv, const tally_req *req, tally_resp *resp,
+                                 int (*change)(tally_store *, int64_t, char *, size_t))
 {
     TALLY_API_OPEN_PARAMS(p, req, resp);
     int64_t id;
     char err[1024] = "";
-    if (require_experiment_id(&p, &id, resp) < 0)
-        goto out;
-    int rc = tally_store_delete_experiment(srv->store, id, err, sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_ok_empty(resp);
-out:
+    if (require_experiment_id(&p, &id, resp) >= 0)
+        tally_api_store_done(resp, change(srv->store, id, err, sizeof err), err);
     tally_params_close(&p);
+}
+
+static void handle_delete(tally_server *srv, const tally_req *req, tally_resp *resp)
+{
+    experiment_lifecycle(srv, req, resp, tally_store_delete_experiment);
 }
 
 static void handle_restore(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    TALLY_API_OPEN_PARAMS(p, req, resp);
-    int64_t id;
-    char err[1024] = "";
-    if (require_experiment_id(&p, &id, resp) < 0)
-        goto out;
-    int rc = tally_store_restore_experiment(srv->store, id, err, sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_ok_empty(resp);
-out:
-    tally_params_close(&p);
+    experiment_lifecycle(srv, req, resp, tally_store_restore_experiment);
 }
 
 static void handle_set_tag(tally_server *srv, const tally_req *req, tally_resp *resp)
@@ -203,10 +193,7 @@ static void handle_set_tag(tally_server *srv, const tally_req *req, tally_resp *
         goto out;
     int rc = tally_store_set_experiment_tag(srv->store, id, key, value ? value : "", err,
                                             sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_ok_empty(resp);
+    tally_api_store_done(resp, rc, err);
 out:
     tally_params_close(&p);
 }
@@ -221,10 +208,7 @@ static void handle_delete_tag(tally_server *srv, const tally_req *req, tally_res
         tally_api_require(&p, "key", &key, resp) < 0)
         goto out;
     int rc = tally_store_delete_experiment_tag(srv->store, id, key, err, sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_ok_empty(resp);
+    tally_api_store_done(resp, rc, err);
 out:
     tally_params_close(&p);
 }

@@ -163,36 +163,26 @@ out:
     tally_params_close(&p);
 }
 
-static void handle_delete(tally_server *srv, const tally_req *req, tally_resp *resp)
+/* delete and restore: run_id in, {} out. */
+static void run_lifecycle(tally_server *srv, const tally_req *req, tally_resp *resp,
+                          int (*change)(tally_store *, const char *, char *, size_t))
 {
     TALLY_API_OPEN_PARAMS(p, req, resp);
     char err[1024] = "";
     const char *run_id;
-    if (tally_api_require_run_id(&p, &run_id, resp) < 0)
-        goto out;
-    int rc = tally_store_delete_run(srv->store, run_id, err, sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_ok_empty(resp);
-out:
+    if (tally_api_require_run_id(&p, &run_id, resp) >= 0)
+        tally_api_store_done(resp, change(srv->store, run_id, err, sizeof err), err);
     tally_params_close(&p);
+}
+
+static void handle_delete(tally_server *srv, const tally_req *req, tally_resp *resp)
+{
+    run_lifecycle(srv, req, resp, tally_store_delete_run);
 }
 
 static void handle_restore(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    TALLY_API_OPEN_PARAMS(p, req, resp);
-    char err[1024] = "";
-    const char *run_id;
-    if (tally_api_require_run_id(&p, &run_id, resp) < 0)
-        goto out;
-    int rc = tally_store_restore_run(srv->store, run_id, err, sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_ok_empty(resp);
-out:
-    tally_params_close(&p);
+    run_lifecycle(srv, req, resp, tally_store_restore_run);
 }
 
 static void handle_set_tag(tally_server *srv, const tally_req *req, tally_resp *resp)
@@ -205,10 +195,7 @@ static void handle_set_tag(tally_server *srv, const tally_req *req, tally_resp *
         tally_params_string(&p, "value", &value, resp) < 0)
         goto out;
     int rc = tally_store_set_tag(srv->store, run_id, key, value ? value : "", err, sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_ok_empty(resp);
+    tally_api_store_done(resp, rc, err);
 out:
     tally_params_close(&p);
 }
@@ -222,10 +209,7 @@ static void handle_delete_tag(tally_server *srv, const tally_req *req, tally_res
         tally_api_require(&p, "key", &key, resp) < 0)
         goto out;
     int rc = tally_store_delete_tag(srv->store, run_id, key, err, sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_ok_empty(resp);
+    tally_api_store_done(resp, rc, err);
 out:
     tally_params_close(&p);
 }
@@ -240,10 +224,7 @@ static void handle_log_param(tally_server *srv, const tally_req *req, tally_resp
         tally_params_string(&p, "value", &value, resp) < 0)
         goto out;
     int rc = tally_store_log_param(srv->store, run_id, key, value ? value : "", err, sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_ok_empty(resp);
+    tally_api_store_done(resp, rc, err);
 out:
     tally_params_close(&p);
 }
@@ -367,10 +348,7 @@ static void handle_log_inputs(tally_server *srv, const tally_req *req, tally_res
         i++;
     }
     int rc = tally_store_log_inputs(srv->store, run_id, in, i, err, sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_ok_empty(resp);
+    tally_api_store_done(resp, rc, err);
 out:
     tally_arena_free(a);
     tally_params_close(&p);

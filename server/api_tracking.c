@@ -409,3 +409,11 @@ void tally_api_ok_json(tally_resp *resp)
     }
     resp->status = 200;
 }
+
+void tally_api_store_done(tally_resp *resp, int rc, const char *err)
+{
+    if (rc != 0)
+        tally_api_store_error(resp, rc, err);
+    else
+        tally_api_ok_empty(resp);
+}

@@ -67,6 +67,8 @@ void tally_api_ok_empty(tally_resp *resp);
 /* Finishes a JSON response built in resp->body: 200, or 503 if the buffer
  * could not grow. */
 void tally_api_ok_json(tally_resp *resp);
+/* A store call's outcome: 200 "{}" when rc is 0, else its MLflow error. */
+void tally_api_store_done(tally_resp *resp, int rc, const char *err);
 /* 503 TEMPORARILY_UNAVAILABLE "Out of memory." */
 void tally_api_oom(tally_resp *resp);
 
