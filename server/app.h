@@ -32,6 +32,16 @@ typedef struct tally_server {
     tally_store *store;      /* metadata store (SQLite at <data>/meta.db by default) */
     tally_stats *stats;      /* the server's own metrics (/metrics) */
     int64_t started_ms;      /* wall time at start */
+
+    /* Registry events (mlflow-webhooks.md §5). The registry handlers call
+     * registry_event, when set, after a change committed: entity and action
+     * as in the delivery body ("model_version", "created"), data the event's
+     * `data` object as JSON text in the order §5 gives. Set once at start by
+     * the webhook dispatcher (ctx registry_event_ctx) before the HTTP layer
+     * starts; the call must not block (it queues). */
+    void (*registry_event)(void *ctx, const char *entity, const char *action,
+                           const char *data_json);
+    void *registry_event_ctx;
 } tally_server;
 
 typedef void (*tally_handler_fn)(tally_server *srv, const tally_req *req, tally_resp *resp);

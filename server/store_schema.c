@@ -14,6 +14,11 @@
  *      references only guard against our own bugs.
  *  (4) A database whose recorded version is above what this build knows is
  *      refused (a newer Tally wrote it).
+ *  (5) Numbers are reserved per area so work on separate areas never
+ *      collides: 2 model registry, 3 webhooks, 4 users/permissions/tokens
+ *      and the audit log, 5 logged models; later areas take 6 and up. The
+ *      array stays sorted by number; a gap is allowed (the loop applies
+ *      every listed number above the recorded one, in order).
  *
  * Tables (migration 1):
  *

@@ -134,10 +134,18 @@ static const char *const stmt_sql[N_STMTS] = {
 /* Store                                                                     */
 /* ------------------------------------------------------------------------ */
 
+#define MODULE_STMT_SLOTS 256 /* statements cached per connection for store modules */
+
+typedef struct module_stmt {
+    const char *sql;           /* the module's static SQL text: the cache key is its address */
+    sqlite3_stmt *st;
+} module_stmt;
+
 typedef struct conn {
     sqlite3 *db;
     sqlite3_stmt *st[N_STMTS]; /* prepared on first use, kept for the connection's life */
     struct conn *next_free;    /* pool free list (readers only) */
+    module_stmt *mod;          /* MODULE_STMT_SLOTS, open addressing; NULL until first use */
 } conn;
 
 typedef struct rs_entry {
@@ -292,6 +300,11 @@ static void close_conn(conn *c)
         return;
     for (int i = 0; i < N_STMTS; i++)
         sqlite3_finalize(c->st[i]);
+    if (c->mod)
+        for (int i = 0; i < MODULE_STMT_SLOTS; i++)
+            sqlite3_finalize(c->mod[i].st);
+    free(c->mod);
+    c->mod = NULL;
     sqlite3_close(c->db);
     c->db = NULL;
 }
@@ -474,6 +487,68 @@ static int rend(tally_store *s, conn *c, int rc)
     pthread_cond_signal(&s->pool_cv);
     pthread_mutex_unlock(&s->pool_lock);
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Store modules (store_internal.h)                                          */
+/* ------------------------------------------------------------------------ */
+
+sqlite3 *tally__conn_db(tally__conn *c)
+{
+    return c->db;
+}
+
+sqlite3_stmt *tally__conn_stmt(tally__conn *c, const char *sql)
+{
+    if (!c->mod && !(c->mod = calloc(MODULE_STMT_SLOTS, sizeof *c->mod)))
+        return NULL;
+    size_t h = ((uintptr_t)sql >> 3) * 0x9E3779B97F4A7C15ull >> 40;
+    for (size_t n = 0; n < MODULE_STMT_SLOTS; n++) {
+        module_stmt *m = &c->mod[(h + n) % MODULE_STMT_SLOTS];
+        if (m->sql == sql)
+            return m->st;
+        if (!m->sql) {
+            if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &m->st, NULL) !=
+                SQLITE_OK) {
+                sqlite3_finalize(m->st);
+                m->st = NULL;
+                return NULL;
+            }
+            m->sql = sql;
+            return m->st;
+        }
+    }
+    /* Table full: a module with more than MODULE_STMT_SLOTS distinct
+     * statements is a programming error; refuse rather than leak. */
+    return NULL;
+}
+
+void tally__stmt_done(sqlite3_stmt *st)
+{
+    stmt_done(st);
+}
+
+int tally__conn_error(tally__conn *c, char *err, size_t cap)
+{
+    return dberr(c, err, cap);
+}
+
+int tally__store_write(tally_store *s, tally__store_fn fn, void *arg, char *err, size_t cap)
+{
+    int rc;
+    conn *c = wbegin(s, &rc, err, cap);
+    if (!c)
+        return rc;
+    return wend(s, fn(c, arg, err, cap), err, cap);
+}
+
+int tally__store_read(tally_store *s, tally__store_fn fn, void *arg, char *err, size_t cap)
+{
+    int rc;
+    conn *c = rbegin(s, &rc, err, cap);
+    if (!c)
+        return rc;
+    return rend(s, c, fn(c, arg, err, cap));
 }
 
 int tally_store_schema_version(tally_store *s, int *out)

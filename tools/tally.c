@@ -1,85 +1,48 @@
 /*
- * tally.c — the `tally` command-line program: a thin layer over the engine
- * library. Subcommands: serve (the HTTP server, when built with server/),
- * verify, stat, version, help. Exit codes: 0 success, 1 the command found
- * problems or failed, 2 usage error.
+ * tally.c — the `tally` command-line program: dispatches to the subcommands
+ * listed in commands.h (one file each), plus `version` and `help`. Exit
+ * codes: 0 success, 1 the command found problems or failed, 2 usage error.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "tally/engine.h"
+#include "commands.h"
 #ifdef TALLY_HAVE_SERVER
 #include "server.h"
 #endif
 
 #define TALLY_VERSION "0.1.0"
 
+typedef struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+#define TALLY_COMMAND_ROW_(name, fn, summary) {#name, fn, summary},
+    TALLY_COMMANDS(TALLY_COMMAND_ROW_)
+#undef TALLY_COMMAND_ROW_
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+#ifdef TALLY_HAVE_SERVER
+int cmd_serve(int argc, char **argv)
+{
+    return tally_serve_main(argc, argv);
+}
+#endif
+
 static void usage(FILE *f)
 {
-    fputs("usage: tally <command> [options]\n"
+    fputs("usage: tally <command> [options]   (tally <command> --help for its options)\n"
           "\n"
-          "commands:\n"
-#ifdef TALLY_HAVE_SERVER
-          "  serve [opts] run the MLflow-compatible tracking server (serve --help)\n"
-#endif
-          "  verify DIR   check every checksum of a data directory; exit 1 on any problem\n"
-          "  stat DIR     what a data directory holds\n"
-          "  version      print the version\n"
-          "  help         this text\n",
+          "commands:\n",
           f);
-}
-
-static void print_problem(void *ctx, const char *file, uint64_t offset, const char *message)
-{
-    (void)ctx;
-    printf("%s @%" PRIu64 ": %s\n", file, offset, message);
-}
-
-static int cmd_verify(int argc, char **argv)
-{
-    if (argc != 1 || strcmp(argv[0], "--help") == 0) {
-        fputs("usage: tally verify DIR\n", argc == 1 ? stdout : stderr);
-        return argc == 1 ? 0 : 2;
-    }
-    uint64_t n = 0;
-    int rc = tally_verify(argv[0], print_problem, NULL, &n);
-    if (rc) {
-        fprintf(stderr, "tally verify: %s: %s\n", argv[0], tally_strerror(rc));
-        return 1;
-    }
-    printf("%" PRIu64 " problem%s\n", n, n == 1 ? "" : "s");
-    return n ? 1 : 0;
-}
-
-static int cmd_stat(int argc, char **argv)
-{
-    if (argc != 1 || strcmp(argv[0], "--help") == 0) {
-        fputs("usage: tally stat DIR\n", argc == 1 ? stdout : stderr);
-        return argc == 1 ? 0 : 2;
-    }
-    tally_engine_options o;
-    tally_engine_options_init(&o);
-    o.read_only = 1;
-    tally_engine *e;
-    int rc = tally_engine_open(argv[0], &o, &e);
-    if (rc) {
-        fprintf(stderr, "tally stat: %s: %s\n", argv[0], tally_strerror(rc));
-        return 1;
-    }
-    tally_engine_stats st;
-    tally_engine_stats_get(e, &st);
-    printf("series          %" PRIu64 "\n", st.n_series);
-    printf("points          %" PRIu64 " (%" PRIu64 " in the WAL only)\n", st.n_points, st.n_head_points);
-    printf("blocks          %" PRIu64 "\n", st.n_blocks);
-    printf("segments        %" PRIu64 "\n", st.n_segments);
-    printf("block bytes     %" PRIu64 "\n", st.segment_bytes);
-    printf("WAL records     %" PRIu64 " replayed\n", st.recovered_records);
-    if (st.n_points > st.n_head_points)
-        printf("bytes/point     %.3f (sealed blocks)\n",
-               (double)st.segment_bytes / (double)(st.n_points - st.n_head_points));
-    tally_engine_close(e);
-    return 0;
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-10s %s\n  %-10s %s\n", "version", "print the version", "help", "this text");
 }
 
 int main(int argc, char **argv)
@@ -89,14 +52,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-#ifdef TALLY_HAVE_SERVER
-    if (strcmp(cmd, "serve") == 0)
-        return tally_serve_main(argc - 2, argv + 2);
-#endif
-    if (strcmp(cmd, "verify") == 0)
-        return cmd_verify(argc - 2, argv + 2);
-    if (strcmp(cmd, "stat") == 0)
-        return cmd_stat(argc - 2, argv + 2);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].fn(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tally %s\n", TALLY_VERSION);
         return 0;

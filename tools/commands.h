@@ -1,0 +1,33 @@
+/*
+ * commands.h — the `tally` program's subcommands, listed once.
+ *
+ * Each subcommand is a function `int cmd_<name>(int argc, char **argv)`
+ * (argv holds the arguments after the command's name) in its own file
+ * tools/cmd_<name>.c, and one X line below: X(name, function, one-line
+ * summary for `tally help`). tally.c builds the dispatch table and the help
+ * text from this list; nothing else needs editing to add a command.
+ *
+ * Exit codes, for every command: 0 success, 1 the command ran and found
+ * problems or failed, 2 usage error. `tally <cmd> --help` prints the
+ * command's usage to stdout and exits 0.
+ */
+#ifndef TALLY_TOOLS_COMMANDS_H
+#define TALLY_TOOLS_COMMANDS_H
+
+#ifdef TALLY_HAVE_SERVER
+#define TALLY_SERVER_COMMANDS(X)                                                            \
+    X(serve, cmd_serve, "run the MLflow-compatible tracking server (serve --help)")
+#else
+#define TALLY_SERVER_COMMANDS(X)
+#endif
+
+#define TALLY_COMMANDS(X)                                                                   \
+    TALLY_SERVER_COMMANDS(X)                                                                \
+    X(verify, cmd_verify, "check every checksum of a data directory; exit 1 on any problem") \
+    X(stat, cmd_stat, "what a data directory holds")
+
+#define TALLY_DECLARE_COMMAND_(name, fn, summary) int fn(int argc, char **argv);
+TALLY_COMMANDS(TALLY_DECLARE_COMMAND_)
+#undef TALLY_DECLARE_COMMAND_
+
+#endif /* TALLY_TOOLS_COMMANDS_H */
