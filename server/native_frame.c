@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+#include <zlib.h>
 
 #if !defined(__BYTE_ORDER__) || !defined(__ORDER_LITTLE_ENDIAN__)
 #error "native_frame.c needs __BYTE_ORDER__ (GCC or Clang)"
@@ -43,6 +44,15 @@ static void wr64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The frame checksum of the payload as transmitted: XXH3-64 (seed 0), or
+ * with TALLY_FRAME_F_CRC32 zlib's CRC-32 in the low 32 bits. */
+static uint64_t frame_checksum(unsigned flags, const uint8_t *payload, size_t len)
+{
+    if (flags & TALLY_FRAME_F_CRC32)
+        return (uint64_t)crc32_z(crc32_z(0L, Z_NULL, 0), payload, len);
+    return XXH3_64bits(payload, len);
 }
 
 static int fail(int code, char *err, size_t cap, const char *fmt, ...)
@@ -149,8 +159,9 @@ int tally_frame_decode(tally_frame_decoder *d, const void *frame, size_t len, si
 
     /* (3) checksum of the payload as transmitted */
     const uint8_t *payload = f + TALLY_FRAME_HEADER_BYTES;
-    if (XXH3_64bits(payload, payload_len) != checksum)
-        return fail(TALLY_ECORRUPT, err, cap, "payload checksum mismatch");
+    if (frame_checksum(flags, payload, payload_len) != checksum)
+        return fail(TALLY_ECORRUPT, err, cap, "payload checksum mismatch (%s)",
+                    (flags & TALLY_FRAME_F_CRC32) ? "CRC-32" : "XXH3-64");
 
     /* (4) the raw payload: in place, copied to align, or decompressed */
     const uint8_t *raw = payload;
@@ -336,7 +347,7 @@ int tally_frame_encode(const tally_series_batch *s, size_t n, unsigned flags, ui
     wr32(frame + 12, (uint32_t)n_points);
     wr32(frame + 16, (uint32_t)payload_len);
     wr32(frame + 20, (uint32_t)raw_len);
-    wr64(frame + 24, XXH3_64bits(payload, payload_len));
+    wr64(frame + 24, frame_checksum(flags, payload, payload_len));
     *out = frame;
     *out_len = TALLY_FRAME_HEADER_BYTES + payload_len;
     return 0;

@@ -10,14 +10,19 @@
  *   OFFSET SIZE DESCRIPTION
  *   0      4    magic "TLYF" (bytes 54 4C 59 46)
  *   4      2    version, u16 = 1
- *   6      2    flags, u16: bit 0 = payload is one LZ4 block; other bits 0
+ *   6      2    flags, u16: bit 0 = payload is one LZ4 block; bit 1 = the
+ *                checksum is CRC-32 instead of XXH3-64; other bits 0
  *   8      4    n_series, u32: series records in the payload
  *   12     4    n_points, u32: sum of the records' point counts
  *   16     4    payload_len, u32: payload bytes as transmitted (= frame - 32)
  *   20     4    raw_len, u32: payload bytes after decompression
  *                (= payload_len when not compressed)
  *   24     8    checksum, u64: XXH3-64 (seed 0) of the payload_len bytes
- *                as transmitted (verified before decompressing)
+ *                as transmitted (verified before decompressing); with
+ *                flag bit 1, the CRC-32 (zlib's crc32, the ISO-HDLC
+ *                polynomial) of the same bytes, upper 32 bits zero. The
+ *                CRC option exists for clients whose language has a fast
+ *                CRC-32 but no XXH3 (Python's zlib.crc32).
  *
  * The raw payload is n_series records back to back; each starts at an
  * 8-byte-aligned offset of the raw payload, so the columns can be used in
@@ -39,7 +44,8 @@
  *  (1) len >= 32, magic, version == 1, no unknown flag bit.
  *  (2) payload_len == len - 32; raw_len <= TALLY_FRAME_MAX_RAW; without the
  *      LZ4 flag raw_len == payload_len.
- *  (3) The checksum matches the transmitted payload.
+ *  (3) The checksum (of the kind flag bit 1 names) matches the transmitted
+ *      payload.
  *  (4) With the LZ4 flag, the payload decompresses to exactly raw_len bytes.
  *  (5) Every record lies inside the raw payload, its lengths are in range,
  *      its padding is zero; the records fill the payload exactly; their
@@ -60,7 +66,8 @@
 #define TALLY_FRAME_HEADER_BYTES 32u
 #define TALLY_FRAME_RECORD_BYTES 8u          /* fixed part of a series record */
 #define TALLY_FRAME_F_LZ4 0x0001u            /* payload is one LZ4 block */
-#define TALLY_FRAME_KNOWN_FLAGS TALLY_FRAME_F_LZ4
+#define TALLY_FRAME_F_CRC32 0x0002u          /* checksum is CRC-32, not XXH3-64 */
+#define TALLY_FRAME_KNOWN_FLAGS (TALLY_FRAME_F_LZ4 | TALLY_FRAME_F_CRC32)
 #define TALLY_FRAME_MAX_RUN_ID 256u          /* bytes; MLflow's run id rule allows 256 chars */
 #define TALLY_FRAME_MAX_KEY 1000u            /* bytes; 250 characters of up to 4 bytes */
 #define TALLY_FRAME_MAX_RAW (256u << 20)     /* raw payload bytes (~11 M points) */

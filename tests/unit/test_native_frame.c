@@ -7,6 +7,7 @@
  * hand-built payloads with a valid checksum but bad records.
  */
 #include <lz4.h>
+#include <zlib.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,14 +115,22 @@ static void test_round_trip(void)
 {
     tally_frame_decoder d;
     tally_frame_decoder_init(&d);
-    for (int lz4 = 0; lz4 <= 1; lz4++) {
+    for (unsigned flags = 0; flags <= TALLY_FRAME_KNOWN_FLAGS; flags++) {
+        int lz4 = (flags & TALLY_FRAME_F_LZ4) != 0;
         for (size_t n = 0; n <= MAX_SERIES; n += (n < 4 ? 1 : 4)) {
             fixture f;
             fixture_make(&f, n, 300);
             uint8_t *frame;
             size_t len;
-            ASSERT_OK(tally_frame_encode(f.s, n, lz4 ? TALLY_FRAME_F_LZ4 : 0, &frame, &len));
+            ASSERT_OK(tally_frame_encode(f.s, n, flags, &frame, &len));
             ASSERT_EQ(memcmp(frame, "TLYF", 4), 0);
+            if (flags & TALLY_FRAME_F_CRC32) {
+                /* The checksum field is zlib's CRC-32 of the payload. */
+                uint64_t want = crc32_z(0L, frame + 32, len - 32), got = 0;
+                for (int i = 0; i < 8; i++)
+                    got |= (uint64_t)frame[24 + i] << (8 * i);
+                ASSERT_EQ(got, want);
+            }
             char err[256];
             ASSERT_OK(tally_frame_decode(&d, frame, len, 0, err, sizeof err));
             ASSERT(same_series(&f, &d));
@@ -149,12 +158,12 @@ static void test_every_corruption(void)
 {
     tally_frame_decoder d;
     tally_frame_decoder_init(&d);
-    for (int lz4 = 0; lz4 <= 1; lz4++) {
+    for (unsigned flags = 0; flags <= TALLY_FRAME_KNOWN_FLAGS; flags++) {
         fixture f;
         fixture_make(&f, 5, 4);
         uint8_t *frame;
         size_t len;
-        ASSERT_OK(tally_frame_encode(f.s, f.n, lz4 ? TALLY_FRAME_F_LZ4 : 0, &frame, &len));
+        ASSERT_OK(tally_frame_encode(f.s, f.n, flags, &frame, &len));
         uint8_t *copy = malloc(len + 1);
         char err[256];
         for (size_t i = 0; i < len; i++) {
@@ -164,7 +173,7 @@ static void test_every_corruption(void)
                 err[0] = 0;
                 int rc = tally_frame_decode(&d, copy, len, 0, err, sizeof err);
                 if (rc == 0)
-                    printf("flip at byte %zu bit %d (lz4 %d) decoded\n", i, bit, lz4);
+                    printf("flip at byte %zu bit %d (flags %u) decoded\n", i, bit, flags);
                 ASSERT_NE(rc, 0);
                 ASSERT(err[0] != 0);
             }
@@ -202,7 +211,8 @@ static uint8_t *wrap(const uint8_t *raw, size_t raw_len, uint32_t n_series, uint
         f[20 + i] = (uint8_t)(raw_len >> (8 * i));
     }
     memcpy(f + 32, raw, raw_len);
-    uint64_t h = XXH3_64bits(f + 32, raw_len);
+    uint64_t h = (flags & TALLY_FRAME_F_CRC32) ? (uint64_t)crc32_z(0L, f + 32, raw_len)
+                                               : XXH3_64bits(f + 32, raw_len);
     for (int i = 0; i < 8; i++)
         f[24 + i] = (uint8_t)(h >> (8 * i));
     *len = 32 + raw_len;
