@@ -158,6 +158,12 @@ void tally_buf_put_double(tally_buf *b, double v)
             tally_buf_append(b, "\"-Infinity\"", 11);
         return;
     }
+    if (v == 0 && signbit(v)) {
+        /* "-0.0", not "-0": JSON readers that split integers from floats
+         * (Python's json) read "-0" as the integer 0 and lose the sign. */
+        tally_buf_append(b, "-0.0", 4);
+        return;
+    }
     /* Range first: converting an out-of-range double to int64 is undefined. */
     if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
         char ib[24];

@@ -135,7 +135,7 @@ static void test_numbers(void)
     tally_json_double(&j, 1e300);
     tally_json_double(&j, 5e-324);
     tally_json_array_close(&j);
-    ASSERT_STR_EQ(b.data, "[\"NaN\",\"Infinity\",\"-Infinity\",0.1,1,-0,1e+300,4.94065645841247e-324]");
+    ASSERT_STR_EQ(b.data, "[\"NaN\",\"Infinity\",\"-Infinity\",0.1,1,-0.0,1e+300,4.94065645841247e-324]");
     assert_valid(&b);
 
     /* Shortest round trip: every value reads back bit-identical. */
