@@ -27,28 +27,57 @@
 
 /* Prints s as a JSON string (figure and unit names are plain ASCII, but be
  * correct anyway). */
-static void json_string(const char *s)
+static void json_string(FILE *f, const char *s)
 {
-    putchar('"');
+    putc('"', f);
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
+            fprintf(f, "\\%c", ch);
         else if (ch < 0x20)
-            printf("\\u%04x", ch);
+            fprintf(f, "\\u%04x", ch);
         else
-            putchar(ch);
+            putc(ch, f);
     }
-    putchar('"');
+    putc('"', f);
 }
 
 /* JSON has no NaN or infinity: those become null. */
-static void json_number(double v)
+static void json_number(FILE *f, double v)
 {
     if (isfinite(v))
-        printf("%.10g", v);
+        fprintf(f, "%.10g", v);
     else
-        fputs("null", stdout);
+        fputs("null", f);
+}
+
+/* One figure as one JSON object on one line (the --json format). */
+static void json_figure(FILE *f, const bench_ctx *c, const char *figure, double value,
+                        const char *unit, const char *baseline, double baseline_value,
+                        double ratio)
+{
+    fputs("{\"suite\":", f);
+    json_string(f, c->suite);
+    fputs(",\"figure\":", f);
+    json_string(f, figure);
+    fputs(",\"value\":", f);
+    json_number(f, value);
+    fputs(",\"unit\":", f);
+    json_string(f, unit);
+    fputs(",\"baseline\":", f);
+    if (baseline)
+        json_string(f, baseline);
+    else
+        fputs("null", f);
+    fputs(",\"baseline_value\":", f);
+    if (baseline)
+        json_number(f, baseline_value);
+    else
+        fputs("null", f);
+    fputs(",\"ratio\":", f);
+    json_number(f, ratio);
+    fputs("}\n", f);
+    fflush(f);
 }
 
 void bench_report(bench_ctx *c, const char *figure, double value, const char *unit,
@@ -58,28 +87,10 @@ void bench_report(bench_ctx *c, const char *figure, double value, const char *un
     if (baseline && isfinite(value) && isfinite(baseline_value) && value > 0 && baseline_value > 0)
         ratio = higher_is_better ? value / baseline_value : baseline_value / value;
 
+    if (c->report)
+        json_figure(c->report, c, figure, value, unit, baseline, baseline_value, ratio);
     if (c->json) {
-        fputs("{\"suite\":", stdout);
-        json_string(c->suite);
-        fputs(",\"figure\":", stdout);
-        json_string(figure);
-        fputs(",\"value\":", stdout);
-        json_number(value);
-        fputs(",\"unit\":", stdout);
-        json_string(unit);
-        fputs(",\"baseline\":", stdout);
-        if (baseline)
-            json_string(baseline);
-        else
-            fputs("null", stdout);
-        fputs(",\"baseline_value\":", stdout);
-        if (baseline)
-            json_number(baseline_value);
-        else
-            fputs("null", stdout);
-        fputs(",\"ratio\":", stdout);
-        json_number(ratio);
-        fputs("}\n", stdout);
+        json_figure(stdout, c, figure, value, unit, baseline, baseline_value, ratio);
     } else {
         if (c->n_figures == 0) {
             printf("%-8s %-34s %14s %-9s %-22s %14s %9s\n", "suite", "figure", "value", "unit",

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct bench_ctx {
     int quick;            /* --quick: the whole suite in under a minute */
@@ -21,6 +22,7 @@ typedef struct bench_ctx {
     const char *suite;    /* name of the running suite */
     const char *work_dir; /* scratch directory for data (created by the harness) */
     int n_figures;        /* figures reported so far */
+    FILE *report;         /* --report-to: every figure also goes here as a JSON line */
 } bench_ctx;
 
 /* Reports one figure. baseline may be NULL (no baseline). ratio is value /

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* name, one-line description. Keep in the order `all` should run them. */
@@ -31,7 +32,8 @@
     X(codec, "column encodings on generated ML curves: bytes/point, encode/decode speed") \
     X(engine, "ingest, per-point append, bytes/point, recovery, reopen, sequential read") \
     X(query, "M4 charts over many runs (warm, cold, zoom), decode speed, MLflow bulk interval") \
-    X(http, "the server end to end: log-batch, native ingest, get-history, M4 query, RSS")
+    X(http, "the server end to end: log-batch, native ingest, get-history, M4 query, RSS") \
+    X(pyclient, "the Python client: per-call overhead, sustained points/s, vs MLflow-style REST")
 
 #define BENCH_DECLARE_(name, desc) int bench_suite_##name(bench_ctx *c);
 BENCH_SUITES(BENCH_DECLARE_)
@@ -52,10 +54,33 @@ static const bench_suite suites[] = {
 
 int bench__remove_tree(const char *path); /* bench.c */
 
+/* --report-to: bench/report_to.py (the Python client) reads the figures as
+ * JSON lines on its stdin and logs them as one run. The URL and names are
+ * passed through the environment, never through a shell. */
+static FILE *report_open(const char *url, const char *suite, int quick)
+{
+    if (setenv("TALLY_REPORT_URL", url, 1) != 0 || setenv("TALLY_REPORT_SUITE", suite, 1) != 0 ||
+        setenv("TALLY_REPORT_QUICK", quick ? "1" : "0", 1) != 0)
+        return NULL;
+    FILE *f = popen("exec python3 \"" TALLY_SOURCE_DIR "/bench/report_to.py\"", "w");
+    if (!f)
+        fprintf(stderr, "tally-bench: cannot start bench/report_to.py: %s\n", strerror(errno));
+    return f;
+}
+
+/* Tells the reporter how the suite ended and waits for it: 0 when the run
+ * was logged. */
+static int report_close(FILE *f, int suite_rc)
+{
+    fprintf(f, "{\"end\":%d}\n", suite_rc);
+    int st = pclose(f);
+    return (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0) ? 0 : -1;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: tally-bench SUITE [--quick] [--json] [--work-dir DIR] [--keep]\n"
+            "usage: tally-bench SUITE [--quick] [--json] [--work-dir DIR] [--keep] [--report-to URL]\n"
             "       tally-bench list\n"
             "\n"
             "  --quick         smaller data: each suite finishes in under a minute\n"
@@ -63,6 +88,9 @@ static void usage(FILE *f)
             "                  suite, figure, value, unit, baseline, baseline_value, ratio\n"
             "  --work-dir DIR  make the scratch directory under DIR (default $TMPDIR or /tmp)\n"
             "  --keep          leave the scratch directory behind\n"
+            "  --report-to URL log this benchmark run into the Tally server at URL as a run of\n"
+            "                  experiment 'tally-bench' (params suite, machine, commit; one\n"
+            "                  metric per figure), through the Python client\n"
             "\n"
             "suites:\n");
     for (size_t i = 0; i < N_SUITES; i++)
@@ -73,6 +101,7 @@ int main(int argc, char **argv)
 {
     const char *suite_name = NULL;
     const char *parent = NULL;
+    const char *report_to = NULL;
     int quick = 0, json = 0, keep = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -94,6 +123,14 @@ int main(int argc, char **argv)
             parent = argv[++i];
         } else if (strncmp(a, "--work-dir=", 11) == 0) {
             parent = a + 11;
+        } else if (strcmp(a, "--report-to") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "tally-bench: --report-to needs a server URL\n");
+                return 2;
+            }
+            report_to = argv[++i];
+        } else if (strncmp(a, "--report-to=", 12) == 0) {
+            report_to = a + 12;
         } else if (a[0] == '-') {
             fprintf(stderr, "tally-bench: unknown option %s\n", a);
             usage(stderr);
@@ -146,10 +183,17 @@ int main(int argc, char **argv)
     c.suite = suite->name;
     c.work_dir = work_dir;
 
+    if (report_to && !(c.report = report_open(report_to, suite->name, quick)))
+        return 1;
     fprintf(stderr, "tally-bench: suite %s%s, scratch %s\n", suite->name, quick ? " (quick)" : "",
             work_dir);
     int rc = suite->run(&c);
     fflush(stdout);
+    if (c.report && report_close(c.report, rc) != 0) {
+        fprintf(stderr, "tally-bench: reporting to %s failed (see above)\n", report_to);
+        if (rc == 0)
+            rc = 1;
+    }
 
     if (keep) {
         fprintf(stderr, "tally-bench: kept %s\n", work_dir);

@@ -7,7 +7,7 @@ Invariants:
   (1) end() flushes every metric point before it marks the run terminated,
       so a FINISHED run has all its points.
   (2) Params and tags are sent in chunks within MLflow's log-batch limits
-      (100 params, 1000 tags per request); a refused chunk raises TallyError
+      (100 params, 100 tags per request); a refused chunk raises TallyError
       naming the server's error_code.
 """
 
@@ -21,7 +21,7 @@ from ._rest import Connection
 from ._validate import check_key
 
 PARAMS_PER_REQUEST = 100
-TAGS_PER_REQUEST = 1000
+TAGS_PER_REQUEST = 100
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
 
 
