@@ -1201,6 +1201,21 @@ typedef struct search_op {
     int *more;
 } search_op;
 
+/* 1 if f holds `attr = value` for an attribute: every matching row then
+ * has the same value and ordering by it is a no-op. Leaving such keys out
+ * of ORDER BY lets `name = 'm' ORDER BY creation_timestamp DESC` walk
+ * model_versions_by_model_created in order instead of sorting (the
+ * tie-breaker `name ASC` would otherwise defeat the index). */
+static int pinned(const tally_search_filter *f, tally_search_attr attr)
+{
+    for (size_t i = 0; f && i < f->n_clauses; i++) {
+        const tally_search_clause *c = &f->clauses[i];
+        if (c->entity == TALLY_SEARCH_ATTR && c->attr == attr && c->op == TALLY_SEARCH_EQ)
+            return 1;
+    }
+    return 0;
+}
+
 /* Builds "SELECT ... WHERE ... ORDER BY ... LIMIT ? OFFSET ?" into b. */
 static int build_search_sql(const search_op *op, const tally_search_sql *w, tally_buf *b)
 {
@@ -1215,13 +1230,19 @@ static int build_search_sql(const search_op *op, const tally_search_sql *w, tall
     if (!tally_search_filter_mentions_tag(op->f, TALLY_REGISTRY_PROMPT_TAG))
         tally_buf_printf(b, " AND NOT " IS_PROMPT_OF("m.model_key"));
     tally_buf_printf(b, " ORDER BY ");
+    int first = 1;
     for (size_t i = 0; i < op->o->n_keys; i++) {
         const tally_search_order_key *k = &op->o->keys[i];
         const char *col = k->entity == TALLY_SEARCH_ATTR ? sc->attr[k->attr] : NULL;
         if (!col)
             return -1;
-        tally_buf_printf(b, "%s%s %s", i ? ", " : "", col, k->desc ? "DESC" : "ASC");
+        if (pinned(op->f, k->attr))
+            continue;
+        tally_buf_printf(b, "%s%s %s", first ? "" : ", ", col, k->desc ? "DESC" : "ASC");
+        first = 0;
     }
+    if (first) /* every key pinned: any order is the order; keep SQL valid */
+        tally_buf_printf(b, "%s", op->versions ? "v.version DESC" : "m.name");
     tally_buf_printf(b, " LIMIT ? OFFSET ?");
     return tally_buf_failed(b) ? -2 : 0;
 }

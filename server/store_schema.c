@@ -133,8 +133,10 @@ static const migration migrations[] = {
      "CREATE INDEX input_tags_by_key_value ON input_tags(key, value);"},
     /* 2: the model registry (store_registry_sqlite.c has the table diagram).
      * Versions search (§5.4) is served by model_versions_by_model_* for a
-     * name filter (one model's versions in the wanted order, LIMIT stops
-     * early) and by model_versions_by_updated/_by_created otherwise. */
+     * name filter (one model's visible versions already in the wanted
+     * order: no sort, OFFSET and LIMIT walk the index) and by
+     * model_versions_by_updated/_by_created otherwise. The indexes are
+     * partial (visible versions only): the query repeats their condition. */
     {2, "model registry: registered models, versions, tags, aliases",
      "CREATE TABLE registered_models ("
      "  model_key INTEGER PRIMARY KEY,"
@@ -170,10 +172,14 @@ static const migration migrations[] = {
      "  status TEXT NOT NULL,"
      "  UNIQUE (model_key, version)"
      ") STRICT;"
-     "CREATE INDEX model_versions_by_model_updated ON model_versions(model_key, last_updated_time);"
-     "CREATE INDEX model_versions_by_model_created ON model_versions(model_key, creation_time);"
-     "CREATE INDEX model_versions_by_updated ON model_versions(last_updated_time);"
-     "CREATE INDEX model_versions_by_created ON model_versions(creation_time);"
+     "CREATE INDEX model_versions_by_model_updated ON model_versions(model_key,"
+     "  last_updated_time, version) WHERE current_stage != 'Deleted_Internal';"
+     "CREATE INDEX model_versions_by_model_created ON model_versions(model_key,"
+     "  creation_time, version) WHERE current_stage != 'Deleted_Internal';"
+     "CREATE INDEX model_versions_by_updated ON model_versions(last_updated_time)"
+     "  WHERE current_stage != 'Deleted_Internal';"
+     "CREATE INDEX model_versions_by_created ON model_versions(creation_time)"
+     "  WHERE current_stage != 'Deleted_Internal';"
      "CREATE INDEX model_versions_by_run ON model_versions(run_id);"
      "CREATE TABLE model_version_tags ("
      "  version_key INTEGER NOT NULL REFERENCES model_versions(version_key),"
