@@ -13,10 +13,10 @@
  *   POST            mlflow/model-versions/set-tag
  *   DELETE          mlflow/model-versions/delete-tag
  *
- * Source checks on create (MLflow's handlers): after URL-decoding until
- * the text stops changing, no path segment may be ".."; a local source (a
- * plain path or file: URI) needs run_id and must lie inside that run's
- * local artifact directory.
+ * Source checks on create (MLflow's handlers, registry_source.h): after
+ * URL-decoding until the text stops changing, no path segment may be "..";
+ * a local source (a plain path or file: URI) needs run_id and must lie
+ * inside that run's local artifact directory.
  *
  * Events fire after the store committed, from the request's values:
  * model_version.created / prompt_version.created (prompt: the request tags
@@ -32,6 +32,7 @@
 #include "api_registry.h"
 #include "api_tracking.h"
 #include "app.h"
+#include "registry_source.h"
 
 #define VERSIONS_SEARCH_DEFAULT 200000
 #define VERSIONS_SEARCH_MAX 200000
@@ -40,93 +41,6 @@
 /* ------------------------------------------------------------------------ */
 /* Source validation                                                         */
 /* ------------------------------------------------------------------------ */
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* One round of %XX decoding of s into out (same size or smaller). 1 if
- * anything changed. */
-static int url_decode_once(const char *s, char *out)
-{
-    int changed = 0;
-    size_t o = 0;
-    for (size_t i = 0; s[i]; i++) {
-        int h, l;
-        if (s[i] == '%' && (h = hexval((unsigned char)s[i + 1])) >= 0 &&
-            (l = hexval((unsigned char)s[i + 2])) >= 0 && (h || l)) {
-            out[o++] = (char)(h * 16 + l);
-            i += 2;
-            changed = 1;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = 0;
-    return changed;
-}
-
-/* 1 if some '/' or '\' separated segment of s is "..". */
-static int has_dotdot(const char *s)
-{
-    const char *seg = s;
-    for (const char *p = s;; p++) {
-        if (*p == '/' || *p == '\\' || *p == 0) {
-            if (p - seg == 2 && seg[0] == '.' && seg[1] == '.')
-                return 1;
-            if (!*p)
-                return 0;
-            seg = p + 1;
-        }
-    }
-}
-
-/* The scheme length of a URI ("s3" in s3://...), 0 when s is a plain path
- * (a one-letter "scheme" is a Windows drive). */
-static size_t scheme_len(const char *s)
-{
-    size_t n = 0;
-    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
-        return 0;
-    while (s[n] && (strchr("+-.", s[n]) || (s[n] >= 'a' && s[n] <= 'z') ||
-                    (s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= '0' && s[n] <= '9')))
-        n++;
-    return s[n] == ':' && n > 1 ? n : 0;
-}
-
-/* The local path of a plain path or file: URI, or NULL when s is remote. */
-static const char *local_path(const char *s)
-{
-    size_t n = scheme_len(s);
-    if (n == 0)
-        return s;
-    if (n == 4 && strncasecmp(s, "file", 4) == 0) {
-        s += 5;
-        if (strncmp(s, "//", 2) == 0) {
-            s += 2;
-            s = strchr(s, '/') ? strchr(s, '/') : s + strlen(s); /* drop the authority */
-        }
-        return s;
-    }
-    return NULL;
-}
-
-/* path lies inside dir (equal, or dir + "/" + more), ignoring trailing
- * slashes of dir. */
-static int path_inside(const char *path, const char *dir)
-{
-    size_t n = strlen(dir);
-    while (n > 1 && dir[n - 1] == '/')
-        n--;
-    return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/');
-}
 
 static int invalid_source(tally_resp *resp, const char *source)
 {
@@ -143,24 +57,11 @@ static int invalid_source(tally_resp *resp, const char *source)
 static int check_source(tally_server *srv, const char *source, const char *run_id,
                         tally_resp *resp)
 {
-    size_t n = strlen(source);
-    char *a = malloc(n + 1), *b = malloc(n + 1);
-    if (!a || !b) {
-        free(a);
-        free(b);
+    int bad = tally_registry_source_has_dotdot(source);
+    if (bad < 0) {
         tally_api_oom(resp);
         return -1;
     }
-    memcpy(a, source, n + 1);
-    int bad = has_dotdot(a);
-    for (int round = 0; !bad && round < 16 && url_decode_once(a, b); round++) {
-        char *t = a;
-        a = b;
-        b = t;
-        bad = has_dotdot(a);
-    }
-    free(a);
-    free(b);
     if (bad) {
         tally_resp_error(resp, TALLY_API_INVALID_PARAMETER_VALUE,
                          "Invalid model version source: '%.500s'. The source must not contain "
@@ -168,7 +69,7 @@ static int check_source(tally_server *srv, const char *source, const char *run_i
                          source);
         return -1;
     }
-    const char *path = local_path(source);
+    const char *path = tally_registry_source_local_path(source);
     if (!path)
         return 0;
     if (!run_id || !*run_id)
@@ -186,8 +87,8 @@ static int check_source(tally_server *srv, const char *source, const char *run_i
         tally_arena_free(ar);
         return -1;
     }
-    const char *dir = local_path(run.info.artifact_uri);
-    int ok = dir && *dir && path_inside(path, dir);
+    const char *dir = tally_registry_source_local_path(run.info.artifact_uri);
+    int ok = dir && *dir && tally_registry_source_path_inside(path, dir);
     tally_arena_free(ar);
     return ok ? 0 : invalid_source(resp, source);
 }
