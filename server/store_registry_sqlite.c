@@ -72,9 +72,6 @@ static const char SQL_MODEL_IS_PROMPT[] = "SELECT " IS_PROMPT_OF("?1");
 static const char SQL_MODEL_ALIASES[] =
     "SELECT a.alias, v.version FROM registered_model_aliases a JOIN model_versions v "
     "ON v.version_key = a.version_key WHERE a.model_key = ?1 ORDER BY a.alias";
-static const char SQL_MODEL_LATEST[] =
-    "SELECT v.current_stage, max(v.version) FROM model_versions v WHERE v.model_key = ?1 AND " VISIBLE
-    " GROUP BY v.current_stage";
 static const char SQL_MODEL_RENAME[] =
     "UPDATE registered_models SET name = ?2, last_updated_time = ?3 WHERE model_key = ?1";
 static const char SQL_MODEL_TOUCH_VERSIONS[] =
@@ -95,8 +92,6 @@ static const char SQL_MODEL_DEL[] = "DELETE FROM registered_models WHERE model_k
 static const char SQL_VERSION_BY_NUMBER[] =
     "SELECT " VERSION_COLS " FROM model_versions v JOIN registered_models m ON m.model_key = "
     "v.model_key WHERE v.model_key = ?1 AND v.version = ?2 AND " VISIBLE;
-static const char SQL_VERSION_MAX_VISIBLE[] =
-    "SELECT max(v.version) FROM model_versions v WHERE v.model_key = ?1 AND " VISIBLE;
 static const char SQL_VERSION_NEXT[] =
     "UPDATE registered_models SET max_version = max_version + 1, last_updated_time = ?2 "
     "WHERE model_key = ?1 RETURNING max_version";
@@ -508,21 +503,32 @@ static int read_model(tally__conn *c, const char *name, tally_arena *a,
     return model_extras(c, mkey, a, out, err, cap);
 }
 
+/* The highest version number in each visible stage (0: none), one indexed
+ * max() per stage (model_versions_by_model_stage), so the cost does not
+ * grow with the number of versions. */
+static int stage_maxima(tally__conn *c, int64_t mkey, int64_t best[TALLY_STAGE_N_VISIBLE],
+                        char *err, size_t cap)
+{
+    PREP(st, c, SQL_VERSION_BY_STAGE);
+    for (int s = 0; s < TALLY_STAGE_N_VISIBLE; s++) {
+        sqlite3_bind_int64(st, 1, mkey);
+        sqlite3_bind_text(st, 2, stage_names[s], -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        best[s] = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        tally__stmt_done(st);
+        if (rc != SQLITE_ROW)
+            return tally__conn_error(c, err, cap);
+    }
+    return 0;
+}
+
 static int latest_versions(tally__conn *c, int64_t mkey, unsigned mask, tally_arena *a,
                            tally_model_version **out, size_t *n_out, char *err, size_t cap)
 {
-    int64_t best[TALLY_STAGE_N_VISIBLE] = {0};
-    PREP(st, c, SQL_MODEL_LATEST);
-    sqlite3_bind_int64(st, 1, mkey);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        tally_stage s = stage_of((const char *)sqlite3_column_text(st, 0));
-        if (s < TALLY_STAGE_N_VISIBLE)
-            best[s] = sqlite3_column_int64(st, 1);
-    }
-    tally__stmt_done(st);
-    if (rc != SQLITE_DONE)
-        return tally__conn_error(c, err, cap);
+    int64_t best[TALLY_STAGE_N_VISIBLE];
+    int rc = stage_maxima(c, mkey, best, err, cap);
+    if (rc != 0)
+        return rc;
     tally_model_version *v = tally_arena_alloc(a, TALLY_STAGE_N_VISIBLE * sizeof *v);
     if (!v)
         return fail(err, cap, TALLY_STORE_ENOMEM, "Out of memory.");
@@ -803,12 +809,13 @@ int tally_registry_delete_alias(tally_store *s, const char *name, const char *al
 /* The highest visible version number, 0 if none. */
 static int max_visible(tally__conn *c, int64_t mkey, int64_t *out, char *err, size_t cap)
 {
-    PREP(st, c, SQL_VERSION_MAX_VISIBLE);
-    sqlite3_bind_int64(st, 1, mkey);
-    int rc = sqlite3_step(st);
-    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    tally__stmt_done(st);
-    return rc == SQLITE_ROW ? 0 : tally__conn_error(c, err, cap);
+    int64_t best[TALLY_STAGE_N_VISIBLE];
+    int rc = stage_maxima(c, mkey, best, err, cap);
+    *out = 0;
+    for (int s = 0; rc == 0 && s < TALLY_STAGE_N_VISIBLE; s++)
+        if (best[s] > *out)
+            *out = best[s];
+    return rc;
 }
 
 static int do_get_alias(tally__conn *c, void *arg, char *err, size_t cap)

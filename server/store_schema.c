@@ -181,6 +181,8 @@ static const migration migrations[] = {
      "CREATE INDEX model_versions_by_created ON model_versions(creation_time)"
      "  WHERE current_stage != 'Deleted_Internal';"
      "CREATE INDEX model_versions_by_run ON model_versions(run_id);"
+     "CREATE INDEX model_versions_by_model_stage ON model_versions(model_key, current_stage,"
+     "  version);"
      "CREATE TABLE model_version_tags ("
      "  version_key INTEGER NOT NULL REFERENCES model_versions(version_key),"
      "  key TEXT NOT NULL,"
