@@ -5,7 +5,9 @@
  */
 #include "api_registry.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api_error.h"
@@ -212,25 +214,56 @@ static int skipped(const char *key, const char *const *skip)
     return 0;
 }
 
+typedef struct tag_ref {
+    const char *key;
+    size_t first;                 /* index of the key's first occurrence */
+    size_t last;                  /* index of its last occurrence (the value kept) */
+} tag_ref;
+
+static int by_key_then_index(const void *x, const void *y)
+{
+    const tag_ref *a = x, *b = y;
+    int c = strcmp(a->key, b->key);
+    if (c)
+        return c;
+    return a->first < b->first ? -1 : a->first > b->first;
+}
+
+static int by_first(const void *x, const void *y)
+{
+    const tag_ref *a = x, *b = y;
+    return a->first < b->first ? -1 : a->first > b->first;
+}
+
+/* O(n log n): a request may carry very many tags. */
 void tally_api_event_tags(tally_json *j, const tally_kv *tags, size_t n,
                           const char *const *skip)
 {
     tally_json_key(j, "tags");
     tally_json_object_open(j);
-    for (size_t i = 0; i < n; i++) {
-        if (skipped(tags[i].key, skip))
-            continue;
-        size_t first = i, last = i;
-        for (size_t k = 0; k < n; k++)
-            if (strcmp(tags[k].key, tags[i].key) == 0) {
-                if (k < first)
-                    first = k;
-                last = k;
-            }
-        if (first != i)
-            continue; /* written at its first occurrence */
-        tally_json_kv_string(j, tags[i].key, tags[last].value ? tags[last].value : "");
+    tag_ref *r = n ? malloc(n * sizeof *r) : NULL;
+    if (n && !r) {
+        /* Out of memory: asking the buffer for an impossible size marks it
+         * failed (buf.h), so tally_api_event_emit drops the event. */
+        tally_buf_reserve(j->out, SIZE_MAX / 2);
+        tally_json_object_close(j);
+        return;
     }
+    for (size_t i = 0; i < n; i++)
+        r[i] = (tag_ref){tags[i].key, i, i};
+    qsort(r, n, sizeof *r, by_key_then_index);
+    size_t g = 0; /* groups: one per key, first and last occurrence */
+    for (size_t i = 0; i < n; i++) {
+        if (g && strcmp(r[g - 1].key, r[i].key) == 0)
+            r[g - 1].last = r[i].first;
+        else
+            r[g++] = r[i];
+    }
+    qsort(r, g, sizeof *r, by_first);
+    for (size_t i = 0; i < g; i++)
+        if (!skipped(r[i].key, skip))
+            tally_json_kv_string(j, r[i].key, tags[r[i].last].value ? tags[r[i].last].value : "");
+    free(r);
     tally_json_object_close(j);
 }
 

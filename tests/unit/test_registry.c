@@ -10,6 +10,7 @@
  * stage, search push-down with filter/order/offset/limit over many rows,
  * prompts hidden, validation, and migrations idempotent on reopen.
  */
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "test.h"
@@ -523,6 +524,80 @@ static void test_events(void)
     test_rmdir(dir);
 }
 
+/* Writers racing on one model: every version number handed out once,
+ * 1..N with no gap, while readers search. */
+#define RACE_THREADS 4
+#define RACE_EACH 60
+
+static tally_store *race_store;
+
+static void *race_writer(void *arg)
+{
+    (void)arg;
+    tally_arena *a = tally_arena_new();
+    int64_t *got = calloc(RACE_EACH, sizeof *got);
+    char e[512];
+    for (int i = 0; i < RACE_EACH; i++) {
+        tally_version_create vc = {.name = "race", .source = "s3://r"};
+        tally_model_version v;
+        ASSERT_OK(tally_registry_create_version(race_store, &vc, a, &v, e, sizeof e));
+        got[i] = v.version;
+    }
+    tally_arena_free(a);
+    return got;
+}
+
+static void *race_reader(void *arg)
+{
+    (void)arg;
+    tally_search_order *o;
+    tally_search_error se;
+    ASSERT_OK(tally_search_order_parse(TALLY_SEARCH_VERSIONS, NULL, 0, &o, &se));
+    char e[512];
+    for (int i = 0; i < 50; i++) {
+        tally_arena *a = tally_arena_new();
+        tally_model_version *rows;
+        size_t n;
+        int more;
+        ASSERT_OK(tally_registry_search_versions(race_store, NULL, o, 0, 1000, a, &rows, &n,
+                                                 &more, e, sizeof e));
+        for (size_t k = 1; k < n; k++)
+            ASSERT_NE(rows[k - 1].version, rows[k].version);
+        tally_arena_free(a);
+    }
+    tally_search_order_free(o);
+    return NULL;
+}
+
+static void test_concurrent_numbering(void)
+{
+    race_store = open_fresh("reg-race");
+    tally_arena *a = tally_arena_new();
+    mkmodel(race_store, a, "race", NULL, 0);
+    pthread_t w[RACE_THREADS], r;
+    for (int i = 0; i < RACE_THREADS; i++)
+        ASSERT_EQ(pthread_create(&w[i], NULL, race_writer, NULL), 0);
+    ASSERT_EQ(pthread_create(&r, NULL, race_reader, NULL), 0);
+    char seen[RACE_THREADS * RACE_EACH + 1] = {0};
+    for (int i = 0; i < RACE_THREADS; i++) {
+        int64_t *got;
+        ASSERT_EQ(pthread_join(w[i], (void **)&got), 0);
+        for (int k = 0; k < RACE_EACH; k++) {
+            ASSERT_GE(got[k], 1);
+            ASSERT_LE(got[k], RACE_THREADS * RACE_EACH);
+            ASSERT_EQ(seen[got[k]], 0);
+            seen[got[k]] = 1;
+            if (k)
+                ASSERT_GT(got[k], got[k - 1]); /* one writer sees its numbers grow */
+        }
+        free(got);
+    }
+    ASSERT_EQ(pthread_join(r, NULL), 0);
+    tally_arena_free(a);
+    tally_store_close(race_store);
+    test_rmdir(dir);
+}
+
 int main(void)
 {
     TEST_RUN(test_validation);
@@ -531,5 +606,6 @@ int main(void)
     TEST_RUN(test_aliases_and_stages);
     TEST_RUN(test_search);
     TEST_RUN(test_events);
+    TEST_RUN(test_concurrent_numbering);
     return TEST_DONE();
 }
