@@ -251,7 +251,8 @@ void tally_api_event_tags(tally_json *j, const tally_kv *tags, size_t n,
     }
     for (size_t i = 0; i < n; i++)
         r[i] = (tag_ref){tags[i].key, i, i};
-    qsort(r, n, sizeof *r, by_key_then_index);
+    if (n > 1)
+        qsort(r, n, sizeof *r, by_key_then_index);
     size_t g = 0; /* groups: one per key, first and last occurrence */
     for (size_t i = 0; i < n; i++) {
         if (g && strcmp(r[g - 1].key, r[i].key) == 0)
@@ -259,7 +260,8 @@ void tally_api_event_tags(tally_json *j, const tally_kv *tags, size_t n,
         else
             r[g++] = r[i];
     }
-    qsort(r, g, sizeof *r, by_first);
+    if (g > 1)
+        qsort(r, g, sizeof *r, by_first);
     for (size_t i = 0; i < g; i++)
         if (!skipped(r[i].key, skip))
             tally_json_kv_string(j, r[i].key, tags[r[i].last].value ? tags[r[i].last].value : "");
