@@ -99,9 +99,9 @@ int tally_registry_check_name(const char *name, char *err, size_t cap);
 int tally_registry_check_tag(const char *key, const char *value, char *err, size_t cap);
 /* Alias rules; for_set 1 also refuses the reserved names (latest, v<N>). */
 int tally_registry_check_alias(const char *alias, int for_set, char *err, size_t cap);
-/* A version given as text: decimal digits fitting int64, >= 1... MLflow
- * accepts any integer text; 0 or EINVAL "Parameter 'version' must be an
- * integer, got '...'" . */
+/* A version given as text: an optional '-' and at most 18 decimal digits
+ * (MLflow accepts any integer text; unknown numbers are then ENOTFOUND).
+ * 0 with *out, or EINVAL "Parameter 'version' must be an integer, got '...'". */
 int tally_registry_parse_version(const char *text, int64_t *out, char *err, size_t cap);
 
 /* ---- registered models --------------------------------------------------- */
@@ -172,9 +172,10 @@ typedef struct tally_version_create {
     size_t n_tags;
 } tally_version_create;
 
-/* Numbering per (1). A source "models:/<name>/<version>", "models:/<name>@<alias>"
- * or "models:/<name>/<stage>" is resolved to that version's download URI
- * (ENOTFOUND if it does not exist). ENOTFOUND unknown model, EINVAL bad tag. */
+/* Numbering per (1). A source "models:/<name>/<version>", "models:/<name>@<alias>",
+ * "models:/<name>/<stage>" or "models:/<name>/latest" is resolved to that
+ * version's download URI (ENOTFOUND if it does not exist); other sources are
+ * their own download URI. ENOTFOUND unknown model, EINVAL bad tag. */
 int tally_registry_create_version(tally_store *s, const tally_version_create *req,
                                   tally_arena *a, tally_model_version *out, char *err,
                                   size_t cap);

@@ -896,8 +896,8 @@ typedef struct version_op {
     tally_model_version *out;
 } version_op;
 
-/* models:/<name>/<version|stage> or models:/<name>@<alias>: the download
- * URI of that version into *loc (arena), or NULL for other sources. */
+/* models:/<name>/<version|stage|latest> or models:/<name>@<alias>: the
+ * download URI of that version into *loc (arena), or NULL for other sources. */
 static int resolve_models_uri(tally__conn *c, const char *source, tally_arena *a,
                               const char **loc, char *err, size_t cap)
 {
@@ -920,7 +920,7 @@ static int resolve_models_uri(tally__conn *c, const char *source, tally_arena *a
     if (rc != 0)
         return rc;
     tally_stage stage;
-    if (*sep == '@') {
+    if (*sep == '@' || strcasecmp(rest, "latest") == 0) {
         if (strcasecmp(rest, "latest") == 0) {
             rc = max_visible(c, mkey, &version, err, cap);
         } else {

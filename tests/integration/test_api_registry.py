@@ -432,7 +432,8 @@ class ModelVersions(unittest.TestCase):
         # models:/ sources resolve to the referenced version's location
         api("registered-models/alias", {"name": name, "alias": "prod", "version": "1"})
         other = new_model()
-        for i, src in enumerate([f"models:/{name}/1", f"models:/{name}@prod"], start=1):
+        for i, src in enumerate([f"models:/{name}/1", f"models:/{name}@prod",
+                                 f"models:/{name}/latest", f"models:/{name}/None"], start=1):
             v = new_version(other, source=src)
             self.assertEqual(v["source"], src)
             st, b = api("model-versions/get-download-uri", method="GET",
