@@ -33,7 +33,8 @@
     X(engine, "ingest, per-point append, bytes/point, recovery, reopen, sequential read") \
     X(query, "M4 charts over many runs (warm, cold, zoom), decode speed, MLflow bulk interval") \
     X(http, "the server end to end: log-batch, native ingest, get-history, M4 query, RSS") \
-    X(pyclient, "the Python client: per-call overhead, sustained points/s, vs MLflow-style REST")
+    X(pyclient, "the Python client: per-call overhead, sustained points/s, vs MLflow-style REST") \
+    X(registry, "model-versions/search over HTTP on 10,000 versions vs MLflow's schema")
 
 #define BENCH_DECLARE_(name, desc) int bench_suite_##name(bench_ctx *c);
 BENCH_SUITES(BENCH_DECLARE_)
