@@ -85,10 +85,21 @@ static void fs_error(tally_resp *resp, int rc, const char *what)
     }
 }
 
+/* 1 if a segment of the normalised path rel is reserved for uploads in
+ * progress (artifact_fs.h (3)). */
+static int reserved_name(const char *rel)
+{
+    static const char pre[] = TALLY_ARTIFACT_TMP_PREFIX;
+    for (const char *p = rel; p; p = strchr(p, '/') ? strchr(p, '/') + 1 : NULL)
+        if (strncmp(p, pre, sizeof pre - 1) == 0)
+            return 1;
+    return 0;
+}
+
 /* The checked, normalised form of a client path into rel; 400 on failure. */
 static int checked_path(const char *path, char *rel, size_t cap, tally_resp *resp)
 {
-    if (tally_artifact_path_check(path, rel, cap) != 0) {
+    if (tally_artifact_path_check(path, rel, cap) != 0 || reserved_name(rel)) {
         invalid_path(resp);
         return -1;
     }
