@@ -18,6 +18,7 @@
 
 #define TMP_UPLOAD_PREFIX TALLY_ARTIFACT_TMP_PREFIX "upload-"
 #define WRITEBACK_BYTES ((uint64_t)8 << 20) /* start writeback every 8 MiB written */
+#define UPLOAD_BUF (256u << 10)             /* pieces are gathered to this size per write(2) */
 #define MAX_REL 4096
 
 /* mkdir -p of an absolute or relative root path (trusted configuration). */
@@ -293,8 +294,10 @@ struct tally_artifact_upload {
     int fd;                   /* the temporary file */
     char tmp[64];             /* its name in dfd */
     char base[256 + 1];       /* the target's name in dfd */
-    uint64_t size;            /* bytes written */
+    uint64_t size;            /* bytes accepted (written + buffered) */
     uint64_t kicked;          /* bytes handed to writeback so far */
+    char *buf;                /* UPLOAD_BUF bytes gathering small pieces */
+    size_t buffered;          /* bytes in buf, not yet written */
 };
 
 int tally_artifact_upload_begin(const char *root, const char *rel, tally_artifact_upload **out)
@@ -321,6 +324,13 @@ int tally_artifact_upload_begin(const char *root, const char *rel, tally_artifac
         return -ENOMEM;
     }
     u->dfd = dfd;
+    u->fd = -1;
+    u->buf = malloc(UPLOAD_BUF);
+    if (!u->buf) {
+        close(dfd);
+        free(u);
+        return -ENOMEM;
+    }
     snprintf(u->base, sizeof u->base, "%s", base);
     for (int attempt = 0; attempt < 8; attempt++) {
         unsigned char r[8];
@@ -337,6 +347,7 @@ int tally_artifact_upload_begin(const char *root, const char *rel, tally_artifac
     if (u->fd < 0) {
         int e = errno;
         close(dfd);
+        free(u->buf);
         free(u);
         return -e;
     }
@@ -344,11 +355,10 @@ int tally_artifact_upload_begin(const char *root, const char *rel, tally_artifac
     return 0;
 }
 
-int tally_artifact_upload_write(tally_artifact_upload *u, const void *data, size_t n)
+static int write_all(int fd, const char *p, size_t n)
 {
-    const char *p = data;
     while (n) {
-        ssize_t w = write(u->fd, p, n);
+        ssize_t w = write(fd, p, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -356,14 +366,44 @@ int tally_artifact_upload_write(tally_artifact_upload *u, const void *data, size
         }
         p += w;
         n -= (size_t)w;
-        u->size += (uint64_t)w;
     }
-    if (u->size - u->kicked >= WRITEBACK_BYTES) {
+    return 0;
+}
+
+/* Writes the buffered bytes; starts writeback every WRITEBACK_BYTES. */
+static int flush(tally_artifact_upload *u)
+{
+    int rc = write_all(u->fd, u->buf, u->buffered);
+    if (rc)
+        return rc;
+    u->buffered = 0;
+    uint64_t written = u->size;
+    if (written - u->kicked >= WRITEBACK_BYTES) {
         /* Start writeback of what was written since the last kick: bounds the
          * dirty pages and leaves little for the final fsync. Best effort. */
-        sync_file_range(u->fd, (off_t)u->kicked, (off_t)(u->size - u->kicked),
+        sync_file_range(u->fd, (off_t)u->kicked, (off_t)(written - u->kicked),
                         SYNC_FILE_RANGE_WRITE);
-        u->kicked = u->size;
+        u->kicked = written;
+    }
+    return 0;
+}
+
+int tally_artifact_upload_write(tally_artifact_upload *u, const void *data, size_t n)
+{
+    const char *p = data;
+    while (n) {
+        size_t room = UPLOAD_BUF - u->buffered;
+        size_t k = n < room ? n : room;
+        memcpy(u->buf + u->buffered, p, k);
+        u->buffered += k;
+        u->size += k;
+        p += k;
+        n -= k;
+        if (u->buffered == UPLOAD_BUF) {
+            int rc = flush(u);
+            if (rc)
+                return rc;
+        }
     }
     return 0;
 }
@@ -378,13 +418,14 @@ static void upload_free(tally_artifact_upload *u)
     if (u->fd >= 0)
         close(u->fd);
     close(u->dfd);
+    free(u->buf);
     free(u);
 }
 
 int tally_artifact_upload_commit(tally_artifact_upload *u)
 {
-    int rc = 0;
-    if (fsync(u->fd) != 0)
+    int rc = flush(u);
+    if (rc == 0 && fsync(u->fd) != 0)
         rc = -errno;
     if (close(u->fd) != 0 && rc == 0)
         rc = -errno;

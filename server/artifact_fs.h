@@ -12,7 +12,8 @@
  *   begin   open (creating) the parent directories, then an anonymous file
  *           in the target's directory (O_TMPFILE), or where the filesystem
  *           has none a named one ".tally-upload-<random>"
- *   write   bytes appended as they arrive; writeback is started every
+ *   write   bytes gathered into 256 KiB writes as they arrive (the only
+ *           memory an upload holds); writeback is started every
  *           few MiB (sync_file_range) so dirty pages stay bounded and the
  *           final fsync has little left to do
  *   commit  fsync the file, give it a temporary name if anonymous, rename
@@ -82,7 +83,7 @@ typedef struct tally_artifact_upload tally_artifact_upload;
 int tally_artifact_upload_begin(const char *root, const char *rel, tally_artifact_upload **out);
 /* Appends n bytes. 0 or -errno (the upload must then be aborted). */
 int tally_artifact_upload_write(tally_artifact_upload *u, const void *data, size_t n);
-/* Bytes written so far. */
+/* Bytes accepted so far. */
 uint64_t tally_artifact_upload_size(const tally_artifact_upload *u);
 /* Makes the file visible under its name (see the file comment) and frees
  * u. On error nothing is visible and u is freed too. 0 or -errno. */
