@@ -109,12 +109,8 @@ int tally_store_list_logged_models(tally_store *s, const int64_t *experiment_ids
                                    tally_arena *a, tally_logged_model **out, size_t *n_out,
                                    char *err, size_t cap);
 
-/* One run output (RunOutputs.model_outputs): a model produced at a step. */
-typedef struct tally_model_output {
-    const char *model_id;
-    int64_t step;
-} tally_model_output;
-
+/* Run outputs: tally_model_output is declared in store.h (tally_run holds
+ * them). */
 /* runs/outputs: records outputs of an existing (ENOTFOUND), active (ESTATE)
  * run; an output already recorded is kept once. */
 int tally_store_log_run_outputs(tally_store *s, const char *run_id, const tally_model_output *v,

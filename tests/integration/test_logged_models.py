@@ -146,6 +146,9 @@ class LoggedModels(unittest.TestCase):
                                 model["info"]["creation_timestamp_ms"])
         self.ok("POST", "runs/update", {"run_id": run_id, "status": "FINISHED",
                                         "end_time": 1700000100000})
+        # runs/get shows the model among the run's outputs (RunOutputs).
+        run = self.ok("GET", "runs/get", params={"run_id": run_id})["run"]
+        self.assertEqual(run["outputs"], {"model_outputs": [{"model_id": model_id, "step": 0}]})
 
         # models:/<model_id>: GET logged-models/{id}, then the files.
         got = self.ok("GET", f"logged-models/{model_id}")["model"]
@@ -233,9 +236,12 @@ class LoggedModels(unittest.TestCase):
         def names(res):
             return [m["info"]["name"] for m in res.get("models", [])]
 
-        # Default order: newest first.
-        self.assertEqual(names(search()), ["net4", "net3", "net2", "net1", "net0"])
-        self.assertEqual(names(search(filter="model_type = 'LLM'")), ["net4", "net2", "net0"])
+        # Default order: newest first (ties, same millisecond, by model_id).
+        res = search()
+        times = [m["info"]["creation_timestamp_ms"] for m in res["models"]]
+        self.assertEqual(times, sorted(times, reverse=True))
+        self.assertEqual(sorted(names(res)), ["net0", "net1", "net2", "net3", "net4"])
+        self.assertEqual(sorted(names(search(filter="model_type = 'LLM'"))), ["net0", "net2", "net4"])
         self.assertEqual(names(search(filter="tags.fold IN ('1', '3') AND params.depth != '11'")),
                          ["net3"])
         self.assertEqual(names(search(filter="name LIKE 'net%' AND attributes.status = 'READY'")),
