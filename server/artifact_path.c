@@ -77,6 +77,10 @@ int tally_artifact_path_check(const char *rel, char *out, size_t cap)
         w += n;
     }
     out[w] = 0;
+    /* "./C:/x" normalises to "C:/x": refuse the drive form here too, so the
+     * normal form passes the same check again (idempotence, fuzz_artifact_path). */
+    if (w >= 2 && out[1] == ':' && ((out[0] | 32) >= 'a' && (out[0] | 32) <= 'z'))
+        return -1;
     return 0;
 }
 
