@@ -35,6 +35,7 @@
 #include "params.h"
 #include "search.h"
 #include "store.h"
+#include "store_logged_models.h"
 #include "tally/engine.h"
 
 #define RUN_SEARCH_DEFAULT 1000
@@ -116,6 +117,9 @@ static void handle_get(tally_server *srv, const tally_req *req, tally_resp *resp
         goto out;
     tally_run run;
     int rc = tally_store_get_run(srv->store, run_id, a, &run, err, sizeof err);
+    if (rc == 0) /* RunOutputs: the logged models the run produced */
+        rc = tally_store_run_outputs(srv->store, run_id, a, &run.outputs, &run.n_outputs, err,
+                                     sizeof err);
     if (rc != 0)
         tally_api_store_error(resp, rc, err);
     else

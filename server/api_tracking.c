@@ -332,6 +332,20 @@ void tally_api_write_run(tally_json *j, tally_engine *engine, const tally_run *r
         tally_json_array_close(j);
     }
     tally_json_object_close(j);
+    if (run->n_outputs) {
+        tally_json_key(j, "outputs");
+        tally_json_object_open(j);
+        tally_json_key(j, "model_outputs");
+        tally_json_array_open(j);
+        for (size_t i = 0; i < run->n_outputs; i++) {
+            tally_json_object_open(j);
+            tally_json_kv_string(j, "model_id", run->outputs[i].model_id);
+            tally_json_kv_int(j, "step", run->outputs[i].step);
+            tally_json_object_close(j);
+        }
+        tally_json_array_close(j);
+        tally_json_object_close(j);
+    }
     tally_json_object_close(j);
 }
 

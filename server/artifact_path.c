@@ -77,6 +77,10 @@ int tally_artifact_path_check(const char *rel, char *out, size_t cap)
         w += n;
     }
     out[w] = 0;
+    /* "./C:/x" normalises to "C:/x": refuse the drive form here too, so the
+     * normal form passes the same check again (idempotence, fuzz_artifact_path). */
+    if (w >= 2 && out[1] == ':' && ((out[0] | 32) >= 'a' && (out[0] | 32) <= 'z'))
+        return -1;
     return 0;
 }
 
@@ -102,6 +106,25 @@ int tally_artifact_local_path(const char *root, const char *uri, const char *rel
     if (n < 0 || (size_t)n >= cap)
         return -1;
     return tally_artifact_path_inside(root, out) == 0 ? 0 : -1;
+}
+
+int tally_artifact_uri_rel(const char *uri, const char *rel, char *out, size_t cap)
+{
+    static const char scheme[] = "mlflow-artifacts:";
+    if (!uri || strncmp(uri, scheme, sizeof scheme - 1) != 0)
+        return 1;
+    const char *p = uri + sizeof scheme - 1;
+    if (p[0] == '/' && p[1] == '/') {
+        p = strchr(p + 2, '/');
+        if (!p)
+            p = "";
+    }
+    char base[4096], tail[4096];
+    if (tally_artifact_path_check(p[0] == '/' ? p + 1 : p, base, sizeof base) != 0 ||
+        tally_artifact_path_check(rel, tail, sizeof tail) != 0)
+        return -1;
+    int n = snprintf(out, cap, "%s%s%s", base, base[0] && tail[0] ? "/" : "", tail);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
 int tally_artifact_path_inside(const char *root, const char *path)

@@ -28,6 +28,13 @@ int tally_artifact_path_check(const char *rel, char *out, size_t cap);
 int tally_artifact_local_path(const char *root, const char *uri, const char *rel, char *out,
                               size_t cap);
 
+/* The path, relative to the artifact root, of artifact URI uri plus a
+ * checked relative path rel: "mlflow-artifacts:/<p>" (or
+ * "mlflow-artifacts://host:port/<p>") gives "<p>/<rel>", normalised.
+ * Returns 0, 1 when the URI is not served from this root, -1 for an unsafe
+ * path or one that does not fit in cap. */
+int tally_artifact_uri_rel(const char *uri, const char *rel, char *out, size_t cap);
+
 /* Checks that path (which need not exist) stays inside root after resolving
  * symlinks of its existing ancestors. 0 inside, -1 outside. */
 int tally_artifact_path_inside(const char *root, const char *path);

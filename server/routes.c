@@ -40,9 +40,11 @@
     X(tally_routes_metrics) /* api_metrics.c: log-metric, log-batch, metrics/... */         \
     X(tally_routes_native) /* native.c: tally/ingest, tally/query */                         \
     X(tally_routes_artifacts_list) /* api_artifacts_list.c: artifacts/list (§3.5) */         \
-    X(tally_routes_log_model) /* api_log_model.c: runs/log-model (legacy) */              \
-    X(tally_routes_registry_models) /* api_registry_models.c: registered-models/... */    \
-    X(tally_routes_registry_versions) /* api_registry_versions.c: model-versions/... */
+    X(tally_routes_log_model) /* api_log_model.c: runs/log-model (legacy) */                 \
+    X(tally_routes_registry_models) /* api_registry_models.c: registered-models/... */       \
+    X(tally_routes_registry_versions) /* api_registry_versions.c: model-versions/... */      \
+    X(tally_routes_artifacts_proxy) /* api_artifacts_proxy.c: mlflow-artifacts/... (§3.6) */ \
+    X(tally_routes_logged_models) /* api_logged_models.c: logged-models/..., runs/outputs */
 
 #define TALLY_ROUTE_EXTERN_(name) extern const tally_route name[];
 TALLY_ROUTE_TABLES(TALLY_ROUTE_EXTERN_)

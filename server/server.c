@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "artifact_fs.h"
 #include "config.h"
 #include "routes.h"
 #include "stats.h"
@@ -123,6 +124,14 @@ int tally_serve_main(int argc, char **argv)
         tally_stats_free(srv.stats);
         return 1;
     }
+
+    /* Uploads cut off by a crash left temporaries behind: remove them
+     * before anything can be uploaded again (artifact_fs.h (3)). */
+    rc = tally_artifact_sweep(srv.cfg.artifact_root);
+    if (rc > 0)
+        fprintf(stderr, "{\"level\":\"info\",\"message\":\"removed %d unfinished artifact "
+                        "uploads\"}\n",
+                rc);
 
     tally_http *http = NULL;
     if (tally_http_start(&srv, &http, err, sizeof err) != 0) {

@@ -148,6 +148,13 @@ typedef struct tally_dataset_input {
     size_t n_tags;
 } tally_dataset_input;
 
+/* One run output (RunOutputs.model_outputs): a logged model the run
+ * produced at a step (store_logged_models.h). */
+typedef struct tally_model_output {
+    const char *model_id;
+    int64_t step;
+} tally_model_output;
+
 typedef struct tally_run {
     tally_run_info info;
     tally_kv *params;            /* sorted by key */
@@ -156,6 +163,8 @@ typedef struct tally_run {
     size_t n_tags;
     tally_dataset_input *inputs; /* in link order */
     size_t n_inputs;
+    tally_model_output *outputs; /* filled by runs/get only (tally_store_run_outputs) */
+    size_t n_outputs;
 } tally_run;
 
 /* ------------------------------------------------------------------------ */

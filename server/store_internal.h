@@ -40,6 +40,10 @@ long long tally__store_now_ms(void);
  * style already; written into out (cap bytes). */
 void tally__store_join_location(const char *root, long long id, char *out, size_t cap);
 
+/* A random run-style name, "adjective-animal-N" (N in 0..999), as MLflow
+ * names runs and logged models that were given none. */
+void tally__store_random_name(char *out, size_t cap);
+
 /* Makes room for element n of a growing array *arr (cap elements of elem
  * bytes), doubling from first: in the arena (the old copy stays there until
  * the arena is freed), or with realloc (vec). 0, or -1 out of memory. */

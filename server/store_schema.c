@@ -37,6 +37,16 @@
  *   run_inputs       (run_key, dataset_uuid) PK, seq (link order)
  *   input_tags       (run_key, dataset_uuid, key) PK, value
  *
+ * Tables (migration 5, logged models: store_logged_models_sqlite.c):
+ *
+ *   logged_models        model_id PK, experiment_id, name, artifact_location,
+ *                        creation/last_updated timestamps (ms), status
+ *                        (LoggedModelStatus number), lifecycle_stage,
+ *                        model_type, source_run_id, status_message
+ *   logged_model_params  (model_id, key) PK, value — write-once
+ *   logged_model_tags    (model_id, key) PK, value
+ *   run_outputs          (run_key, model_id, step) PK, seq — runs/outputs
+ *
  * Indexes serve runs/search: runs by experiment (and lifecycle, start_time),
  * params and tags by (key, value) so a filter `params.k = 'v'` is an index
  * range, not a scan; (run_key, key) primary keys serve per-run lookups
@@ -197,6 +207,41 @@ static const migration migrations[] = {
      "  PRIMARY KEY (model_key, alias)"
      ") STRICT, WITHOUT ROWID;"
      "CREATE INDEX registered_model_aliases_by_version ON registered_model_aliases(version_key);"},
+    {5, "logged models, their params and tags, run outputs",
+     "CREATE TABLE logged_models ("
+     "  model_id TEXT PRIMARY KEY,"
+     "  experiment_id INTEGER NOT NULL REFERENCES experiments(experiment_id),"
+     "  name TEXT NOT NULL,"
+     "  artifact_location TEXT NOT NULL,"
+     "  creation_timestamp_ms INTEGER NOT NULL,"
+     "  last_updated_timestamp_ms INTEGER NOT NULL,"
+     "  status INTEGER NOT NULL CHECK (status BETWEEN 0 AND 3),"
+     "  lifecycle_stage TEXT NOT NULL CHECK (lifecycle_stage IN ('active', 'deleted')),"
+     "  model_type TEXT,"
+     "  source_run_id TEXT,"
+     "  status_message TEXT"
+     ") STRICT, WITHOUT ROWID;"
+     "CREATE INDEX logged_models_by_experiment"
+     "  ON logged_models(experiment_id, lifecycle_stage, creation_timestamp_ms);"
+     "CREATE TABLE logged_model_params ("
+     "  model_id TEXT NOT NULL REFERENCES logged_models(model_id),"
+     "  key TEXT NOT NULL,"
+     "  value TEXT NOT NULL,"
+     "  PRIMARY KEY (model_id, key)"
+     ") STRICT, WITHOUT ROWID;"
+     "CREATE TABLE logged_model_tags ("
+     "  model_id TEXT NOT NULL REFERENCES logged_models(model_id),"
+     "  key TEXT NOT NULL,"
+     "  value TEXT NOT NULL,"
+     "  PRIMARY KEY (model_id, key)"
+     ") STRICT, WITHOUT ROWID;"
+     "CREATE TABLE run_outputs ("
+     "  run_key INTEGER NOT NULL REFERENCES runs(run_key),"
+     "  model_id TEXT NOT NULL,"
+     "  step INTEGER NOT NULL,"
+     "  seq INTEGER NOT NULL,"
+     "  PRIMARY KEY (run_key, model_id, step)"
+     ") STRICT, WITHOUT ROWID;"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -1362,6 +1362,11 @@ static void random_run_name(char *out, size_t cap)
              (unsigned)((r / na / nb) % 1000));
 }
 
+void tally__store_random_name(char *out, size_t cap)
+{
+    random_run_name(out, cap);
+}
+
 /* A uuid4 as 32 lower-case hex digits. */
 static void new_uuid_hex(char out[TALLY_RUN_ID_LEN + 1])
 {

@@ -1,0 +1,248 @@
+/*
+ * test_artifact_fs.c — unit tests of server/artifact_fs.c: atomic uploads
+ * (commit replaces, abort and failed begins leave nothing), walks that
+ * refuse symlinks anywhere on the path, listings that hide symlinks and
+ * upload temporaries, recursive removal that never follows a link, the
+ * start-up sweep, and the logged-model store on top of a real database.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "artifact_fs.h"
+#include "logged_model_search.h"
+#include "store_logged_models.h"
+#include "test.h"
+
+static char root[4100], outside[4100];
+
+static void setup(const char *name)
+{
+    char base[4000];
+    test_tmpdir(base, sizeof base, name);
+    snprintf(root, sizeof root, "%s/root", base);
+    snprintf(outside, sizeof outside, "%s/outside", base);
+    ASSERT_EQ(mkdir(outside, 0755), 0);
+    char p[8192];
+    snprintf(p, sizeof p, "%s/secret", outside);
+    FILE *f = fopen(p, "w");
+    ASSERT(f != NULL);
+    fputs("secret", f);
+    fclose(f);
+}
+
+static int upload(const char *rel, const char *data)
+{
+    tally_artifact_upload *u;
+    int rc = tally_artifact_upload_begin(root, rel, &u);
+    if (rc)
+        return rc;
+    rc = tally_artifact_upload_write(u, data, strlen(data));
+    if (rc) {
+        tally_artifact_upload_abort(u);
+        return rc;
+    }
+    return tally_artifact_upload_commit(u);
+}
+
+static void read_back(const char *rel, char *buf, size_t cap)
+{
+    uint64_t size = 0;
+    int fd = tally_artifact_open_file(root, rel, &size);
+    ASSERT_GE(fd, 0);
+    ASSERT(size < cap);
+    ASSERT_EQ(read(fd, buf, cap - 1), (ssize_t)size);
+    buf[size] = 0;
+    close(fd);
+}
+
+static size_t count_entries(const char *dir_rel)
+{
+    tally_artifact_entry *v;
+    size_t n;
+    ASSERT_OK(tally_artifact_list(root, dir_rel, &v, &n));
+    tally_artifact_list_free(v, n);
+    return n;
+}
+
+static void test_upload_commit_abort(void)
+{
+    setup("afs-upload");
+    char buf[256];
+    ASSERT_OK(upload("a/b/c.txt", "one"));
+    read_back("a/b/c.txt", buf, sizeof buf);
+    ASSERT_STR_EQ(buf, "one");
+    ASSERT_OK(upload("a/b/c.txt", "two, longer"));
+    read_back("a/b/c.txt", buf, sizeof buf);
+    ASSERT_STR_EQ(buf, "two, longer");
+    /* A big upload crosses the 256 KiB buffer and the 8 MiB writeback kick. */
+    tally_artifact_upload *u;
+    ASSERT_OK(tally_artifact_upload_begin(root, "a/big.bin", &u));
+    char *chunk = malloc(100000);
+    ASSERT(chunk != NULL);
+    for (int i = 0; i < 100000; i++)
+        chunk[i] = (char)(i * 7);
+    for (int i = 0; i < 100; i++)
+        ASSERT_OK(tally_artifact_upload_write(u, chunk, 100000));
+    ASSERT_U64_EQ(tally_artifact_upload_size(u), 10000000u);
+    ASSERT_OK(tally_artifact_upload_commit(u));
+    uint64_t size = 0;
+    int fd = tally_artifact_open_file(root, "a/big.bin", &size);
+    ASSERT_GE(fd, 0);
+    ASSERT_U64_EQ(size, 10000000u);
+    char *back = malloc(100000);
+    ASSERT(back != NULL);
+    ASSERT_EQ(pread(fd, back, 100000, 9900000), 100000);
+    ASSERT_EQ(memcmp(back, chunk, 100000), 0);
+    close(fd);
+    free(back);
+    /* Abort: the old version stays, no temporary is left. */
+    ASSERT_OK(tally_artifact_upload_begin(root, "a/b/c.txt", &u));
+    ASSERT_OK(tally_artifact_upload_write(u, chunk, 100000));
+    tally_artifact_upload_abort(u);
+    free(chunk);
+    read_back("a/b/c.txt", buf, sizeof buf);
+    ASSERT_STR_EQ(buf, "two, longer");
+    ASSERT_EQ(count_entries("a/b"), 1);
+    ASSERT_EQ(tally_artifact_sweep(root), 0);
+    /* Conflicts. */
+    ASSERT_EQ(upload("a/b", "x"), -EISDIR);
+    ASSERT_EQ(upload("a/b/c.txt/d", "x"), -ENOTDIR);
+    ASSERT_EQ(upload("a/.tally-upload-x", "x"), -EINVAL);
+    ASSERT_EQ(upload(".tally-dir/x", "x"), -EINVAL);
+    ASSERT_EQ(tally_artifact_kind(root, "a/b/c.txt"), 1);
+    ASSERT_EQ(tally_artifact_kind(root, "a/b"), 2);
+    ASSERT_EQ(tally_artifact_kind(root, "a/nope"), 0);
+    ASSERT_EQ(tally_artifact_kind(root, ""), 2);
+}
+
+static void test_symlinks_refused(void)
+{
+    setup("afs-symlink");
+    ASSERT_OK(upload("d/keep.txt", "keep"));
+    char link[8192], target[8192];
+    snprintf(link, sizeof link, "%s/d/evil", root);
+    ASSERT_EQ(symlink(outside, link), 0);
+    snprintf(link, sizeof link, "%s/d/evil.txt", root);
+    snprintf(target, sizeof target, "%s/secret", outside);
+    ASSERT_EQ(symlink(target, link), 0);
+    uint64_t size;
+    ASSERT_EQ(tally_artifact_open_file(root, "d/evil/secret", &size), -ELOOP);
+    ASSERT_EQ(tally_artifact_open_file(root, "d/evil.txt", &size), -ELOOP);
+    ASSERT_EQ(upload("d/evil/new", "x"), -ELOOP);
+    ASSERT_EQ(upload("d/evil/sub/new", "x"), -ELOOP);
+    ASSERT_EQ(tally_artifact_kind(root, "d/evil"), -ELOOP);
+    ASSERT_EQ(tally_artifact_remove(root, "d/evil/secret"), -ELOOP);
+    tally_artifact_entry *v;
+    size_t n;
+    ASSERT_EQ(tally_artifact_list(root, "d/evil", &v, &n), -ELOOP);
+    ASSERT_OK(tally_artifact_list(root, "d", &v, &n));
+    ASSERT_EQ(n, 1); /* only keep.txt: links are not listed */
+    ASSERT_STR_EQ(v[0].name, "keep.txt");
+    tally_artifact_list_free(v, n);
+    /* A directory whose child is a link: removal unlinks the link only. */
+    ASSERT_OK(tally_artifact_remove(root, "d"));
+    ASSERT_EQ(tally_artifact_kind(root, "d"), 0);
+    ASSERT_EQ(access(target, F_OK), 0);
+    /* The root itself is never removed. */
+    ASSERT_EQ(tally_artifact_remove(root, ""), -EINVAL);
+    /* Missing is success. */
+    ASSERT_OK(tally_artifact_remove(root, "no/such/thing"));
+}
+
+static void test_sweep(void)
+{
+    setup("afs-sweep");
+    ASSERT_OK(upload("x/y/z.txt", "z"));
+    char p[8192];
+    snprintf(p, sizeof p, "%s/x/y/.tally-upload-deadbeefdeadbeef", root);
+    FILE *f = fopen(p, "w");
+    ASSERT(f != NULL);
+    fputs("half", f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/x/.tally-upload-0", root);
+    f = fopen(p, "w");
+    ASSERT(f != NULL);
+    fclose(f);
+    ASSERT_EQ(count_entries("x/y"), 1); /* temporaries are never listed */
+    ASSERT_EQ(tally_artifact_sweep(root), 2);
+    ASSERT_EQ(tally_artifact_sweep(root), 0);
+    char buf[16];
+    read_back("x/y/z.txt", buf, sizeof buf);
+    ASSERT_STR_EQ(buf, "z");
+    char missing[8192];
+    snprintf(missing, sizeof missing, "%s/nope", root);
+    ASSERT_EQ(tally_artifact_sweep(missing), 0);
+}
+
+static void test_logged_models_store(void)
+{
+    char base[4096], db[8192], err[512] = "";
+    test_tmpdir(base, sizeof base, "afs-lm");
+    snprintf(db, sizeof db, "%s/meta.db", base);
+    tally_store *s;
+    ASSERT_OK(tally_store_open(db, &s, err, sizeof err));
+    int64_t exp;
+    ASSERT_OK(tally_store_create_experiment(s, "lm", NULL, NULL, 0, &exp, err, sizeof err));
+    tally_arena *a = tally_arena_new();
+    tally_kv tags[] = {{"k", "v1"}, {"k", "v2"}};
+    tally_kv params[] = {{"p", "1"}};
+    tally_logged_model_create c = {exp, "net", NULL, NULL, params, 1, tags, 2};
+    tally_logged_model m;
+    ASSERT_OK(tally_store_create_logged_model(s, &c, a, &m, err, sizeof err));
+    ASSERT_EQ(m.status, TALLY_LM_PENDING);
+    ASSERT_EQ(m.n_tags, 1);
+    ASSERT_STR_EQ(m.tags[0].value, "v2"); /* the last repeat wins */
+    char want[128];
+    snprintf(want, sizeof want, "mlflow-artifacts:/%lld/models/%s/artifacts", (long long)exp,
+             m.model_id);
+    ASSERT_STR_EQ(m.artifact_location, want);
+    ASSERT(m.model_type == NULL && m.source_run_id == NULL);
+    c.name = "bad.name";
+    ASSERT_EQ(tally_store_create_logged_model(s, &c, a, &m, err, sizeof err), TALLY_STORE_EINVAL);
+    c.experiment_id = 424242;
+    c.name = NULL;
+    ASSERT_EQ(tally_store_create_logged_model(s, &c, a, &m, err, sizeof err),
+              TALLY_STORE_ENOTFOUND);
+    char id[TALLY_LOGGED_MODEL_ID_LEN + 1];
+    memcpy(id, m.model_id, sizeof id);
+    ASSERT_EQ(tally_store_finalize_logged_model(s, id, TALLY_LM_PENDING, a, &m, err, sizeof err),
+              TALLY_STORE_EINVAL);
+    ASSERT_OK(tally_store_finalize_logged_model(s, id, TALLY_LM_READY, a, &m, err, sizeof err));
+    ASSERT_EQ(m.status, TALLY_LM_READY);
+    tally_kv p2[] = {{"p", "2"}};
+    ASSERT_EQ(tally_store_log_logged_model_params(s, id, p2, 1, err, sizeof err),
+              TALLY_STORE_EINVAL);
+    ASSERT_OK(tally_store_log_logged_model_params(s, id, params, 1, err, sizeof err));
+    tally_logged_model *v;
+    size_t n;
+    int64_t ids[] = {exp, exp, 999};
+    ASSERT_OK(tally_store_list_logged_models(s, ids, 3, a, &v, &n, err, sizeof err));
+    ASSERT_EQ(n, 1); /* a repeated experiment id lists its models once */
+    tally_lm_filter f;
+    const char *q = "name = 'net' AND tags.k LIKE 'v%' AND status = 'READY'";
+    ASSERT_OK(tally_lm_filter_parse(q, strlen(q), &f, err, sizeof err));
+    ASSERT_EQ(tally_lm_filter_match(&f, &v[0]), 1);
+    tally_lm_filter_free(&f);
+    ASSERT_OK(tally_store_delete_logged_model(s, id, err, sizeof err));
+    ASSERT_EQ(tally_store_get_logged_model(s, id, a, &m, err, sizeof err), TALLY_STORE_ENOTFOUND);
+    ASSERT_EQ(tally_store_delete_logged_model(s, id, err, sizeof err), TALLY_STORE_ENOTFOUND);
+    ASSERT_OK(tally_store_list_logged_models(s, ids, 1, a, &v, &n, err, sizeof err));
+    ASSERT_EQ(n, 0);
+    tally_arena_free(a);
+    tally_store_close(s);
+    test_rmdir(base);
+}
+
+int main(void)
+{
+    TEST_RUN(test_upload_commit_abort);
+    TEST_RUN(test_symlinks_refused);
+    TEST_RUN(test_sweep);
+    TEST_RUN(test_logged_models_store);
+    return TEST_DONE();
+}
