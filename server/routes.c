@@ -40,7 +40,8 @@
     X(tally_routes_metrics) /* api_metrics.c: log-metric, log-batch, metrics/... */         \
     X(tally_routes_native) /* native.c: tally/ingest, tally/query */                         \
     X(tally_routes_artifacts_list) /* api_artifacts_list.c: artifacts/list (§3.5) */         \
-    X(tally_routes_log_model) /* api_log_model.c: runs/log-model (legacy) */
+    X(tally_routes_log_model) /* api_log_model.c: runs/log-model (legacy) */             \
+    X(tally_routes_webhooks) /* api_webhooks.c: webhooks/... (mlflow-webhooks.md) */
 
 #define TALLY_ROUTE_EXTERN_(name) extern const tally_route name[];
 TALLY_ROUTE_TABLES(TALLY_ROUTE_EXTERN_)
