@@ -4,17 +4,20 @@
  * (store_webhooks.h).
  *
  * A worker's loop:
- *   claim <= batch due rows --none--> sleep until the earliest due time
- *     |                               (or 60 s, or a notify, or stop)
+ *   earliest due time (a read) --not yet--> sleep until then
+ *     |                                     (or 60 s, or a notify, or stop)
+ *   claim <= batch due rows (a write; a full batch wakes one more worker)
  *     +--> for each row: re-checked webhook (invariant 3), one attempt,
  *          record it and decide: SUCCEEDED / FAILED / PENDING at
  *          now + Retry-After or backoff. Rows of a batch not started
  *          within BATCH_SLICE_MS of the claim go back to PENDING, so one
  *          slow receiver cannot hold other webhooks' rows.
  *
- * wake_gen counts notifies: a worker reads it before claiming and sleeps
- * only if it has not moved, so an event queued between an empty claim and
- * the sleep is never missed.
+ * wake_gen counts notifies: a worker reads it before looking at the queue
+ * and sleeps only if it has not moved, so an event queued between the look
+ * and the sleep is never missed. A notify wakes one sleeper (a condition
+ * signal), not all: ten workers racing for one row would be ten write
+ * transactions for one delivery.
  */
 #include "webhooks.h"
 
@@ -89,7 +92,7 @@ void tally_webhooks_notify(tally_webhooks *w)
 {
     pthread_mutex_lock(&w->mu);
     w->wake_gen++;
-    pthread_cond_broadcast(&w->cv);
+    pthread_cond_signal(&w->cv); /* one worker; it wakes another if it finds more */
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -218,40 +221,47 @@ static void *worker_main(void *arg)
         uint64_t gen = w->wake_gen;
         pthread_mutex_unlock(&w->mu);
 
-        tally_arena *a = tally_arena_new();
-        tally_delivery_claim *batch = NULL;
-        size_t n = 0;
-        int rc = a ? tally_store_webhook_claim(w->store, wall_ms(), w->pol.batch, a, &batch, &n,
-                                               err, sizeof err)
+        /* A read first: claiming is a write transaction, not worth taking
+         * (and making API writes wait for) when nothing is due. */
+        int64_t now = wall_ms(), next = 0;
+        int any = 0;
+        int rc = tally_store_webhook_next_due(w->store, &next, &any, err, sizeof err);
+        if (rc == 0 && any && next <= now) {
+            tally_arena *a = tally_arena_new();
+            tally_delivery_claim *batch = NULL;
+            size_t n = 0;
+            rc = a ? tally_store_webhook_claim(w->store, now, w->pol.batch, a, &batch, &n, err,
+                                               sizeof err)
                    : TALLY_STORE_ENOMEM;
-        if (rc != 0)
-            log_line("error", "claiming deliveries failed: %s", a ? err : "out of memory");
-        int64_t claimed = wall_ms();
-        size_t i = 0;
-        for (; i < n && !stopping(w); i++) {
-            if (i > 0 && wall_ms() - claimed > BATCH_SLICE_MS)
-                break;
-            deliver(w, &batch[i]);
+            if (rc != 0)
+                log_line("error", "claiming deliveries failed: %s", a ? err : "out of memory");
+            if (n == w->pol.batch)
+                tally_webhooks_notify(w); /* more may be due: wake another worker */
+            int64_t claimed = wall_ms();
+            size_t i = 0;
+            for (; i < n && !stopping(w); i++) {
+                if (i > 0 && wall_ms() - claimed > BATCH_SLICE_MS)
+                    break;
+                deliver(w, &batch[i]);
+            }
+            for (; i < n; i++)
+                tally_store_webhook_release(w->store, batch[i].d.seq, err, sizeof err);
+            tally_arena_free(a);
+            if (rc == 0)
+                continue; /* look again: more may be due, or the next due time moved */
+        } else if (rc != 0) {
+            log_line("error", "reading the delivery queue failed: %s", err);
         }
-        for (; i < n; i++)
-            tally_store_webhook_release(w->store, batch[i].d.seq, err, sizeof err);
-        tally_arena_free(a);
-        if (n > 0 && rc == 0)
-            continue;
 
         /* Nothing due: sleep until the earliest due row, a notify or stop. */
-        int64_t next = 0;
-        int any = 0;
-        int64_t now = wall_ms();
         int64_t wake = now + IDLE_WAIT_MS;
-        if (rc == 0 && tally_store_webhook_next_due(w->store, &next, &any, err, sizeof err) == 0 &&
-            any && next < wake)
-            wake = next;
         if (rc != 0)
             wake = now + 1000; /* the store failed: retry soon, not in a tight loop */
+        else if (any && next < wake)
+            wake = next;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t delta = wake - now;
+        int64_t delta = wake - wall_ms();
         if (delta < 0)
             delta = 0;
         ts.tv_sec += (time_t)(delta / 1000);
@@ -261,7 +271,7 @@ static void *worker_main(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_mutex_lock(&w->mu);
-        while (!w->stop && w->wake_gen == gen && delta > 0) {
+        while (!stopping(w) && w->wake_gen == gen && delta > 0) {
             if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT)
                 break;
         }
