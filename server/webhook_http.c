@@ -301,7 +301,7 @@ void tally_webhook_attempt(const tally_webhook_policy *p, const char *url, const
         const char *kind = rc == CURLE_OPERATION_TIMEDOUT ? "timeout"
                            : rc == CURLE_COULDNT_CONNECT  ? "connection refused or unreachable"
                                                           : "transport error";
-        snprintf(r->error, sizeof r->error, "%s: %s", kind,
+        snprintf(r->error, sizeof r->error, "%s: %.200s", kind,
                  errbuf[0] ? errbuf : curl_easy_strerror(rc));
         r->retryable = rc != CURLE_UNSUPPORTED_PROTOCOL && rc != CURLE_URL_MALFORMAT;
         tally_buf_reset(&r->body);

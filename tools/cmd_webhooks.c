@@ -295,7 +295,7 @@ int cmd_webhooks(int argc, char **argv)
         fprintf(stderr, "tally webhooks: cannot initialise libcurl\n");
         return 1;
     }
-    char path[1024], id1[300] = "", id2[300] = "", q1[64] = "", q2[600] = "";
+    char path[2048], id1[300] = "", id2[300] = "", q1[64] = "", q2[600] = "";
     if (npos > 1)
         enc(pos[1], id1, sizeof id1);
     if (npos > 2)
