@@ -63,8 +63,10 @@ static int call(const char *base, const char *method, const char *path, const ch
 {
     *out = NULL;
     *raw = NULL;
-    char url[2048];
+    char url[4096];
     size_t bl = strlen(base);
+    if (bl > 1024)
+        bl = 1024;
     while (bl && base[bl - 1] == '/')
         bl--;
     snprintf(url, sizeof url, "%.*s%s", (int)bl, base, path);

@@ -84,11 +84,12 @@ static void test_migrations_idempotent(void)
         ASSERT_EQ(n, 1);
         tally_store_close(s);
     }
-    /* The version table has exactly one row per migration. */
+    /* The version table records the latest migration (numbers are reserved
+     * per area, so a branch may have gaps: count(*) need not equal it). */
     sqlite3 *db;
     ASSERT_EQ(sqlite3_open(dbpath, &db), SQLITE_OK);
     sqlite3_stmt *st;
-    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM tally_schema_version", -1, &st, NULL),
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT max(version) FROM tally_schema_version", -1, &st, NULL),
               SQLITE_OK);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
     ASSERT_EQ(sqlite3_column_int(st, 0), v);
