@@ -159,13 +159,19 @@ int tally_store_webhook_enqueue_one(tally_store *s, const char *webhook_id, cons
 int tally_store_webhook_claim(tally_store *s, int64_t now_ms, size_t max, tally_arena *a,
                               tally_delivery_claim **out, size_t *n, char *err, size_t cap);
 /* Records one attempt (att) on an IN_FLIGHT row and moves it to state
- * (PENDING with next_attempt_ms, SUCCEEDED or FAILED). */
+ * (PENDING with next_attempt_ms, SUCCEEDED or FAILED). When the row ends
+ * and keep > 0, the webhook's finished deliveries beyond the newest keep
+ * may be deleted with their attempts in the same transaction (the check
+ * runs on one finish in TALLY_WEBHOOK_PRUNE_EVERY, so up to that many more
+ * are kept). PENDING rows are never deleted. */
+#define TALLY_WEBHOOK_PRUNE_EVERY 32
 int tally_store_webhook_record(tally_store *s, int64_t seq, const tally_delivery_attempt *att,
-                               int state, int64_t next_attempt_ms, char *err, size_t cap);
+                               int state, int64_t next_attempt_ms, unsigned keep, char *err,
+                               size_t cap);
 /* Ends an IN_FLIGHT row as FAILED without an attempt (webhook deleted or
- * disabled since the event), with reason as last_error. */
+ * disabled since the event), with reason as last_error; keep as above. */
 int tally_store_webhook_cancel(tally_store *s, int64_t seq, const char *reason, int64_t now_ms,
-                               char *err, size_t cap);
+                               unsigned keep, char *err, size_t cap);
 /* IN_FLIGHT -> PENDING for one row (seq >= 0) or every row (seq < 0). */
 int tally_store_webhook_release(tally_store *s, int64_t seq, char *err, size_t cap);
 /* The earliest next_attempt_ms among PENDING rows; *any 0 when none. */

@@ -594,11 +594,38 @@ int tally_store_webhook_claim(tally_store *s, int64_t now_ms, size_t max, tally_
     return rc;
 }
 
+/* The log retention of store_webhooks.h, for the webhook of row seq. */
+static int prune(tally__conn *c, int64_t seq, unsigned keep, char *err, size_t cap)
+{
+    if (keep == 0 || seq % TALLY_WEBHOOK_PRUNE_EVERY != 0)
+        return 0;
+#define OLD_ROWS                                                                           \
+    "SELECT seq FROM webhook_deliveries WHERE webhook_id = "                              \
+    "(SELECT webhook_id FROM webhook_deliveries WHERE seq = ?1) "                         \
+    "AND state IN ('SUCCEEDED', 'FAILED') ORDER BY seq DESC LIMIT -1 OFFSET ?2"
+    static const char *const sql[2] = {
+        "DELETE FROM webhook_attempts WHERE seq IN (" OLD_ROWS ")",
+        "DELETE FROM webhook_deliveries WHERE seq IN (" OLD_ROWS ")",
+    };
+#undef OLD_ROWS
+    for (int i = 0; i < 2; i++) {
+        STMT(st, sql[i]);
+        sqlite3_bind_int64(st, 1, seq);
+        sqlite3_bind_int64(st, 2, keep);
+        int rc = sqlite3_step(st);
+        tally__stmt_done(st);
+        if (rc != SQLITE_DONE)
+            return tally__conn_error(c, err, cap);
+    }
+    return 0;
+}
+
 typedef struct record_arg {
     int64_t seq;
     const tally_delivery_attempt *att;
     int state;
     int64_t next;
+    unsigned keep;
 } record_arg;
 
 static int record_fn(tally__conn *c, void *arg, char *err, size_t cap)
@@ -640,13 +667,16 @@ static int record_fn(tally__conn *c, void *arg, char *err, size_t cap)
     sqlite3_bind_int64(up, 6, r->seq);
     rc = sqlite3_step(up);
     tally__stmt_done(up);
-    return rc == SQLITE_DONE ? 0 : tally__conn_error(c, err, cap);
+    if (rc != SQLITE_DONE)
+        return tally__conn_error(c, err, cap);
+    return done ? prune(c, r->seq, r->keep, err, cap) : 0;
 }
 
 int tally_store_webhook_record(tally_store *s, int64_t seq, const tally_delivery_attempt *att,
-                               int state, int64_t next_attempt_ms, char *err, size_t cap)
+                               int state, int64_t next_attempt_ms, unsigned keep, char *err,
+                               size_t cap)
 {
-    record_arg r = {seq, att, state, next_attempt_ms};
+    record_arg r = {seq, att, state, next_attempt_ms, keep};
     return tally__store_write(s, record_fn, &r, err, cap);
 }
 
@@ -654,6 +684,7 @@ typedef struct cancel_arg {
     int64_t seq;
     const char *reason;
     int64_t now;
+    unsigned keep;
 } cancel_arg;
 
 static int cancel_fn(tally__conn *c, void *arg, char *err, size_t cap)
@@ -666,13 +697,15 @@ static int cancel_fn(tally__conn *c, void *arg, char *err, size_t cap)
     sqlite3_bind_int64(st, 3, k->seq);
     int rc = sqlite3_step(st);
     tally__stmt_done(st);
-    return rc == SQLITE_DONE ? 0 : tally__conn_error(c, err, cap);
+    if (rc != SQLITE_DONE)
+        return tally__conn_error(c, err, cap);
+    return prune(c, k->seq, k->keep, err, cap);
 }
 
 int tally_store_webhook_cancel(tally_store *s, int64_t seq, const char *reason, int64_t now_ms,
-                               char *err, size_t cap)
+                               unsigned keep, char *err, size_t cap)
 {
-    cancel_arg k = {seq, reason, now_ms};
+    cancel_arg k = {seq, reason, now_ms, keep};
     return tally__store_write(s, cancel_fn, &k, err, cap);
 }
 

@@ -35,6 +35,7 @@ void tally_webhook_policy_defaults(tally_webhook_policy *p)
     p->jitter_ms = 1000;
     p->retry_after_cap_ms = 3600000;
     p->batch = 4;
+    p->log_keep = 1000;
     snprintf(p->allowed_schemes, sizeof p->allowed_schemes, "https");
 }
 
@@ -69,7 +70,8 @@ int tally_webhook_policy_from_env(tally_webhook_policy *p, char *err, size_t cap
         env_uint("TALLY_WEBHOOK_BACKOFF_JITTER_MS", 1, 0, 3600000, &p->jitter_ms, err, cap) ||
         env_uint("TALLY_WEBHOOK_RETRY_AFTER_CAP_MS", 1, 0, 86400000, &p->retry_after_cap_ms, err,
                  cap) ||
-        env_uint("TALLY_WEBHOOK_BATCH", 1, 1, 64, &p->batch, err, cap))
+        env_uint("TALLY_WEBHOOK_BATCH", 1, 1, 64, &p->batch, err, cap) ||
+        env_uint("TALLY_WEBHOOK_LOG_KEEP", 1, 0, 100000000, &p->log_keep, err, cap))
         return -1;
     p->max_attempts = retries + 1;
     const char *s = getenv("MLFLOW_WEBHOOK_ALLOWED_SCHEMES");

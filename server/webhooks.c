@@ -164,7 +164,8 @@ static void deliver(tally_webhooks *w, const tally_delivery_claim *cl)
     if (cl->webhook_deleted || cl->webhook_status != TALLY_WEBHOOK_ACTIVE) {
         const char *why = cl->webhook_deleted ? "webhook was deleted before delivery"
                                               : "webhook is disabled";
-        rc = tally_store_webhook_cancel(w->store, cl->d.seq, why, wall_ms(), err, sizeof err);
+        rc = tally_store_webhook_cancel(w->store, cl->d.seq, why, wall_ms(), w->pol.log_keep, err,
+                                        sizeof err);
         if (rc != 0)
             log_line("error", "delivery %s: %s", cl->d.delivery_id, err);
         return;
@@ -199,7 +200,8 @@ static void deliver(tally_webhooks *w, const tally_delivery_claim *cl)
     }
     tally_delivery_attempt att = {attempt, r.started_ms, r.duration_ms, r.status, r.error,
                                   r.body.data && !tally_buf_failed(&r.body) ? r.body.data : ""};
-    rc = tally_store_webhook_record(w->store, cl->d.seq, &att, state, next, err, sizeof err);
+    rc = tally_store_webhook_record(w->store, cl->d.seq, &att, state, next, w->pol.log_keep, err,
+                                    sizeof err);
     tally_buf_free(&r.body);
     if (rc != 0) {
         /* The attempt happened but could not be recorded (database busy or

@@ -50,6 +50,8 @@ typedef struct tally_webhook_policy {
     unsigned jitter_ms;          /* TALLY_WEBHOOK_BACKOFF_JITTER_MS, 1000 */
     unsigned retry_after_cap_ms; /* TALLY_WEBHOOK_RETRY_AFTER_CAP_MS, 3600000 */
     unsigned batch;              /* rows a worker claims at once; TALLY_WEBHOOK_BATCH, 4 */
+    unsigned log_keep;           /* finished deliveries kept per webhook (0: all);
+                                    TALLY_WEBHOOK_LOG_KEEP, 1000 */
     char allowed_schemes[256];   /* MLFLOW_WEBHOOK_ALLOWED_SCHEMES, "https" */
 } tally_webhook_policy;
 

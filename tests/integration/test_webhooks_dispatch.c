@@ -22,7 +22,7 @@
 /* Receiver                                                                  */
 /* ------------------------------------------------------------------------ */
 
-#define MAX_SEEN 64
+#define MAX_SEEN 256
 
 typedef struct seen {
     char path[64];
@@ -300,6 +300,27 @@ static void test_registry_events(void)
         ASSERT_EQ(v[i].n_log, 1);
         ASSERT_EQ(v[i].log[0].response_status, 200);
     }
+    tally_arena_free(ar);
+
+    /* Log retention: with log_keep 3, a webhook's finished deliveries are
+     * cut back to the newest 3 (checked on one finish in PRUNE_EVERY). */
+    tally_webhooks_stop(w);
+    p.workers = 2;
+    p.log_keep = 3;
+    ASSERT_OK(tally_webhooks_start(s, &p, &w, err, sizeof err));
+    srv.registry_event_ctx = w;
+    int fired = 2 * TALLY_WEBHOOK_PRUNE_EVERY + 5;
+    for (int i = 0; i < fired; i++)
+        srv.registry_event(srv.registry_event_ctx, "model_version", "created", data);
+    WAIT_FOR(count(s, TALLY_DELIVERY_PENDING) + count(s, TALLY_DELIVERY_IN_FLIGHT) == 0);
+    ar = tally_arena_new();
+    ASSERT_OK(tally_store_webhook_deliveries(s, a, 1000, 0, ar, &v, &n, &more, err, sizeof err));
+    ASSERT_GE(n, 3);
+    ASSERT_LE(n, 3 + TALLY_WEBHOOK_PRUNE_EVERY);
+    for (size_t i = 0; i < n; i++)
+        ASSERT_EQ(v[i].n_log, 1); /* attempts go with their delivery, never orphaned */
+    /* 1 + 3 deliveries above, one of them sent twice (the aborted attempt). */
+    ASSERT_EQ(seen_count("/a"), 5 + fired);
     tally_arena_free(ar);
     tally_webhooks_stop(w);
     tally_store_close(s);
