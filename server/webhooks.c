@@ -111,6 +111,12 @@ void tally_webhooks_registry_event(void *ctx, const char *entity, const char *ac
     tally_webhooks *w = ctx;
     if (!w || !entity || !action)
         return;
+    if (!tally_webhook_event_valid(entity, action)) {
+        /* No webhook can subscribe to it (§2), and the names go into the
+         * body unescaped: a caller's bug, logged, never queued. */
+        log_line("error", "unknown webhook event %.64s.%.64s ignored", entity, action);
+        return;
+    }
     if (!data_json || !*data_json)
         data_json = "{}";
     int64_t now_us = wall_us();
