@@ -131,13 +131,13 @@ int tally_serve_main(int argc, char **argv)
      * handlers' hook is set before any request runs. */
     tally_webhook_policy hook_policy;
     tally_webhooks *hooks = NULL;
-    if (tally_webhook_policy_from_env(&hook_policy, err, sizeof err) != 0 ||
-        tally_webhooks_start(srv.store, &hook_policy, &hooks, err, sizeof err) != 0) {
+    int bad_env = tally_webhook_policy_from_env(&hook_policy, err, sizeof err) != 0;
+    if (bad_env || tally_webhooks_start(srv.store, &hook_policy, &hooks, err, sizeof err) != 0) {
         fprintf(stderr, "tally serve: %s\n", err);
         tally_store_close(srv.store);
         tally_engine_close(srv.engine);
         tally_stats_free(srv.stats);
-        return 1;
+        return bad_env ? 2 : 1; /* a malformed setting is a configuration error */
     }
     srv.registry_event = tally_webhooks_registry_event;
     srv.registry_event_ctx = hooks;

@@ -377,6 +377,14 @@ class TestWebhooks(Base):
             srv.stop()
             srv.cleanup()
 
+    def test_bad_setting_is_a_config_error(self):
+        env = dict(os.environ, MLFLOW_WEBHOOK_REQUEST_MAX_RETRIES="many")
+        p = subprocess.run([tally_binary(), "serve", "--port", "0", "--data",
+                            os.path.join(self.srv.data_dir, "unused")],
+                           capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("MLFLOW_WEBHOOK_REQUEST_MAX_RETRIES", p.stderr)
+
     def test_test_endpoint(self):
         rcv = Receiver([(200, {}, 0, "received!"), (404, {}, 0, "no such hook")])
         try:
