@@ -18,7 +18,8 @@
  *      The subscription is read from the tables, never from a cache, so a
  *      webhook write takes effect for the very next event.
  *  (2) A row's body, delivery_id and timestamp_s never change: every retry
- *      sends the same bytes with the same headers (§6).
+ *      sends the same bytes with the same id (§6); the dispatcher sends
+ *      timestamp_s as X-MLflow-Timestamp while it is fresh (webhooks.c).
  *  (3) IN_FLIGHT exists only while a worker of this process holds the row;
  *      tally_store_webhook_recover (at dispatcher start) turns any left by a
  *      crash back into PENDING, so no delivery is lost to a restart.

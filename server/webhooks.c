@@ -36,6 +36,7 @@
 #define SNIPPET_BYTES 1024     /* receiver body kept per attempt in the log */
 #define BATCH_SLICE_MS 2000    /* see the file comment */
 #define IDLE_WAIT_MS 60000     /* re-check the queue at least this often */
+#define TIMESTAMP_FRESH_S 60   /* see deliver() */
 
 struct tally_webhooks {
     tally_store *store;
@@ -176,9 +177,17 @@ static void deliver(tally_webhooks *w, const tally_delivery_claim *cl)
             log_line("error", "delivery %s: %s", cl->d.delivery_id, err);
         return;
     }
+    /* X-MLflow-Timestamp stays the same on retries, as MLflow's, while it
+     * is fresh; a delivery that waited longer in the queue (Retry-After,
+     * receiver down, a restart) gets the attempt's time and a new signature,
+     * or receivers that reject stale timestamps (MLflow's sample: 300 s)
+     * would refuse it. Body and delivery id never change. */
+    int64_t ts = cl->d.timestamp_s, now_s = wall_ms() / 1000;
+    if (now_s - ts > TIMESTAMP_FRESH_S)
+        ts = now_s;
     tally_webhook_attempt_result r;
-    tally_webhook_attempt(&w->pol, cl->url, cl->secret, cl->d.delivery_id, cl->d.timestamp_s,
-                          cl->d.body, SNIPPET_BYTES, &w->stop, &r);
+    tally_webhook_attempt(&w->pol, cl->url, cl->secret, cl->d.delivery_id, ts, cl->d.body,
+                          SNIPPET_BYTES, &w->stop, &r);
     if (r.aborted) {
         /* Invariant (4): not an attempt; the row goes back to PENDING. */
         tally_buf_free(&r.body);

@@ -4,7 +4,8 @@
  * tally_server.registry_event hook. A libmicrohttpd receiver in the test
  * records what arrives. Checks: only ACTIVE, non-deleted subscribers of the
  * event get it; the body carries the event's data; the signature verifies;
- * an event nobody subscribes to queues nothing; deliveries pending when the
+ * an event nobody subscribes to queues nothing; a delivery that waited long
+ * is sent with a fresh X-MLflow-Timestamp; deliveries pending when the
  * dispatcher stops (with an attempt in flight) survive closing and
  * reopening the store and are delivered by the next dispatcher.
  */
@@ -257,6 +258,33 @@ static void test_registry_events(void)
     srv.registry_event(srv.registry_event_ctx, "prompt_tag", "set", "{\"name\": \"p\"}");
     WAIT_FOR(seen_count("/c") == 1 && count(s, TALLY_DELIVERY_SUCCEEDED) == 3);
 
+    /* A delivery that waited in the queue for long (here: queued with a
+     * timestamp 1000 s old) is sent with the attempt's time, signed for it;
+     * body and id as queued. */
+    {
+        tally_arena *ta = tally_arena_new();
+        tally_delivery old;
+        int64_t now_s = (int64_t)time(NULL);
+        ASSERT_OK(tally_store_webhook_enqueue_one(s, a, "model_version", "created", data,
+                                                  "{\"old\": true}", now_s - 1000,
+                                                  now_s * 1000, tally_webhook_uuid4, ta, &old,
+                                                  err, sizeof err));
+        tally_webhooks_notify(w);
+        WAIT_FOR(seen_count("/a") == 2);
+        pthread_mutex_lock(&rcv.mu);
+        seen late = rcv.v[rcv.n - 1];
+        pthread_mutex_unlock(&rcv.mu);
+        ASSERT_STR_EQ(late.id, old.delivery_id);
+        ASSERT_STR_EQ(late.body, "{\"old\": true}");
+        int64_t sent_ts = strtoll(late.ts, NULL, 10);
+        ASSERT_GE(sent_ts, now_s - 5);
+        ASSERT_OK(tally_webhook_sign("s3cret", late.id, sent_ts, late.body, strlen(late.body),
+                                     sig));
+        ASSERT_STR_EQ(late.sig, sig);
+        WAIT_FOR(count(s, TALLY_DELIVERY_SUCCEEDED) == 4);
+        tally_arena_free(ta);
+    }
+
     /* Durability: a slow receiver, three events, stop with one attempt in
      * flight; everything stays PENDING through a store reopen. */
     tally_webhooks_stop(w);
@@ -285,7 +313,7 @@ static void test_registry_events(void)
     s = open_store();
     ASSERT_EQ(count(s, TALLY_DELIVERY_PENDING), 3);
     ASSERT_OK(tally_webhooks_start(s, &p, &w, err, sizeof err));
-    WAIT_FOR(count(s, TALLY_DELIVERY_SUCCEEDED) == 6);
+    WAIT_FOR(count(s, TALLY_DELIVERY_SUCCEEDED) == 7);
     ASSERT_EQ(count(s, TALLY_DELIVERY_FAILED), 0);
     /* Each delivery attempted once: the aborted attempt was not counted. */
     tally_arena *ar = tally_arena_new();
@@ -293,7 +321,7 @@ static void test_registry_events(void)
     size_t n;
     int more;
     ASSERT_OK(tally_store_webhook_deliveries(s, a, 100, 0, ar, &v, &n, &more, err, sizeof err));
-    ASSERT_EQ(n, 4);
+    ASSERT_EQ(n, 5);
     for (size_t i = 0; i < n; i++) {
         ASSERT_EQ(v[i].state, TALLY_DELIVERY_SUCCEEDED);
         ASSERT_EQ(v[i].attempts, 1);
@@ -319,8 +347,8 @@ static void test_registry_events(void)
     ASSERT_LE(n, 3 + TALLY_WEBHOOK_PRUNE_EVERY);
     for (size_t i = 0; i < n; i++)
         ASSERT_EQ(v[i].n_log, 1); /* attempts go with their delivery, never orphaned */
-    /* 1 + 3 deliveries above, one of them sent twice (the aborted attempt). */
-    ASSERT_EQ(seen_count("/a"), 5 + fired);
+    /* 1 + 1 + 3 deliveries above, one sent twice (the aborted attempt). */
+    ASSERT_EQ(seen_count("/a"), 6 + fired);
     tally_arena_free(ar);
     tally_webhooks_stop(w);
     tally_store_close(s);
