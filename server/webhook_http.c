@@ -160,8 +160,14 @@ int tally_webhook_parse_retry_after(const char *value, int64_t now_s, int64_t *d
     time_t when = curl_getdate(v, NULL);
     if (when == (time_t)-1)
         return -1;
-    int64_t d = ((int64_t)when - now_s) * 1000;
-    *delay_ms = d > 0 ? d : 0;
+    /* Compare before subtracting: a far date must not overflow. */
+    int64_t w = (int64_t)when;
+    if (w <= now_s)
+        *delay_ms = 0;
+    else if (w - now_s > INT64_MAX / 1000 / 2)
+        *delay_ms = INT64_MAX / 2;
+    else
+        *delay_ms = (w - now_s) * 1000;
     return 0;
 }
 

@@ -121,6 +121,10 @@ static void test_retry_rules(void)
     ASSERT_EQ(d, 10000);
     ASSERT_OK(tally_webhook_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412490, &d));
     ASSERT_EQ(d, 0); /* in the past: now */
+    /* A far date must not overflow (found by fuzz_webhook_headers). */
+    d = -1;
+    if (tally_webhook_parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", 0, &d) == 0)
+        ASSERT_GT(d, 0);
     ASSERT_EQ(tally_webhook_parse_retry_after("soon", 0, &d), -1);
     ASSERT_EQ(tally_webhook_parse_retry_after("", 0, &d), -1);
     ASSERT_EQ(tally_webhook_parse_retry_after("-3", 0, &d), -1);
