@@ -586,7 +586,7 @@ static void do_test(tally_server *srv, const char *id, const tally_req *req, tal
     for (unsigned attempt = 1;; attempt++) {
         tally_buf_free(&r.body);
         tally_webhook_attempt(&pol, w.url, w.secret, delivery_id, now_us / 1000000, body.data,
-                              TEST_BODY_CAP, NULL, &r);
+                              TEST_BODY_CAP, NULL, NULL, &r);
         if (!r.retryable || attempt >= pol.max_attempts)
             break;
         int64_t delay = r.retry_after_ms >= 0

@@ -230,17 +230,29 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A tally_webhook_client is a libcurl easy handle: reset between attempts,
+ * it keeps its connection cache. */
+void tally_webhook_client_free(tally_webhook_client *c)
+{
+    if (c)
+        curl_easy_cleanup((CURL *)c);
+}
+
 void tally_webhook_attempt(const tally_webhook_policy *p, const char *url, const char *secret,
                            const char *delivery_id, int64_t timestamp_s, const char *body,
                            size_t body_cap, const volatile int *stop,
-                           tally_webhook_attempt_result *r)
+                           tally_webhook_client **client, tally_webhook_attempt_result *r)
 {
     memset(r, 0, sizeof *r);
     r->retry_after_ms = -1;
     r->started_ms = wall_ms();
     int64_t t0 = mono_ms();
     xfer x = {r, body_cap, stop, ""};
-    CURL *c = curl_easy_init();
+    CURL *c = client && *client ? (CURL *)*client : curl_easy_init();
+    if (client && *client)
+        curl_easy_reset(c);
+    else if (client)
+        *client = (tally_webhook_client *)c;
     struct curl_slist *h = NULL;
     char line[160], sig[TALLY_WEBHOOK_SIGNATURE_CAP], errbuf[CURL_ERROR_SIZE] = "";
     if (!c) {
@@ -316,7 +328,7 @@ void tally_webhook_attempt(const tally_webhook_policy *p, const char *url, const
     }
 out:
     curl_slist_free_all(h);
-    if (c)
+    if (c && !client)
         curl_easy_cleanup(c);
     r->duration_ms = mono_ms() - t0;
 }

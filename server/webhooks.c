@@ -164,7 +164,8 @@ int tally_webhooks_enqueue(tally_webhooks *w, const char *webhook_id, const char
 /* ------------------------------------------------------------------------ */
 
 /* One claimed row: an attempt and its outcome (see the file comment). */
-static void deliver(tally_webhooks *w, const tally_delivery_claim *cl)
+static void deliver(tally_webhooks *w, const tally_delivery_claim *cl,
+                    tally_webhook_client **client)
 {
     char err[512] = "";
     int rc;
@@ -187,7 +188,7 @@ static void deliver(tally_webhooks *w, const tally_delivery_claim *cl)
         ts = now_s;
     tally_webhook_attempt_result r;
     tally_webhook_attempt(&w->pol, cl->url, cl->secret, cl->d.delivery_id, ts, cl->d.body,
-                          SNIPPET_BYTES, &w->stop, &r);
+                          SNIPPET_BYTES, &w->stop, client, &r);
     if (r.aborted) {
         /* Invariant (4): not an attempt; the row goes back to PENDING. */
         tally_buf_free(&r.body);
@@ -233,6 +234,7 @@ static void *worker_main(void *arg)
 {
     tally_webhooks *w = arg;
     char err[512];
+    tally_webhook_client *client = NULL; /* this worker's keep-alive connections */
     while (!stopping(w)) {
         pthread_mutex_lock(&w->mu);
         uint64_t gen = w->wake_gen;
@@ -259,7 +261,7 @@ static void *worker_main(void *arg)
             for (; i < n && !stopping(w); i++) {
                 if (i > 0 && wall_ms() - claimed > BATCH_SLICE_MS)
                     break;
-                deliver(w, &batch[i]);
+                deliver(w, &batch[i], &client);
             }
             for (; i < n; i++)
                 tally_store_webhook_release(w->store, batch[i].d.seq, err, sizeof err);
@@ -294,6 +296,7 @@ static void *worker_main(void *arg)
         }
         pthread_mutex_unlock(&w->mu);
     }
+    tally_webhook_client_free(client);
     return NULL;
 }
 

@@ -124,11 +124,16 @@ typedef struct tally_webhook_attempt_result {
 
 /* POSTs body to url with MLflow's headers (signed when secret is not ""),
  * following redirects, within policy timeouts. stop (may be NULL) aborts the
- * transfer when it becomes non-zero. The caller frees r->body. */
+ * transfer when it becomes non-zero. The caller frees r->body.
+ * client (may be NULL: one client per call) keeps an HTTP client between
+ * calls of one thread, so connections to a receiver are kept alive and
+ * reused; free it with tally_webhook_client_free. */
+typedef struct tally_webhook_client tally_webhook_client;
 void tally_webhook_attempt(const tally_webhook_policy *p, const char *url, const char *secret,
                            const char *delivery_id, int64_t timestamp_s, const char *body,
                            size_t body_cap, const volatile int *stop,
-                           tally_webhook_attempt_result *r);
+                           tally_webhook_client **client, tally_webhook_attempt_result *r);
+void tally_webhook_client_free(tally_webhook_client *c); /* NULL is a no-op */
 
 /* ------------------------------------------------------------------------ */
 /* The dispatcher                                                            */
