@@ -582,22 +582,30 @@ static void do_test(tally_server *srv, const char *id, const tally_req *req, tal
         tally_api_oom(resp);
         goto out;
     }
-    /* §7: same headers, signing, timeout and retries as a delivery. */
+    /* §7: same headers, signing, timeout and retries as a delivery; but a
+     * caller is waiting, so Retry-After waits at most the backoff cap, and
+     * a server shutdown ends the attempts and the waits at once. */
+    const volatile int *shutdown = tally_webhooks_shutdown_flag(dispatcher(srv));
+    int64_t wait_cap = pol.retry_after_cap_ms < pol.backoff_cap_ms ? pol.retry_after_cap_ms
+                                                                   : pol.backoff_cap_ms;
     for (unsigned attempt = 1;; attempt++) {
         tally_buf_free(&r.body);
         tally_webhook_attempt(&pol, w.url, w.secret, delivery_id, now_us / 1000000, body.data,
-                              TEST_BODY_CAP, NULL, NULL, &r);
-        if (!r.retryable || attempt >= pol.max_attempts)
+                              TEST_BODY_CAP, shutdown, NULL, &r);
+        if (r.aborted || !r.retryable || attempt >= pol.max_attempts)
             break;
         int64_t delay = r.retry_after_ms >= 0
-                            ? (r.retry_after_ms < (int64_t)pol.retry_after_cap_ms
-                                   ? r.retry_after_ms
-                                   : (int64_t)pol.retry_after_cap_ms)
+                            ? (r.retry_after_ms < wait_cap ? r.retry_after_ms : wait_cap)
                             : (int64_t)tally_webhook_backoff_ms(&pol, attempt,
                                                                 randombytes_uniform(1000000) / 1e6);
-        struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0)
-            ;
+        for (int64_t slept = 0; slept < delay;) {
+            if (shutdown && __atomic_load_n(shutdown, __ATOMIC_ACQUIRE))
+                break;
+            int64_t step = delay - slept < 100 ? delay - slept : 100;
+            struct timespec ts = {0, (long)step * 1000000L};
+            nanosleep(&ts, NULL);
+            slept += step;
+        }
     }
     tally_json j;
     tally_buf_reset(&resp->body);

@@ -17,7 +17,8 @@
  *  (3) engine close = drain the queue, seal, checkpoint: acknowledged
  *      points are on disk before the process exits 0.
  *  (4) The webhook dispatcher starts after the store and before the HTTP
- *      layer, and stops after the HTTP layer and before the store.
+ *      layer, and stops after the HTTP layer and before the store; test
+ *      deliveries in progress are aborted before the HTTP layer drains.
  */
 #include "server.h"
 
@@ -163,6 +164,9 @@ int tally_serve_main(int argc, char **argv)
     fprintf(stderr, "{\"level\":\"info\",\"message\":\"%s received, shutting down\"}\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
 
+    /* Test deliveries in progress (synchronous) abort, so the drain below
+     * does not wait on a receiver. */
+    tally_webhooks_shutdown_begins(hooks);
     /* Drain for as long as a connection may idle, at most 30 s. */
     unsigned drain_ms = srv.cfg.connection_timeout_s * 1000u;
     if (drain_ms > 30000)

@@ -47,6 +47,7 @@ struct tally_webhooks {
     pthread_cond_t cv;         /* notify / stop */
     uint64_t wake_gen;         /* bumped by every notify */
     volatile int stop;         /* set once by tally_webhooks_stop */
+    volatile int shutdown;     /* set once by tally_webhooks_shutdown_begins */
 };
 
 static int64_t wall_ms(void)
@@ -358,6 +359,17 @@ int tally_webhooks_start(tally_store *s, const tally_webhook_policy *p, tally_we
     }
     *out = w;
     return 0;
+}
+
+void tally_webhooks_shutdown_begins(tally_webhooks *w)
+{
+    if (w)
+        __atomic_store_n(&w->shutdown, 1, __ATOMIC_RELEASE);
+}
+
+const volatile int *tally_webhooks_shutdown_flag(const tally_webhooks *w)
+{
+    return w ? &w->shutdown : NULL;
 }
 
 void tally_webhooks_stop(tally_webhooks *w)

@@ -148,6 +148,13 @@ int tally_webhooks_start(tally_store *s, const tally_webhook_policy *p, tally_we
                          char *err, size_t cap);
 /* Stops the workers (invariant 4) and frees w. NULL is a no-op. */
 void tally_webhooks_stop(tally_webhooks *w);
+/* The server is shutting down: synchronous test deliveries (§7) in progress
+ * abort at once, so draining the HTTP layer does not wait on a receiver.
+ * Queued deliveries go on until tally_webhooks_stop. NULL is a no-op. */
+void tally_webhooks_shutdown_begins(tally_webhooks *w);
+/* The flag tally_webhooks_shutdown_begins sets, for tally_webhook_attempt's
+ * stop argument (NULL for NULL). */
+const volatile int *tally_webhooks_shutdown_flag(const tally_webhooks *w);
 const tally_webhook_policy *tally_webhooks_policy(const tally_webhooks *w);
 
 /* The tally_server.registry_event hook (ctx = the dispatcher): queues the

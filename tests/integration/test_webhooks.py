@@ -682,6 +682,37 @@ class TestDurability(Base):
         finally:
             first.cleanup()
 
+    def test_shutdown_aborts_a_test_delivery(self):
+        slow = Receiver([(200, {}, 30, "never seen")])
+        srv = self.start()
+        try:
+            wid = self.create(slow.url)["webhook_id"]
+            out = {}
+
+            def call():
+                try:
+                    out["resp"] = srv.api(f"webhooks/{wid}/test", {})
+                except OSError as e:
+                    out["error"] = e
+
+            t = threading.Thread(target=call)
+            t.start()
+            slow.wait(1)
+            t0 = time.monotonic()
+            srv.stop()  # exit 0, not held by the 30 s receiver
+            self.assertLess(time.monotonic() - t0, 10)
+            t.join(30)
+            self.assertFalse(t.is_alive())
+            # The drain let the aborted call answer.
+            self.assertIn("resp", out, out)
+            st, b = out["resp"]
+            self.assertEqual(st, 200, b)
+            self.assertFalse(b["result"]["success"])
+            self.assertIn("stopping", b["result"]["error_message"])
+        finally:
+            slow.close()
+            srv.cleanup()
+
 
 # ---------------------------------------------------------------------------
 # `tally webhooks`
