@@ -44,7 +44,8 @@
     X(tally_routes_registry_models) /* api_registry_models.c: registered-models/... */       \
     X(tally_routes_registry_versions) /* api_registry_versions.c: model-versions/... */      \
     X(tally_routes_artifacts_proxy) /* api_artifacts_proxy.c: mlflow-artifacts/... (§3.6) */ \
-    X(tally_routes_logged_models) /* api_logged_models.c: logged-models/..., runs/outputs */
+    X(tally_routes_logged_models) /* api_logged_models.c: logged-models/..., runs/outputs */ \
+    X(tally_routes_webhooks) /* api_webhooks.c: webhooks/... (mlflow-webhooks.md) */
 
 #define TALLY_ROUTE_EXTERN_(name) extern const tally_route name[];
 TALLY_ROUTE_TABLES(TALLY_ROUTE_EXTERN_)

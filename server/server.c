@@ -16,6 +16,9 @@
  *      no handler can run against a closed store or engine.
  *  (3) engine close = drain the queue, seal, checkpoint: acknowledged
  *      points are on disk before the process exits 0.
+ *  (4) The webhook dispatcher starts after the store and before the HTTP
+ *      layer, and stops after the HTTP layer and before the store; test
+ *      deliveries in progress are aborted before the HTTP layer drains.
  */
 #include "server.h"
 
@@ -35,6 +38,7 @@
 #include "stats.h"
 #include "store.h"
 #include "tally/engine.h"
+#include "webhooks.h"
 
 /* mkdir -p; 0 or -errno. */
 static int make_dirs(const char *path)
@@ -132,10 +136,25 @@ int tally_serve_main(int argc, char **argv)
         fprintf(stderr, "{\"level\":\"info\",\"message\":\"removed %d unfinished artifact "
                         "uploads\"}\n",
                 rc);
+    /* Webhook deliveries start before the HTTP layer so that the registry
+     * handlers' hook is set before any request runs. */
+    tally_webhook_policy hook_policy;
+    tally_webhooks *hooks = NULL;
+    int bad_env = tally_webhook_policy_from_env(&hook_policy, err, sizeof err) != 0;
+    if (bad_env || tally_webhooks_start(srv.store, &hook_policy, &hooks, err, sizeof err) != 0) {
+        fprintf(stderr, "tally serve: %s\n", err);
+        tally_store_close(srv.store);
+        tally_engine_close(srv.engine);
+        tally_stats_free(srv.stats);
+        return bad_env ? 2 : 1; /* a malformed setting is a configuration error */
+    }
+    srv.registry_event = tally_webhooks_registry_event;
+    srv.registry_event_ctx = hooks;
 
     tally_http *http = NULL;
     if (tally_http_start(&srv, &http, err, sizeof err) != 0) {
         fprintf(stderr, "tally serve: %s\n", err);
+        tally_webhooks_stop(hooks);
         tally_store_close(srv.store);
         tally_engine_close(srv.engine);
         tally_stats_free(srv.stats);
@@ -153,6 +172,9 @@ int tally_serve_main(int argc, char **argv)
     fprintf(stderr, "{\"level\":\"info\",\"message\":\"%s received, shutting down\"}\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
 
+    /* Test deliveries in progress (synchronous) abort, so the drain below
+     * does not wait on a receiver. */
+    tally_webhooks_shutdown_begins(hooks);
     /* Drain for as long as a connection may idle, at most 30 s. */
     unsigned drain_ms = srv.cfg.connection_timeout_s * 1000u;
     if (drain_ms > 30000)
@@ -163,6 +185,9 @@ int tally_serve_main(int argc, char **argv)
         fprintf(stderr, "{\"level\":\"warn\",\"message\":\"%d requests still in flight at "
                         "shutdown were cut off\"}\n",
                 left);
+    /* After the HTTP layer (no handler queues any more), before the store:
+     * attempts in flight are aborted and stay PENDING for the next start. */
+    tally_webhooks_stop(hooks);
     tally_store_close(srv.store);
     rc = tally_engine_close(srv.engine);
     if (rc != 0) {

@@ -16,7 +16,8 @@
 
 #ifdef TALLY_HAVE_SERVER
 #define TALLY_SERVER_COMMANDS(X)                                                            \
-    X(serve, cmd_serve, "run the MLflow-compatible tracking server (serve --help)")
+    X(serve, cmd_serve, "run the MLflow-compatible tracking server (serve --help)")           \
+    X(webhooks, cmd_webhooks, "a running server's webhooks and delivery log (webhooks --help)")
 #else
 #define TALLY_SERVER_COMMANDS(X)
 #endif
