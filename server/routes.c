@@ -40,7 +40,9 @@
     X(tally_routes_metrics) /* api_metrics.c: log-metric, log-batch, metrics/... */         \
     X(tally_routes_native) /* native.c: tally/ingest, tally/query */                         \
     X(tally_routes_artifacts_list) /* api_artifacts_list.c: artifacts/list (§3.5) */         \
-    X(tally_routes_log_model) /* api_log_model.c: runs/log-model (legacy) */
+    X(tally_routes_log_model) /* api_log_model.c: runs/log-model (legacy) */                 \
+    X(tally_routes_ui_static) /* ui_static.c: the web UI (/, /assets/, app pages) */         \
+    X(tally_routes_run_summaries) /* api_run_summaries.c: tally/run-summaries (UI table) */
 
 #define TALLY_ROUTE_EXTERN_(name) extern const tally_route name[];
 TALLY_ROUTE_TABLES(TALLY_ROUTE_EXTERN_)
