@@ -62,7 +62,7 @@ export function Runs({ id, query }) {
       }),
     [id, filter, order, view, pt],
   );
-  const runs = (runsSt.data && runsSt.data.runs) || [];
+  const runs = useMemo(() => (runsSt.data && runsSt.data.runs) || [], [runsSt.data]);
 
   // Keys seen on this page, for the column chooser and the default columns.
   const keys = useMemo(() => {
