@@ -6,7 +6,7 @@
 // the zoom. Zoom and pan in one chart move all of them (the range is shared)
 // and each re-queries at the new range. The view (runs, keys, x axis, y
 // scale, smoothing, range) is kept in the URL.
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, querySeries } from './api.js';
 import { LineChart } from './chart.js';
 import { ErrorBox, Title, colorOf, useLoad } from './common.jsx';
@@ -154,22 +154,31 @@ function ChartPanel({ metric, series, axis, ylog, smooth, range, onRange }) {
   const [st, setSt] = useState({ state: 'loading' });
   const data = useRef(null);
 
-  useEffect(() => {
+  // Layout effects: the chart exists and its query is on the wire before the
+  // browser's first paint of the page (plain effects wait for a frame).
+  useLayoutEffect(() => {
     chart.current = new LineChart(root.current, { onRange: (a, b) => cb.current(a, b), axis, ylog, smooth });
     return () => chart.current.destroy();
   }, []);
-  useEffect(() => chart.current.setOptions({ ylog, smooth, axis }), [ylog, smooth, axis]);
-  // names and colors change without a re-query
+  const opts = useRef({ ylog, smooth, axis });
   useEffect(() => {
-    if (!data.current) return;
-    chart.current.setSeries(data.current.map((d, i) => ({ ...d, name: series[i]?.name, color: series[i]?.color })));
+    const o = opts.current;
+    if (o.ylog !== ylog || o.smooth !== smooth || o.axis !== axis) chart.current.setOptions({ ylog, smooth, axis });
+    opts.current = { ylog, smooth, axis };
+  }, [ylog, smooth, axis]);
+  // names arrive later (runs/search): they only label the tooltip, no redraw
+  useEffect(() => {
+    chart.current.series.forEach((s, i) => {
+      s.name = series[i]?.name;
+    });
   }, [series]);
 
   const ids = series.map((s) => s.id).join(',');
   const rlo = range ? range[0] : null, rhi = range ? range[1] : null;
-  useEffect(() => {
+  useLayoutEffect(() => {
     const c = chart.current;
-    c.setView(range);
+    const v = c.view;
+    if (!(v === range || (v && range && v[0] === range[0] && v[1] === range[1]))) c.setView(range);
     const ctl = new AbortController();
     const width = c.plotWidth();
     const t0 = performance.now();
