@@ -115,3 +115,11 @@ export function decodeBinary32(buf) {
 export function quoteKey(k) {
   return /^[A-Za-z_][A-Za-z0-9_.]*$/.test(k) ? k : '`' + k.replace(/`/g, '') + '`';
 }
+
+// A string literal of the search syntax, which has no escapes: single quotes,
+// or double quotes when the text holds a single quote (a text holding both
+// kinds cannot be written; its double quotes are dropped).
+export function quoteStr(v) {
+  if (!v.includes("'")) return `'${v}'`;
+  return `"${v.replace(/"/g, '')}"`;
+}

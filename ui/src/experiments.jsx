@@ -1,7 +1,7 @@
 // experiments.jsx — the experiment list: search by name, create, rename,
 // delete and restore (experiments/search, create, update, delete, restore).
 import { useState } from 'preact/hooks';
-import { api } from './api.js';
+import { api, quoteStr } from './api.js';
 import { ErrorBox, Title, fmtTime, useLoad } from './common.jsx';
 import { setQuery } from './router.js';
 
@@ -21,7 +21,7 @@ export function Experiments({ query }) {
         signal,
         body: {
           max_results: 1000,
-          filter: q ? `name ILIKE '%${q.replace(/'/g, "\\'")}%'` : '',
+          filter: q ? `name ILIKE ${quoteStr('%' + q + '%')}` : '',
           view_type: view === 'deleted' ? 'DELETED_ONLY' : view === 'all' ? 'ALL' : 'ACTIVE_ONLY',
           order_by: ['last_update_time DESC'],
         },

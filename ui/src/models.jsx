@@ -2,7 +2,7 @@
 // models with search and create; a model's versions with their stages and
 // aliases, stage transitions, and setting or removing aliases.
 import { useState } from 'preact/hooks';
-import { api } from './api.js';
+import { api, quoteStr } from './api.js';
 import { ErrorBox, Title, fmtTime, useLoad } from './common.jsx';
 import { setQuery } from './router.js';
 
@@ -17,7 +17,7 @@ export function Models({ query }) {
   const st = useLoad(
     (signal) =>
       api('mlflow/registered-models/search', {
-        params: { filter: q ? `name ILIKE '%${q.replace(/'/g, "\\'")}%'` : '', max_results: 1000 },
+        params: { filter: q ? `name ILIKE ${quoteStr('%' + q + '%')}` : '', max_results: 1000 },
         signal,
       }),
     [q, reload],
@@ -77,7 +77,7 @@ export function ModelPage({ name }) {
   const versions = useLoad(
     (signal) =>
       api('mlflow/model-versions/search', {
-        params: { filter: `name = '${name.replace(/'/g, "\\'")}'`, max_results: 1000, order_by: 'version_number DESC' },
+        params: { filter: `name = ${quoteStr(name)}`, max_results: 1000, order_by: 'version_number DESC' },
         signal,
       }),
     [name, reload],

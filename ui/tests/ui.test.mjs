@@ -122,16 +122,23 @@ test('runs table: server-side sorting by a metric column and filtering with MLfl
   await page.close();
 });
 
-async function pixelsOf(page, selector) {
-  return page.$eval(selector, (c) => {
-    const ctx = c.getContext('2d');
-    const d = ctx.getImageData(0, 0, c.width, c.height).data;
-    const seen = new Set();
-    for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 200) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
-    return [...seen];
-  });
+// How many pixels of the canvas are close to each of the given colours.
+async function pixelsNear(page, selector, colors) {
+  return page.$eval(
+    selector,
+    (c, colors) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const want = colors.map((h) => [1, 3, 5].map((k) => parseInt(h.slice(k, k + 2), 16)));
+      const n = want.map(() => 0);
+      for (let i = 0; i < d.length; i += 4)
+        want.forEach(([r, g, b], k) => {
+          if (Math.abs(d[i] - r) + Math.abs(d[i + 1] - g) + Math.abs(d[i + 2] - b) < 60) n[k]++;
+        });
+      return n;
+    },
+    colors,
+  );
 }
-const hex = (s) => parseInt(s.slice(1), 16);
 
 test('compare: a chart draws exactly the chosen runs; wheel zoom re-queries at higher resolution; the URL restores the view', async () => {
   const page = await newPage(browser);
@@ -146,9 +153,9 @@ test('compare: a chart draws exactly the chosen runs; wheel zoom re-queries at h
   const legend = await page.$$eval('.legend .lg', (a) => a.map((x) => x.textContent));
   assert.deepEqual(legend, chosen.map((r) => r.name));
   // the three series' colours are on the canvas, the fourth palette colour is not
-  const colors = await pixelsOf(page, '.chart[data-key="loss"] canvas');
-  for (const c of ['#2563eb', '#dc2626', '#16a34a']) assert.ok(colors.includes(hex(c)), c);
-  assert.ok(!colors.includes(hex('#9333ea')));
+  const [blue, red, green, purple] = await pixelsNear(page, '.chart[data-key="loss"] canvas', ['#2563eb', '#dc2626', '#16a34a', '#9333ea']);
+  assert.ok(blue > 100 && red > 100 && green > 100, JSON.stringify([blue, red, green]));
+  assert.equal(purple, 0);
   const q0 = await page.evaluate(() => window.__tally.queries.filter((q) => q.key === 'loss').at(-1));
   assert.equal(q0.lo, null);
   // hover lists each run's value
@@ -192,6 +199,21 @@ test('compare: a chart draws exactly the chosen runs; wheel zoom re-queries at h
   await page2.waitForSelector('.chart[data-key="loss"][data-state="ready"][data-lo=""]');
   await page.close();
   await page2.close();
+});
+
+test('compare many runs: "Compare first N" charts every run of the page (rasterized lines)', async () => {
+  const page = await newPage(browser);
+  await page.goto(srv.url + `/experiments/${data.experimentId}`);
+  await page.waitForSelector('.tbody .tr');
+  await page.click('button[data-test="compare-top"]');
+  await page.waitForSelector('.chart[data-key="loss"][data-state="ready"]');
+  assert.equal(await page.$eval('.chart[data-key="loss"]', (e) => e.dataset.series), '24');
+  assert.ok(Number(await page.$eval('.chart[data-key="loss"]', (e) => e.dataset.points)) > 20000);
+  const palette = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
+  const counts = await pixelsNear(page, '.chart[data-key="loss"] canvas', palette);
+  counts.forEach((n, i) => assert.ok(n > 20, `${palette[i]}: ${n}`));
+  await screenshot(page, 'compare-many');
+  await page.close();
 });
 
 test('experiments: search, create, rename, delete and restore; errors are shown', async () => {
