@@ -151,6 +151,8 @@ function ChartPanel({ metric, series, axis, ylog, smooth, range, onRange }) {
   const chart = useRef(null);
   const cb = useRef(onRange);
   cb.current = onRange;
+  const latest = useRef(series); // names may arrive while a query is in flight
+  latest.current = series;
   const [st, setSt] = useState({ state: 'loading' });
   const data = useRef(null);
 
@@ -195,7 +197,8 @@ function ChartPanel({ metric, series, axis, ylog, smooth, range, onRange }) {
       ({ series: got, bytes }) => {
         data.current = got.map((g) => ({ x: g.x, y: g.y, nSource: g.nSource }));
         c.view = range;
-        c.setSeries(data.current.map((d, i) => ({ ...d, name: series[i]?.name, color: series[i]?.color })));
+        const names = latest.current;
+        c.setSeries(data.current.map((d, i) => ({ ...d, name: names[i]?.name, color: names[i]?.color })));
         const points = got.reduce((a, g) => a + g.x.length, 0);
         const withData = got.filter((g) => g.x.length).length;
         const q = { key: metric, lo: rlo, hi: rhi, width, bytes, points, series: withData, ms: performance.now() - t0, at: performance.now() };
