@@ -19,6 +19,8 @@
  *   compare_bytes              bytes transferred for that chart's data
  *   zoom_repaint_ms            one wheel event zooming to 1 % of the range
  *                              until the chart is repainted from the new query
+ *   ui_js_bytes, ui_js_bytes_brotli  the app's JavaScript as the server sends
+ *                              it (identity; brotli)
  * with baselines measured in the same browser and run: MLflow's own way to
  * chart many runs (get-history-bulk-interval, at most 2500 sampled steps per
  * run; not exact), fetched and parsed, for the whole range and for the zoom.
@@ -455,8 +457,8 @@ static int run_browser(bench_ctx *c, int port, const char *exp_id, int64_t steps
         n++;
     }
     int st = pclose(p);
-    if (st != 0 || n != 4) {
-        fprintf(stderr, "ui: the browser script failed (status %d, %d of 4 figures)\n", st, n);
+    if (st != 0 || n != 6) {
+        fprintf(stderr, "ui: the browser script failed (status %d, %d of 6 figures)\n", st, n);
         return -1;
     }
     return 0;

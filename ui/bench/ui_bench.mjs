@@ -14,9 +14,12 @@
 //   compare_bytes          bytes of that chart's query responses (transfer size)
 //   zoom_repaint_ms        wheel (zoom to 1 % of the range) until the chart
 //                          has redrawn at full resolution from the new query
+//   ui_js_bytes, ui_js_bytes_brotli   the app's JavaScript as served (raw, and
+//                          the bytes sent to a browser accepting brotli)
 // Baselines, measured in the same browser: MLflow's way of charting many
 // runs (get-history-bulk-interval, sampled to at most 2500 steps per run, 100
 // runs in one request; not exact) for the whole range and for the 1 % zoom.
+import { get } from 'node:http';
 import { launchBrowser, newPage } from '../tests/harness.mjs';
 
 const [url, expId, longFilter, stepsArg] = process.argv.slice(2);
@@ -28,6 +31,25 @@ const med = (a) => {
 };
 const fig = (name, value, unit, baseline = '-', bv = NaN, hib = 0) =>
   console.log(`FIG ${name} ${value} ${unit} ${baseline} ${bv} ${hib}`);
+
+// Bytes of a path as sent with the given Accept-Encoding (no decoding).
+const sent = (path, enc) =>
+  new Promise((resolve, reject) =>
+    get(url + path, { headers: { 'Accept-Encoding': enc } }, (r) => {
+      let n = 0;
+      r.on('data', (d) => (n += d.length));
+      r.on('end', () => (r.statusCode === 200 ? resolve(n) : reject(new Error(`${path}: ${r.statusCode}`))));
+    }).on('error', reject),
+  );
+const html = await (await fetch(url + '/')).text();
+const scripts = [...html.matchAll(/src="(\/assets\/[^"]+\.js)"/g)].map((m) => m[1]);
+let jsRaw = 0, jsBr = 0;
+for (const s of scripts) {
+  jsRaw += await sent(s, 'identity');
+  jsBr += await sent(s, 'br, gzip');
+}
+fig('ui_js_bytes', jsRaw, 'bytes');
+fig('ui_js_bytes_brotli', jsBr, 'bytes');
 
 const browser = await launchBrowser();
 try {

@@ -6,6 +6,8 @@ import { api, querySeries } from './api.js';
 import { ErrorBox, Title, fmtBytes, fmtNum, fmtTime, useLoad } from './common.jsx';
 import { setQuery } from './router.js';
 
+const SPARKLINES = 60; // one small query each: the first 60 keys get one
+
 export function RunPage({ id, query }) {
   const run = useLoad((signal) => api('mlflow/runs/get', { params: { run_id: id }, signal }), [id]);
   const r = run.data && run.data.run;
@@ -69,7 +71,7 @@ export function RunPage({ id, query }) {
                   <tr><th>Key</th><th>Latest</th><th>Min</th><th>Max</th><th>Points</th><th></th></tr>
                 </thead>
                 <tbody>
-                  {metrics.map((m) => {
+                  {metrics.map((m, i) => {
                     const s = sumOf.get(m.key);
                     return (
                       <tr data-metric={m.key}>
@@ -80,7 +82,7 @@ export function RunPage({ id, query }) {
                         <td>{s ? fmtNum(s.min) : ''}</td>
                         <td>{s ? fmtNum(s.max) : ''}</td>
                         <td>{s ? s.count.toLocaleString() : ''}</td>
-                        <td><Sparkline run={id} metric={m.key} /></td>
+                        <td>{i < SPARKLINES ? <Sparkline run={id} metric={m.key} /> : null}</td>
                       </tr>
                     );
                   })}
