@@ -19,16 +19,21 @@ function rgba32(hex) {
   return (0xff000000 | ((v & 0xff) << 16) | (v & 0xff00) | ((v >> 16) & 0xff)) >>> 0;
 }
 
-// A 1-pixel line from (x0, y0) to (x1, y1) into px (w x h, row-major),
-// clipped to the area first (Liang-Barsky), then Bresenham.
+// A 1-pixel line from (x0, y0) to (x1, y1) into px (w x h, row-major):
+// clipped to the area (Liang-Barsky) unless both ends are inside, then
+// Bresenham. Called once per segment (200,000 times for a 100-run chart), so
+// it allocates nothing.
 function line(px, w, h, x0, y0, x1, y1, c) {
-  let t0 = 0, t1 = 1;
-  const dx = x1 - x0, dy = y1 - y0;
-  const edges = [[-dx, x0], [dx, w - 1 - x0], [-dy, y0], [dy, h - 1 - y0]];
-  for (const [p, q] of edges) {
-    if (p === 0) {
-      if (q < 0) return;
-    } else {
+  if (!(x0 >= 0 && x0 <= w - 1 && y0 >= 0 && y0 <= h - 1 && x1 >= 0 && x1 <= w - 1 && y1 >= 0 && y1 <= h - 1)) {
+    const dx = x1 - x0, dy = y1 - y0;
+    let t0 = 0, t1 = 1;
+    for (let k = 0; k < 4; k++) {
+      const p = k === 0 ? -dx : k === 1 ? dx : k === 2 ? -dy : dy;
+      const q = k === 0 ? x0 : k === 1 ? w - 1 - x0 : k === 2 ? y0 : h - 1 - y0;
+      if (p === 0) {
+        if (q < 0) return;
+        continue;
+      }
       const r = q / p;
       if (p < 0) {
         if (r > t1) return;
@@ -38,9 +43,14 @@ function line(px, w, h, x0, y0, x1, y1, c) {
         if (r < t1) t1 = r;
       }
     }
+    const nx0 = x0 + t0 * dx, ny0 = y0 + t0 * dy;
+    x1 = x0 + t1 * dx;
+    y1 = y0 + t1 * dy;
+    x0 = nx0;
+    y0 = ny0;
   }
-  let ax = Math.round(x0 + t0 * dx), ay = Math.round(y0 + t0 * dy);
-  const bx = Math.round(x0 + t1 * dx), by = Math.round(y0 + t1 * dy);
+  let ax = Math.round(x0), ay = Math.round(y0);
+  const bx = Math.round(x1), by = Math.round(y1);
   const ex = Math.abs(bx - ax), sx = ax < bx ? 1 : -1, ey = -Math.abs(by - ay), sy = ay < by ? 1 : -1;
   let err = ex + ey;
   for (;;) {

@@ -184,6 +184,9 @@ function ChartPanel({ metric, series, axis, ylog, smooth, range, onRange }) {
     const ctl = new AbortController();
     const width = c.plotWidth();
     const t0 = performance.now();
+    // marks for profiling (tally-bench ui with TALLY_UI_BENCH_DEBUG=1); one of each kept
+    for (const k of ['query', 'answer', 'drawn']) performance.clearMarks(`tally:${k}:${metric}`);
+    performance.mark('tally:query:' + metric);
     setSt((s) => ({ ...s, state: 'loading' }));
     querySeries({
       runIds: ids.split(','),
@@ -195,10 +198,12 @@ function ChartPanel({ metric, series, axis, ylog, smooth, range, onRange }) {
       signal: ctl.signal,
     }).then(
       ({ series: got, bytes }) => {
+        performance.mark('tally:answer:' + metric);
         data.current = got.map((g) => ({ x: g.x, y: g.y, nSource: g.nSource }));
         c.view = range;
         const names = latest.current;
         c.setSeries(data.current.map((d, i) => ({ ...d, name: names[i]?.name, color: names[i]?.color })));
+        performance.mark('tally:drawn:' + metric);
         const points = got.reduce((a, g) => a + g.x.length, 0);
         const withData = got.filter((g) => g.x.length).length;
         const q = { key: metric, lo: rlo, hi: rhi, width, bytes, points, series: withData, ms: performance.now() - t0, at: performance.now() };
