@@ -206,7 +206,7 @@ function ChartPanel({ metric, series, axis, ylog, smooth, range, onRange }) {
         performance.mark('tally:drawn:' + metric);
         const points = got.reduce((a, g) => a + g.x.length, 0);
         const withData = got.filter((g) => g.x.length).length;
-        const q = { key: metric, lo: rlo, hi: rhi, width, bytes, points, series: withData, ms: performance.now() - t0, at: performance.now() };
+        const q = { key: metric, axis, lo: rlo, hi: rhi, width, bytes, points, series: withData, ms: performance.now() - t0, at: performance.now() };
         log.queries.push(q);
         if (log.queries.length > 500) log.queries.shift();
         setSt({ state: 'ready', ...q });

@@ -216,6 +216,30 @@ test('compare many runs: "Compare first N" charts every run of the page (rasteri
   await page.close();
 });
 
+test('compare: wall-time and relative-time x axes query the server on that axis', async () => {
+  const page = await newPage(browser);
+  const r = data.runs[1];
+  await page.goto(srv.url + `/compare?exp=${data.experimentId}&runs=${r.id}&keys=loss&x=time`);
+  await page.waitForSelector('.chart[data-key="loss"][data-state="ready"]');
+  let q = await page.evaluate(() => window.__tally.queries.at(-1));
+  assert.equal(q.axis, 'time');
+  assert.equal(q.series, 1);
+  await page.selectOption('select[name="x"]', 'relative');
+  await page.waitForURL(/x=relative/);
+  await page.waitForFunction(() => window.__tally.queries.at(-1)?.axis === 'relative');
+  q = await page.evaluate(() => window.__tally.queries.at(-1));
+  assert.ok(q.points > 0);
+  // the seed logs a point every 100 ms: relative time spans (STEPS - 1) x 100 ms
+  const got = await page.evaluate(async (id) => {
+    const r = await fetch('/ajax-api/2.0/tally/query', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ run_ids: [id], key: 'loss', x_axis: 'relative', width: 10 }) });
+    return (await r.json()).series[0].range;
+  }, r.id);
+  assert.deepEqual(got, [0, (STEPS - 1) * 100]);
+  await screenshot(page, 'compare-relative-time');
+  await page.close();
+});
+
 test('experiments: search, create, rename, delete and restore; errors are shown', async () => {
   const page = await newPage(browser);
   await page.goto(srv.url + '/');
