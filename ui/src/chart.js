@@ -190,6 +190,15 @@ export class LineChart {
     this.draw();
   }
 
+  // One draw in the next animation frame, however many requests.
+  requestDraw() {
+    if (this.pending) return;
+    this.pending = requestAnimationFrame(() => {
+      this.pending = 0;
+      this.draw();
+    });
+  }
+
   setView(range) {
     this.view = range;
     this.draw();
@@ -421,12 +430,12 @@ export class LineChart {
         drag.moved = Math.abs(e.clientX - drag.x) > 2;
         this.hoverX = null;
         this.tip.hidden = true;
-        this.draw();
+        this.requestDraw();
         void xlo, xhi;
         return;
       }
       this.hoverX = this._xAt(e.clientX);
-      this.draw();
+      this.requestDraw();
     });
     c.addEventListener('mouseleave', () => {
       this.hoverX = null;
@@ -471,8 +480,10 @@ export class LineChart {
         nhi = Math.ceil(nhi);
         if (!(nhi - nlo >= 1)) return; // x is integral: one unit is the finest view
         this.view = [nlo, nhi];
-        this.draw();
+        // the re-query first (it starts in this task), the preview of the
+        // points already held in the next frame, while the query runs
         this.onRange(nlo, nhi);
+        this.requestDraw();
       },
       { passive: false },
     );
