@@ -12,7 +12,7 @@ import { api, quoteKey } from './api.js';
 import { ErrorBox, Title, fmtNum, fmtTime, useLoad } from './common.jsx';
 import { navigate, setQuery } from './router.js';
 
-const PAGE = 500;
+const PAGE = 500; // runs per page (URL parameter n overrides, 1..5000)
 const ROW_H = 28;
 const tokenStack = new Map(); // experiment/filter/order -> tokens of earlier pages
 
@@ -37,6 +37,7 @@ export function Runs({ id, query }) {
   const order = query.get('order') || 'attributes.start_time DESC';
   const view = query.get('view') || 'active';
   const pt = query.get('pt') || '';
+  const pageSize = Math.min(5000, Math.max(1, Math.floor(Number(query.get('n'))) || PAGE));
   const colsParam = query.get('cols');
   const [text, setText] = useState(filter);
   const [selected, setSelected] = useState(new Set());
@@ -55,12 +56,12 @@ export function Runs({ id, query }) {
           experiment_ids: [id],
           filter,
           order_by: [order],
-          max_results: PAGE,
+          max_results: pageSize,
           page_token: pt || undefined,
           run_view_type: view === 'deleted' ? 'DELETED_ONLY' : view === 'all' ? 'ALL' : 'ACTIVE_ONLY',
         },
       }),
-    [id, filter, order, view, pt],
+    [id, filter, order, view, pt, pageSize],
   );
   const runs = useMemo(() => (runsSt.data && runsSt.data.runs) || [], [runsSt.data]);
 

@@ -123,6 +123,30 @@ test('runs table: server-side sorting by a metric column and filtering with MLfl
 });
 
 // How many pixels of the canvas are close to each of the given colours.
+test('runs table: pages of n runs with next and previous (server page tokens)', async () => {
+  const page = await newPage(browser);
+  await page.goto(srv.url + `/experiments/${data.experimentId}?n=10&order=attributes.run_name+ASC`);
+  const names = async () => (await rowsIn(page)).map((r) => r.name);
+  await page.waitForFunction(() => document.querySelectorAll('.tbody .tr').length === 10);
+  const all = data.runs.map((r) => r.name).sort();
+  assert.deepEqual(await names(), all.slice(0, 10));
+  await page.click('button:has-text("Next")');
+  await page.waitForFunction((n) => document.querySelector('.tbody .tr .name')?.textContent === n, all[10]);
+  assert.deepEqual(await names(), all.slice(10, 20));
+  await page.click('button:has-text("Next")');
+  await page.waitForFunction(() => document.querySelectorAll('.tbody .tr').length === 4);
+  assert.deepEqual(await names(), all.slice(20));
+  assert.ok(await page.isDisabled('button:has-text("Next")'));
+  assert.match(await page.textContent('.pager span'), /page 3 · 4 runs/);
+  await page.click('button:has-text("Previous")');
+  await page.waitForFunction((n) => document.querySelector('.tbody .tr .name')?.textContent === n, all[10]);
+  await page.click('button:has-text("Previous")');
+  await page.waitForFunction((n) => document.querySelector('.tbody .tr .name')?.textContent === n, all[0]);
+  assert.ok(await page.isDisabled('button:has-text("Previous")'));
+  await screenshot(page, 'runs-pages');
+  await page.close();
+});
+
 async function pixelsNear(page, selector, colors) {
   return page.$eval(
     selector,
