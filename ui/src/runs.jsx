@@ -14,7 +14,13 @@ import { navigate, setQuery } from './router.js';
 
 const PAGE = 500; // runs per page (URL parameter n overrides, 1..5000)
 const ROW_H = 28;
-const tokenStack = new Map(); // experiment/filter/order -> tokens of earlier pages
+// experiment/filter/order/view -> page tokens of the earlier pages, kept in
+// sessionStorage so that Previous still works after a reload of page N
+const tokenStack = {
+  get: (k) => JSON.parse(sessionStorage.getItem('tally.pages:' + k) || 'null'),
+  set: (k, v) => sessionStorage.setItem('tally.pages:' + k, JSON.stringify(v)),
+  delete: (k) => sessionStorage.removeItem('tally.pages:' + k),
+};
 
 // A column: {kind: 'm'|'p'|'t', key, agg: 'latest'|'min'|'max'} encoded "m:loss:min".
 const enc = (c) => (c.kind === 'm' ? `m:${c.agg}:${c.key}` : `${c.kind}::${c.key}`);
@@ -129,7 +135,7 @@ export function Runs({ id, query }) {
     return /\sASC$/i.test(order) ? ' ▲' : ' ▼';
   };
   const stackKey = `${id}|${filter}|${order}|${view}`;
-  const stack = tokenStack.get(stackKey) || [];
+  const stack = pt ? tokenStack.get(stackKey) || [] : []; // page 1 has no earlier pages
   const pageNo = stack.length + 1;
 
   const valueOf = (r, c) => {

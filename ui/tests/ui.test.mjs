@@ -138,6 +138,9 @@ test('runs table: pages of n runs with next and previous (server page tokens)', 
   assert.deepEqual(await names(), all.slice(20));
   assert.ok(await page.isDisabled('button:has-text("Next")'));
   assert.match(await page.textContent('.pager span'), /page 3 · 4 runs/);
+  await page.reload(); // the URL holds the page; the earlier pages' tokens survive a reload
+  await page.waitForFunction(() => document.querySelectorAll('.tbody .tr').length === 4);
+  assert.match(await page.textContent('.pager span'), /page 3 · 4 runs/);
   await page.click('button:has-text("Previous")');
   await page.waitForFunction((n) => document.querySelector('.tbody .tr .name')?.textContent === n, all[10]);
   await page.click('button:has-text("Previous")');
