@@ -35,6 +35,7 @@
 #include "app.h"
 #include "json_out.h"
 #include "native_frame.h"
+#include "native_compact.h"
 #include "params.h"
 #include "stats.h"
 #include "store.h"
@@ -372,9 +373,10 @@ static void handle_query(tally_server *srv, const tally_req *req, tally_resp *re
                          "x_lo (%" PRId64 ") must not exceed x_hi (%" PRId64 ").", x_lo, x_hi);
         goto done;
     }
-    if (format && *format && strcasecmp(format, "json") != 0 && strcasecmp(format, "binary") != 0) {
+    if (format && *format && strcasecmp(format, "json") != 0 && strcasecmp(format, "binary") != 0 &&
+        strcasecmp(format, "binary32") != 0) {
         tally_resp_error(resp, TALLY_API_INVALID_PARAMETER_VALUE,
-                         "format must be json or binary; got '%.40s'.", format);
+                         "format must be json, binary or binary32; got '%.40s'.", format);
         goto done;
     }
 
@@ -404,7 +406,15 @@ static void handle_query(tally_server *srv, const tally_req *req, tally_resp *re
     }
     tally_buf *b = &resp->body;
     tally_buf_reset(b);
-    if (wants_binary(req, format)) {
+    if (format && strcasecmp(format, "binary32") == 0) { /* native_compact.h */
+        char why[200];
+        if (tally__compact_check(&q, res, base, n_runs, why, sizeof why) != 0) {
+            tally_resp_error(resp, TALLY_API_INVALID_PARAMETER_VALUE, "%s.", why);
+            goto done;
+        }
+        tally__compact_write(b, &q, res, base, n_runs);
+        resp->content_type = "application/octet-stream";
+    } else if (wants_binary(req, format)) {
         write_binary(b, &q, res, base, n_runs);
         resp->content_type = "application/octet-stream";
     } else {

@@ -45,7 +45,9 @@
     X(tally_routes_registry_versions) /* api_registry_versions.c: model-versions/... */      \
     X(tally_routes_artifacts_proxy) /* api_artifacts_proxy.c: mlflow-artifacts/... (§3.6) */ \
     X(tally_routes_logged_models) /* api_logged_models.c: logged-models/..., runs/outputs */ \
-    X(tally_routes_webhooks) /* api_webhooks.c: webhooks/... (mlflow-webhooks.md) */
+    X(tally_routes_webhooks) /* api_webhooks.c: webhooks/... (mlflow-webhooks.md) */         \
+    X(tally_routes_ui_static) /* ui_static.c: the web UI (/, /assets/, app pages) */         \
+    X(tally_routes_run_summaries) /* api_run_summaries.c: tally/run-summaries (UI table) */
 
 #define TALLY_ROUTE_EXTERN_(name) extern const tally_route name[];
 TALLY_ROUTE_TABLES(TALLY_ROUTE_EXTERN_)

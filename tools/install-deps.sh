@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-dev
       liblz4-dev liburing-dev libxxhash-dev libsqlite3-dev
       libmicrohttpd-dev libcjson-dev libjsmn-dev libsodium-dev zlib1g-dev libcurl4-openssl-dev
-      python3)
+      python3
+      chromium) # chromium: the web UI's end-to-end tests and `tally-bench ui`
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
+ui/npm-ci.sh # the web UI's npm packages (a no-op when the lock file is unchanged)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTALLY_WERROR=OFF >/dev/null
 ninja -C build tally tally-bench
 exec build/tally serve "$@"

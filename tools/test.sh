@@ -14,6 +14,7 @@ fuzz_seconds=${TALLY_FUZZ_SECONDS:-20}
 
 step() { printf '\n=== %s ===\n' "$*"; }
 
+ui/npm-ci.sh # the web UI's npm packages (a no-op when the lock file is unchanged)
 step "release build (-Werror)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_WERROR=ON >/dev/null
 ninja -C build
