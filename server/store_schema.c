@@ -37,6 +37,10 @@
  *   run_inputs       (run_key, dataset_uuid) PK, seq (link order)
  *   input_tags       (run_key, dataset_uuid, key) PK, value
  *
+ * Migration 7 (cli): import_experiments (source, source_experiment_id) PK
+ * -> experiment_id; import_runs source_run_id PK -> run_uuid, state
+ * ('metadata' | 'done'), imported_time — the ledger of store_cli.h.
+ *
  * Indexes serve runs/search: runs by experiment (and lifecycle, start_time),
  * params and tags by (key, value) so a filter `params.k = 'v'` is an index
  * range, not a scan; (run_key, key) primary keys serve per-run lookups
@@ -131,6 +135,20 @@ static const migration migrations[] = {
      "  FOREIGN KEY (run_key, dataset_uuid) REFERENCES run_inputs(run_key, dataset_uuid)"
      ") STRICT, WITHOUT ROWID;"
      "CREATE INDEX input_tags_by_key_value ON input_tags(key, value);"},
+    /* 7 (cli): the import ledger of `tally import` (store_cli.h). */
+    {7, "import ledger",
+     "CREATE TABLE import_experiments ("
+     "  source TEXT NOT NULL,"
+     "  source_experiment_id TEXT NOT NULL,"
+     "  experiment_id INTEGER NOT NULL REFERENCES experiments(experiment_id),"
+     "  PRIMARY KEY (source, source_experiment_id)"
+     ") STRICT, WITHOUT ROWID;"
+     "CREATE TABLE import_runs ("
+     "  source_run_id TEXT PRIMARY KEY,"
+     "  run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),"
+     "  state TEXT NOT NULL CHECK (state IN ('metadata', 'done')),"
+     "  imported_time INTEGER NOT NULL"
+     ") STRICT, WITHOUT ROWID;"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -24,7 +24,8 @@
 #define TALLY_COMMANDS(X)                                                                   \
     TALLY_SERVER_COMMANDS(X)                                                                \
     X(verify, cmd_verify, "check every checksum of a data directory; exit 1 on any problem") \
-    X(stat, cmd_stat, "what a data directory holds")
+    X(stat, cmd_stat, "what a data directory holds")                                    \
+    X(import, cmd_import, "import an MLflow file store or SQLite database (import --help)")
 
 #define TALLY_DECLARE_COMMAND_(name, fn, summary) int fn(int argc, char **argv);
 TALLY_COMMANDS(TALLY_DECLARE_COMMAND_)
