@@ -103,7 +103,7 @@ def _write_yaml(path, d):
 
 def file_uri(path):
     from pathlib import Path
-    return Path(path).as_uri()
+    return Path(os.path.abspath(path)).as_uri()
 
 
 def write_file_store(root, data, old_style_line=True):
