@@ -143,6 +143,20 @@ int import_run_series(import_ctx *c, const char *run_id, const char *key, size_t
     return 0;
 }
 
+int import_append(import_ctx *c, const tally_series_batch *b, size_t n, uint64_t n_points)
+{
+    int rc;
+    while ((rc = tally_engine_append(c->engine, b, n)) == TALLY_EBUSY)
+        ; /* the budget frees as the sealer catches up */
+    if (rc) {
+        fprintf(stderr, "tally import: appending metrics of run %.*s: %s\n", (int)b->run_id_len,
+                b->run_id, tally_strerror(rc));
+        return 1;
+    }
+    atomic_fetch_add(&c->n_points, n_points);
+    return 0;
+}
+
 static int hexval(int ch)
 {
     if (ch >= '0' && ch <= '9')
@@ -184,6 +198,20 @@ int import_local_path(const char *uri, char *out, size_t cap)
 }
 
 /* Copies src tree into dst (invariant 2). */
+/* 1 when dir holds anything but "." and "..". */
+static int has_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    int any = 0;
+    while (!any && (de = readdir(d)) != NULL)
+        any = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return any;
+}
+
 static int copy_tree(import_ctx *c, const char *src, const char *dst)
 {
     int rc = fs_mkdirs(dst);
@@ -244,8 +272,8 @@ int import_copy_artifacts(import_ctx *c, const char *src, const char *artifact_u
     if (strncmp(artifact_uri, prefix, sizeof prefix - 1) != 0)
         return 0;
     struct stat st;
-    if (stat(src, &st) != 0 || !S_ISDIR(st.st_mode))
-        return 0;
+    if (stat(src, &st) != 0 || !S_ISDIR(st.st_mode) || !has_entries(src))
+        return 0; /* nothing to copy: no directory made either */
     const char *rel = artifact_uri + sizeof prefix - 1;
     while (*rel == '/')
         rel++;

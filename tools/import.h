@@ -71,6 +71,10 @@ int import_close(import_ctx *c);
 int import_run_series(import_ctx *c, const char *run_id, const char *key, size_t key_len,
                       const int64_t *steps, const int64_t *ts, const double *values, size_t n);
 
+/* Appends n series (one engine batch, one WAL record) holding n_points
+ * points in all; each series at most 4 G points. 0, or 1 with a message. */
+int import_append(import_ctx *c, const tally_series_batch *b, size_t n, uint64_t n_points);
+
 /* Queues a finished run to be marked done (invariant 1). 0 or 1. */
 int import_run_finish(import_ctx *c, const char *source_run_id);
 

@@ -185,11 +185,26 @@ static int read_kv_dir(const char *dir, const char *prefix, kv_list *l)
 
 /* ---- metric files ------------------------------------------------------- */
 
+/* A run's metric points, several series back to back, sent to the engine
+ * as one batch (one WAL record) when the run ends or FLUSH_POINTS are
+ * buffered: one hand-off to the engine's writer per run, not per series. */
+#define FLUSH_POINTS (1u << 20)
+
+typedef struct series_span {
+    char *key;      /* malloc'd metric key */
+    size_t key_len;
+    size_t first;   /* index of its first point in the columns */
+    size_t n;       /* its points */
+} series_span;
+
 typedef struct columns {
     int64_t *steps, *ts;
     double *values;
-    size_t n, cap;
-    char *text;       /* the file being parsed */
+    size_t n, cap;       /* points buffered, capacity */
+    series_span *spans;  /* series buffered */
+    size_t n_spans, cap_spans;
+    tally_series_batch *batches; /* cap_spans entries, for the engine call */
+    char *text;          /* the file being parsed */
     size_t text_cap;
 } columns;
 
@@ -197,7 +212,7 @@ static int columns_reserve(columns *c, size_t n)
 {
     if (n <= c->cap)
         return 0;
-    size_t nc = c->cap ? c->cap : 4096;
+    size_t nc = c->cap ? c->cap : 16384;
     while (nc < n)
         nc *= 2;
     int64_t *s = realloc(c->steps, nc * sizeof *s);
@@ -216,13 +231,65 @@ static int columns_reserve(columns *c, size_t n)
     return 0;
 }
 
+static void columns_reset(columns *c)
+{
+    for (size_t i = 0; i < c->n_spans; i++)
+        free(c->spans[i].key);
+    c->n_spans = 0;
+    c->n = 0;
+}
+
 static void columns_free(columns *c)
 {
+    columns_reset(c);
     free(c->steps);
     free(c->ts);
     free(c->values);
+    free(c->spans);
+    free(c->batches);
     free(c->text);
     memset(c, 0, sizeof *c);
+}
+
+/* Records points [first, c->n) as series key. 0 or -1 out of memory. */
+static int columns_add_span(columns *c, const char *key, size_t key_len, size_t first)
+{
+    if (c->n_spans == c->cap_spans) {
+        size_t nc = c->cap_spans ? c->cap_spans * 2 : 16;
+        series_span *ns = realloc(c->spans, nc * sizeof *ns);
+        if (!ns)
+            return -1;
+        c->spans = ns;
+        tally_series_batch *nb = realloc(c->batches, nc * sizeof *nb);
+        if (!nb)
+            return -1;
+        c->batches = nb;
+        c->cap_spans = nc;
+    }
+    char *k = malloc(key_len + 1);
+    if (!k)
+        return -1;
+    memcpy(k, key, key_len);
+    k[key_len] = 0;
+    c->spans[c->n_spans++] = (series_span){k, key_len, first, c->n - first};
+    return 0;
+}
+
+/* Sends the buffered series of run_id to the engine as one batch. */
+static int columns_flush(import_ctx *ic, const char *run_id, columns *c)
+{
+    size_t nb = 0;
+    for (size_t i = 0; i < c->n_spans; i++) {
+        const series_span *sp = &c->spans[i];
+        if (!sp->n)
+            continue;
+        c->batches[nb++] = (tally_series_batch){run_id, strlen(run_id), sp->key, sp->key_len,
+                                                (uint32_t)sp->n, c->steps + sp->first,
+                                                c->ts + sp->first, c->values + sp->first};
+    }
+    int bad = nb ? import_append(ic, c->batches, nb, c->n) : 0;
+    columns_reset(c);
+    return bad;
 }
 
 /* A decimal int64 at *p (optional '-'), advancing *p. 0 or -1. */
@@ -256,7 +323,6 @@ static long parse_metric_text(columns *c, const char *text, size_t len)
 {
     const char *p = text, *end = text + len;
     long line = 0;
-    c->n = 0;
     while (p < end) {
         line++;
         const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -334,7 +400,10 @@ static int import_metric_dir(import_ctx *ic, const char *run_id, const char *dir
             bad = 1;
             break;
         }
+        size_t first = cols->n;
         long r = parse_metric_text(cols, cols->text, (size_t)n);
+        if (r == 0 && columns_add_span(cols, key, kl, first) != 0)
+            r = -1;
         if (r != 0) {
             if (r < 0)
                 fprintf(stderr, "tally import: out of memory reading %s\n", path);
@@ -343,9 +412,8 @@ static int import_metric_dir(import_ctx *ic, const char *run_id, const char *dir
             bad = 1;
             break;
         }
-        if (cols->n)
-            bad = import_run_series(ic, run_id, key, kl, cols->steps, cols->ts,
-                                    cols->values, cols->n);
+        if (cols->n >= FLUSH_POINTS)
+            bad = columns_flush(ic, run_id, cols);
     }
     closedir(d);
     return bad;
@@ -557,8 +625,10 @@ static int import_run_dir(import_ctx *c, size_t i, void *arg)
         atomic_fetch_add(&c->n_runs_skipped, 1);
     if (!bad && state != TALLY_IMPORT_DONE) {
         columns *cols = thread_columns();
+        if (cols)
+            columns_reset(cols); /* a failed run may have left some behind */
         bad = !cols || pathf(path, sizeof path, "%s/metrics", t->dir) ||
-              import_metric_dir(c, run_id, path, "", cols);
+              import_metric_dir(c, run_id, path, "", cols) || columns_flush(c, run_id, cols);
         if (!bad && !r.artifact_uri)
             bad = import_copy_artifacts(c, art_src, uri);
         if (!bad)
