@@ -25,7 +25,8 @@
     TALLY_SERVER_COMMANDS(X)                                                                \
     X(verify, cmd_verify, "check every checksum of a data directory; exit 1 on any problem") \
     X(stat, cmd_stat, "what a data directory holds")                                    \
-    X(import, cmd_import, "import an MLflow file store or SQLite database (import --help)")
+    X(import, cmd_import, "import an MLflow file store or SQLite database (import --help)") \
+    X(export, cmd_export, "experiments, runs or metric histories as CSV or NDJSON")
 
 #define TALLY_DECLARE_COMMAND_(name, fn, summary) int fn(int argc, char **argv);
 TALLY_COMMANDS(TALLY_DECLARE_COMMAND_)
