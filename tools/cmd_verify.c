@@ -37,13 +37,17 @@ static const char usage_text[] =
     "2 on a usage error. Stop the server first.\n";
 
 typedef struct verify_ctx {
-    uint64_t n;           /* problems found */
-    const char *prefix;   /* "metrics/" for the engine's files */
+    uint64_t n;             /* problems found */
+    const char *prefix;     /* "metrics/" for the engine's files in a data directory */
+    const char *engine_dir; /* the engine's directory, cut from the paths it reports */
 } verify_ctx;
 
 static void print_problem(void *ctx, const char *file, uint64_t offset, const char *message)
 {
     verify_ctx *v = ctx;
+    size_t l = strlen(v->engine_dir);
+    if (strncmp(file, v->engine_dir, l) == 0 && file[l] == '/')
+        file += l + 1; /* seg/00000001.seg, relative to the directory given */
     printf("%s%s @%" PRIu64 ": %s\n", v->prefix, file, offset, message);
     fflush(stdout);
 }
@@ -234,8 +238,8 @@ int cmd_verify(int argc, char **argv)
         fprintf(stderr, "tally verify: %s: not a directory\n", dir);
         return 1;
     }
-    verify_ctx v = {0, whole ? "metrics/" : ""};
     const char *engine_dir = whole ? metrics : dir;
+    verify_ctx v = {0, whole ? "metrics/" : "", engine_dir};
     if (!whole || is_dir(metrics)) {
         if (!quiet)
             fprintf(stderr, "verify: checking every block of %s...\n", engine_dir);
