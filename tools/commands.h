@@ -26,7 +26,8 @@
     X(verify, cmd_verify, "check every checksum of a data directory; exit 1 on any problem") \
     X(stat, cmd_stat, "what a data directory holds")                                    \
     X(import, cmd_import, "import an MLflow file store or SQLite database (import --help)") \
-    X(export, cmd_export, "experiments, runs or metric histories as CSV or NDJSON")
+    X(export, cmd_export, "experiments, runs or metric histories as CSV or NDJSON")       \
+    X(backup, cmd_backup, "consistent copy of a data directory, even while it is served")
 
 #define TALLY_DECLARE_COMMAND_(name, fn, summary) int fn(int argc, char **argv);
 TALLY_COMMANDS(TALLY_DECLARE_COMMAND_)
