@@ -100,4 +100,34 @@ int tally_store_import_runs_done(tally_store *s, const char *const *source_run_i
 int tally_store_import_ledger_counts(tally_store *s, int64_t *n_done, int64_t *n_pending,
                                      char *err, size_t cap);
 
+/* ------------------------------------------------------------------------ */
+/* gc: permanent removal of deleted runs and experiments                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct tally_gc_run {
+    char run_id[TALLY_RUN_ID_LEN + 1];
+    int64_t experiment_id;
+    const char *artifact_uri;     /* in the caller's arena */
+} tally_gc_run;
+
+/* What `tally gc` would remove, as MLflow's gc chooses it: deleted runs
+ * whose deleted_time is at or before cutoff_ms (a run deleted without a
+ * deleted_time counts as deleted at 0), and deleted experiments whose
+ * last_update_time is at or before cutoff_ms together with every run of
+ * them. run_ids / exp_ids (n 0: all) restrict the choice; naming a run or
+ * experiment that does not exist or is not deleted is EINVAL with MLflow's
+ * message. Results in arena a. */
+int tally_store_gc_select(tally_store *s, int64_t cutoff_ms, const char *const *run_ids,
+                          size_t n_run_ids, const int64_t *exp_ids, size_t n_exp_ids,
+                          tally_arena *a, tally_gc_run **runs, size_t *n_runs, int64_t **exps,
+                          size_t *n_exps, char *err, size_t cap);
+
+/* Hard-deletes the runs (params, tags, inputs, ledger entries) and then the
+ * experiments (tags, datasets, ledger entries) in one transaction. Runs
+ * and experiments that are no longer deleted (restored meanwhile) are left
+ * alone and counted out of *n_purged_runs / *n_purged_exps. */
+int tally_store_gc_purge(tally_store *s, const char *const *run_ids, size_t n_runs,
+                         const int64_t *exp_ids, size_t n_exps, size_t *n_purged_runs,
+                         size_t *n_purged_exps, char *err, size_t cap);
+
 #endif /* TALLY_SERVER_STORE_CLI_H */

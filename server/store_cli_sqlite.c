@@ -487,3 +487,303 @@ int tally_store_import_ledger_counts(tally_store *s, int64_t *n_done, int64_t *n
     }
     return rc;
 }
+
+/* ---- gc ------------------------------------------------------------------ */
+
+static const char SQL_GC_RUN_ONE[] =
+    "SELECT run_uuid, experiment_id, artifact_uri, lifecycle_stage, coalesce(deleted_time, 0) "
+    "FROM runs WHERE run_uuid = ?1";
+static const char SQL_GC_RUNS_DELETED[] =
+    "SELECT run_uuid, experiment_id, artifact_uri FROM runs "
+    "WHERE lifecycle_stage = 'deleted' AND coalesce(deleted_time, 0) <= ?1";
+static const char SQL_GC_EXP_ONE[] =
+    "SELECT lifecycle_stage, last_update_time FROM experiments WHERE experiment_id = ?1";
+static const char SQL_GC_EXPS_DELETED[] =
+    "SELECT experiment_id FROM experiments WHERE lifecycle_stage = 'deleted' "
+    "AND last_update_time <= ?1";
+static const char SQL_GC_RUNS_OF_EXP[] =
+    "SELECT run_uuid, experiment_id, artifact_uri FROM runs WHERE experiment_id = ?1";
+
+typedef struct gc_sel {
+    int64_t cutoff;
+    const char *const *run_ids;
+    size_t n_run_ids;
+    const int64_t *exp_ids;
+    size_t n_exp_ids;
+    tally_arena *a;
+    tally_gc_run *runs;
+    size_t n_runs, cap_runs;
+    int64_t *exps;
+    size_t n_exps, cap_exps;
+} gc_sel;
+
+static int gc_add_run(gc_sel *g, sqlite3_stmt *st)
+{
+    const char *id = (const char *)sqlite3_column_text(st, 0);
+    for (size_t i = 0; i < g->n_runs; i++)
+        if (strcmp(g->runs[i].run_id, id) == 0)
+            return 0;
+    if (tally__arena_reserve(g->a, &g->runs, sizeof *g->runs, g->n_runs, &g->cap_runs, 64) != 0)
+        return TALLY_STORE_ENOMEM;
+    tally_gc_run *r = &g->runs[g->n_runs];
+    snprintf(r->run_id, sizeof r->run_id, "%s", id);
+    r->experiment_id = sqlite3_column_int64(st, 1);
+    r->artifact_uri = tally_arena_strdup(g->a, (const char *)sqlite3_column_text(st, 2));
+    if (!r->artifact_uri)
+        return TALLY_STORE_ENOMEM;
+    g->n_runs++;
+    return 0;
+}
+
+static int gc_select_tx(tally__conn *c, void *arg, char *err, size_t cap)
+{
+    gc_sel *g = arg;
+    int rc = 0, r;
+    sqlite3_stmt *st;
+    /* experiments first: their runs go whatever their own state */
+    if (g->n_exp_ids) {
+        for (size_t i = 0; i < g->n_exp_ids && rc == 0; i++) {
+            if (!(st = stmt(c, SQL_GC_EXP_ONE, &rc, err, cap)))
+                return rc;
+            sqlite3_bind_int64(st, 1, g->exp_ids[i]);
+            r = sqlite3_step(st);
+            if (r != SQLITE_ROW) {
+                tally__stmt_done(st);
+                if (r != SQLITE_DONE)
+                    return tally__conn_error(c, err, cap);
+                snprintf(err, cap, "Experiment with id=%lld not found", (long long)g->exp_ids[i]);
+                return TALLY_STORE_EINVAL;
+            }
+            int deleted = strcmp((const char *)sqlite3_column_text(st, 0), "deleted") == 0;
+            int64_t updated = sqlite3_column_int64(st, 1);
+            tally__stmt_done(st);
+            if (!deleted) {
+                snprintf(err, cap, "Experiments %lld is not in the deleted lifecycle stage. "
+                                   "Only experiments in the deleted lifecycle stage can be "
+                                   "deleted.",
+                         (long long)g->exp_ids[i]);
+                return TALLY_STORE_EINVAL;
+            }
+            if (updated > g->cutoff)
+                continue; /* deleted too recently */
+            if (tally__arena_reserve(g->a, &g->exps, sizeof *g->exps, g->n_exps, &g->cap_exps,
+                                     16) != 0)
+                return TALLY_STORE_ENOMEM;
+            g->exps[g->n_exps++] = g->exp_ids[i];
+        }
+    } else if (g->n_run_ids == 0) {
+        if (!(st = stmt(c, SQL_GC_EXPS_DELETED, &rc, err, cap)))
+            return rc;
+        sqlite3_bind_int64(st, 1, g->cutoff);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            if (tally__arena_reserve(g->a, &g->exps, sizeof *g->exps, g->n_exps, &g->cap_exps,
+                                     16) != 0) {
+                tally__stmt_done(st);
+                return TALLY_STORE_ENOMEM;
+            }
+            g->exps[g->n_exps++] = sqlite3_column_int64(st, 0);
+        }
+        tally__stmt_done(st);
+        if (r != SQLITE_DONE)
+            return tally__conn_error(c, err, cap);
+    }
+    for (size_t i = 0; i < g->n_exps; i++) {
+        if (!(st = stmt(c, SQL_GC_RUNS_OF_EXP, &rc, err, cap)))
+            return rc;
+        sqlite3_bind_int64(st, 1, g->exps[i]);
+        while (rc == 0 && (r = sqlite3_step(st)) == SQLITE_ROW)
+            rc = gc_add_run(g, st);
+        tally__stmt_done(st);
+        if (rc)
+            return rc;
+        if (r != SQLITE_DONE)
+            return tally__conn_error(c, err, cap);
+    }
+    /* runs */
+    if (g->n_run_ids) {
+        for (size_t i = 0; i < g->n_run_ids; i++) {
+            if (!(st = stmt(c, SQL_GC_RUN_ONE, &rc, err, cap)))
+                return rc;
+            sqlite3_bind_text(st, 1, g->run_ids[i], -1, SQLITE_STATIC);
+            r = sqlite3_step(st);
+            if (r != SQLITE_ROW) {
+                tally__stmt_done(st);
+                if (r != SQLITE_DONE)
+                    return tally__conn_error(c, err, cap);
+                snprintf(err, cap, "Run '%s' not found", g->run_ids[i]);
+                return TALLY_STORE_EINVAL;
+            }
+            int deleted = strcmp((const char *)sqlite3_column_text(st, 3), "deleted") == 0;
+            int64_t when = sqlite3_column_int64(st, 4);
+            if (!deleted) {
+                tally__stmt_done(st);
+                snprintf(err, cap, "Run %s is not in `deleted` lifecycle stage. Only runs in "
+                                   "`deleted` lifecycle stage can be deleted.",
+                         g->run_ids[i]);
+                return TALLY_STORE_EINVAL;
+            }
+            if (when <= g->cutoff)
+                rc = gc_add_run(g, st);
+            tally__stmt_done(st);
+            if (rc)
+                return rc;
+        }
+    } else if (g->n_exp_ids == 0) {
+        if (!(st = stmt(c, SQL_GC_RUNS_DELETED, &rc, err, cap)))
+            return rc;
+        sqlite3_bind_int64(st, 1, g->cutoff);
+        while (rc == 0 && (r = sqlite3_step(st)) == SQLITE_ROW)
+            rc = gc_add_run(g, st);
+        tally__stmt_done(st);
+        if (rc)
+            return rc;
+        if (r != SQLITE_DONE)
+            return tally__conn_error(c, err, cap);
+    }
+    return 0;
+}
+
+int tally_store_gc_select(tally_store *s, int64_t cutoff_ms, const char *const *run_ids,
+                          size_t n_run_ids, const int64_t *exp_ids, size_t n_exp_ids,
+                          tally_arena *a, tally_gc_run **runs, size_t *n_runs, int64_t **exps,
+                          size_t *n_exps, char *err, size_t cap)
+{
+    gc_sel g = {.cutoff = cutoff_ms, .run_ids = run_ids, .n_run_ids = n_run_ids,
+                .exp_ids = exp_ids, .n_exp_ids = n_exp_ids, .a = a};
+    int rc = tally__store_read(s, gc_select_tx, &g, err, cap);
+    if (rc == 0) {
+        *runs = g.runs;
+        *n_runs = g.n_runs;
+        *exps = g.exps;
+        *n_exps = g.n_exps;
+    }
+    return rc;
+}
+
+/* Deleting a run: children first (foreign keys), only while it is deleted
+ * or its experiment is being purged (?2 = 1). */
+static const char SQL_GC_RUN_KEY[] =
+    "SELECT run_key FROM runs WHERE run_uuid = ?1 AND (lifecycle_stage = 'deleted' OR ?2)";
+static const char SQL_GC_DEL_INPUT_TAGS[] = "DELETE FROM input_tags WHERE run_key = ?1";
+static const char SQL_GC_DEL_INPUTS[] = "DELETE FROM run_inputs WHERE run_key = ?1";
+static const char SQL_GC_DEL_PARAMS[] = "DELETE FROM params WHERE run_key = ?1";
+static const char SQL_GC_DEL_TAGS[] = "DELETE FROM tags WHERE run_key = ?1";
+static const char SQL_GC_DEL_LEDGER_RUN[] = "DELETE FROM import_runs WHERE run_uuid = ?1";
+static const char SQL_GC_DEL_RUN[] = "DELETE FROM runs WHERE run_key = ?1";
+static const char SQL_GC_EXP_DELETED[] =
+    "SELECT 1 FROM experiments WHERE experiment_id = ?1 AND lifecycle_stage = 'deleted'";
+static const char SQL_GC_EXP_HAS_RUNS[] = "SELECT 1 FROM runs WHERE experiment_id = ?1";
+static const char SQL_GC_DEL_EXP_TAGS[] = "DELETE FROM experiment_tags WHERE experiment_id = ?1";
+static const char SQL_GC_DEL_DATASETS[] = "DELETE FROM datasets WHERE experiment_id = ?1";
+static const char SQL_GC_DEL_LEDGER_EXP[] =
+    "DELETE FROM import_experiments WHERE experiment_id = ?1";
+static const char SQL_GC_DEL_EXP[] = "DELETE FROM experiments WHERE experiment_id = ?1";
+
+typedef struct gc_purge {
+    const char *const *run_ids;
+    size_t n_runs;
+    const int64_t *exp_ids;
+    size_t n_exps;
+    size_t purged_runs, purged_exps;
+} gc_purge;
+
+static int exec_key(tally__conn *c, const char *sql, int64_t key, char *err, size_t cap)
+{
+    int rc = 0;
+    sqlite3_stmt *st = stmt(c, sql, &rc, err, cap);
+    if (!st)
+        return rc;
+    sqlite3_bind_int64(st, 1, key);
+    return run_done(c, st, err, cap);
+}
+
+static int gc_purge_tx(tally__conn *c, void *arg, char *err, size_t cap)
+{
+    gc_purge *g = arg;
+    int rc = 0;
+    int64_t key = 0;
+    sqlite3_stmt *st;
+    g->purged_runs = g->purged_exps = 0;
+    for (size_t i = 0; i < g->n_runs; i++) {
+        /* runs of a purged experiment go whatever their own state */
+        int64_t exp = -1;
+        int of_purged_exp = 0;
+        if (!(st = stmt(c, "SELECT experiment_id FROM runs WHERE run_uuid = ?1", &rc, err, cap)))
+            return rc;
+        sqlite3_bind_text(st, 1, g->run_ids[i], -1, SQLITE_STATIC);
+        int found = one_int(c, st, &exp, err, cap);
+        if (found < 0)
+            return found;
+        if (!found)
+            continue;
+        for (size_t k = 0; k < g->n_exps; k++)
+            of_purged_exp |= g->exp_ids[k] == exp;
+        if (of_purged_exp) {
+            if (!(st = stmt(c, SQL_GC_EXP_DELETED, &rc, err, cap)))
+                return rc;
+            sqlite3_bind_int64(st, 1, exp);
+            if ((of_purged_exp = one_int(c, st, &key, err, cap)) < 0)
+                return of_purged_exp;
+        }
+        if (!(st = stmt(c, SQL_GC_RUN_KEY, &rc, err, cap)))
+            return rc;
+        sqlite3_bind_text(st, 1, g->run_ids[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, of_purged_exp);
+        if ((found = one_int(c, st, &key, err, cap)) < 0)
+            return found;
+        if (!found)
+            continue; /* restored meanwhile */
+        const char *child[] = {SQL_GC_DEL_INPUT_TAGS, SQL_GC_DEL_INPUTS, SQL_GC_DEL_PARAMS,
+                               SQL_GC_DEL_TAGS};
+        for (size_t k = 0; k < sizeof child / sizeof *child; k++)
+            if ((rc = exec_key(c, child[k], key, err, cap)) != 0)
+                return rc;
+        if (!(st = stmt(c, SQL_GC_DEL_LEDGER_RUN, &rc, err, cap)))
+            return rc;
+        sqlite3_bind_text(st, 1, g->run_ids[i], -1, SQLITE_STATIC);
+        if ((rc = run_done(c, st, err, cap)) != 0)
+            return rc;
+        if ((rc = exec_key(c, SQL_GC_DEL_RUN, key, err, cap)) != 0)
+            return rc;
+        g->purged_runs++;
+    }
+    for (size_t i = 0; i < g->n_exps; i++) {
+        if (!(st = stmt(c, SQL_GC_EXP_DELETED, &rc, err, cap)))
+            return rc;
+        sqlite3_bind_int64(st, 1, g->exp_ids[i]);
+        int found = one_int(c, st, &key, err, cap);
+        if (found < 0)
+            return found;
+        if (!found || g->exp_ids[i] == 0)
+            continue; /* restored meanwhile; Default is never removed */
+        if (!(st = stmt(c, SQL_GC_EXP_HAS_RUNS, &rc, err, cap)))
+            return rc;
+        sqlite3_bind_int64(st, 1, g->exp_ids[i]);
+        if ((found = one_int(c, st, &key, err, cap)) < 0)
+            return found;
+        if (found)
+            continue; /* a run was added after the selection */
+        const char *del[] = {SQL_GC_DEL_EXP_TAGS, SQL_GC_DEL_DATASETS, SQL_GC_DEL_LEDGER_EXP,
+                             SQL_GC_DEL_EXP};
+        for (size_t k = 0; k < sizeof del / sizeof *del; k++)
+            if ((rc = exec_key(c, del[k], g->exp_ids[i], err, cap)) != 0)
+                return rc;
+        g->purged_exps++;
+    }
+    return 0;
+}
+
+int tally_store_gc_purge(tally_store *s, const char *const *run_ids, size_t n_runs,
+                         const int64_t *exp_ids, size_t n_exps, size_t *n_purged_runs,
+                         size_t *n_purged_exps, char *err, size_t cap)
+{
+    gc_purge g = {run_ids, n_runs, exp_ids, n_exps, 0, 0};
+    int rc = tally__store_write(s, gc_purge_tx, &g, err, cap);
+    if (rc == 0) {
+        if (n_purged_runs)
+            *n_purged_runs = g.purged_runs;
+        if (n_purged_exps)
+            *n_purged_exps = g.purged_exps;
+    }
+    return rc;
+}
