@@ -135,7 +135,8 @@ static int remove_unnamed_segments(const char *dir, uint32_t first, uint32_t las
             continue;
         if (last && n >= first && n <= last)
             continue;
-        snprintf(path, sizeof path, "%s/%s", sd, de->d_name);
+        if (snprintf(path, sizeof path, "%s/%s", sd, de->d_name) >= (int)sizeof path)
+            continue;
         if (unlink(path) == 0)
             (*removed)++;
     }
@@ -231,8 +232,10 @@ int tally_engine_compact(const char *dir, const tally_series_id *drop, size_t n_
         rc = TALLY_ENOMEM;
         goto out;
     }
-    memcpy(ids, drop, n_drop * sizeof *ids);
-    qsort(ids, n_drop, sizeof *ids, cmp_u64);
+    if (n_drop) {
+        memcpy(ids, drop, n_drop * sizeof *ids);
+        qsort(ids, n_drop, sizeof *ids, cmp_u64);
+    }
     n_old = h.n_segments ? h.n_segments - h.first_segment + 1 : 0;
     p = buf + sizeof h;
     end = buf + len;

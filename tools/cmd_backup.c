@@ -138,7 +138,8 @@ static int list_names(const char *dir, const char *suffix, name_list *out)
         out->n++;
     }
     closedir(d);
-    qsort(out->v, out->n, sizeof *out->v, cmp_name);
+    if (out->n > 1)
+        qsort(out->v, out->n, sizeof *out->v, cmp_name);
     return 0;
 }
 
