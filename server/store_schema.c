@@ -17,8 +17,9 @@
  *  (5) Numbers are reserved per area so work on separate areas never
  *      collides: 2 model registry, 3 webhooks, 4 users/permissions/tokens
  *      and the audit log, 5 logged models; later areas take 6 and up. The
- *      array stays sorted by number; a gap is allowed (the loop applies
- *      every listed number above the recorded one, in order).
+ *      array stays sorted by number; a gap is allowed, and is filled later
+ *      safely: the loop applies, in order, every listed number that has no
+ *      row in tally_schema_version (not only those above the highest).
  *
  * Tables (migration 1):
  *
@@ -211,8 +212,22 @@ static int migrate_locked(sqlite3 *db, const char *default_root, char *err, size
     }
     for (size_t i = 0; i < N_MIGRATIONS; i++) {
         const migration *m = &migrations[i];
-        if (m->version <= current)
+        /* Applied already? By its own row, not by the highest number: areas
+         * merge in any order, so a database may hold 7 before 2 exists. */
+        if (sqlite3_prepare_v2(db, "SELECT 1 FROM tally_schema_version WHERE version = ?", -1,
+                               &st, NULL) != SQLITE_OK) {
+            snprintf(err, cap, "metadata schema: %s", sqlite3_errmsg(db));
+            return TALLY_STORE_EIO;
+        }
+        sqlite3_bind_int(st, 1, m->version);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc == SQLITE_ROW)
             continue;
+        if (rc != SQLITE_DONE) {
+            snprintf(err, cap, "metadata schema: %s", sqlite3_errmsg(db));
+            return TALLY_STORE_EIO;
+        }
         if ((rc = exec(db, m->sql, err, cap)) != 0)
             return rc;
         if (sqlite3_prepare_v2(db,
