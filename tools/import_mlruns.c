@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "import_sources.h"
+#include "numparse.h"
 #include "yaml_meta.h"
 
 #define PATH_CAP 4096
@@ -343,7 +344,7 @@ static long parse_metric_text(columns *c, const char *text, size_t len)
         while (*q == ' ')
             q++;
         char *vend;
-        double v = strtod(q, &vend);
+        double v = num_parse(q, &vend);
         if (vend == q || vend > eol)
             return line;
         q = vend;
