@@ -153,6 +153,13 @@ typedef struct out_seg {
 int tally_engine_compact(const char *dir, const tally_series_id *drop, size_t n_drop,
                          tally_compact_stats *stats)
 {
+    return tally_engine_compact_progress(dir, drop, n_drop, stats, NULL, NULL);
+}
+
+int tally_engine_compact_progress(const char *dir, const tally_series_id *drop, size_t n_drop,
+                                  tally_compact_stats *stats, tally_progress_fn progress,
+                                  void *progress_ctx)
+{
     tally_compact_stats st;
     memset(&st, 0, sizeof st);
     if (!dir)
@@ -353,6 +360,8 @@ int tally_engine_compact(const char *dir, const tally_series_id *drop, size_t n_
                 n_outs++;
             }
             out_seg *os = &outs[n_outs - 1];
+            if (progress)
+                progress(progress_ctx, blen, 0);
             rc = read_exact(old_fds[seg - h.first_segment], copy, blen, off);
             if (rc == 0)
                 rc = write_all(os->fd, copy, blen, os->len);

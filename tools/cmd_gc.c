@@ -92,6 +92,12 @@ static int split(char *s, char ***out, size_t *n)
     return 0;
 }
 
+static void progress_cb(void *ctx, uint64_t done, uint64_t total)
+{
+    (void)total;
+    tally_progress_add(ctx, done);
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -253,9 +259,15 @@ int cmd_gc(int argc, char **argv)
             fprintf(stderr, "tally gc: closing the metric engine: %s\n", tally_strerror(e_rc));
             goto close_store;
         }
+        char seg[1200];
+        snprintf(seg, sizeof seg, "%s/seg", d.metrics);
         if (!quiet)
-            fprintf(stderr, "gc: dropping %zu series and compacting the segments...\n", n_ids);
-        e_rc = tally_engine_compact(d.metrics, ids, n_ids, &cs);
+            fprintf(stderr, "gc: dropping %zu series, copying the rest into new segments\n",
+                    n_ids);
+        tally_progress cp; /* total: the segments' size, an upper bound of what is kept */
+        tally_progress_start(&cp, "gc: compacting", "bytes", fs_tree_bytes(seg), quiet);
+        e_rc = tally_engine_compact_progress(d.metrics, ids, n_ids, &cs, progress_cb, &cp);
+        tally_progress_finish(&cp);
         free(ids);
         if (e_rc) {
             fprintf(stderr, "tally gc: compacting the metric engine: %s\n", tally_strerror(e_rc));

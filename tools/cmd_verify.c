@@ -52,6 +52,12 @@ static void print_problem(void *ctx, const char *file, uint64_t offset, const ch
     fflush(stdout);
 }
 
+static void progress_cb(void *ctx, uint64_t done, uint64_t total)
+{
+    (void)total;
+    tally_progress_add(ctx, done);
+}
+
 static int is_dir(const char *p)
 {
     struct stat st;
@@ -241,9 +247,22 @@ int cmd_verify(int argc, char **argv)
     const char *engine_dir = whole ? metrics : dir;
     verify_ctx v = {0, whole ? "metrics/" : "", engine_dir};
     if (!whole || is_dir(metrics)) {
-        if (!quiet)
-            fprintf(stderr, "verify: checking every block of %s...\n", engine_dir);
-        int rc = tally_verify(engine_dir, print_problem, &v, &v.n);
+        /* the block count, for the progress bar: a read-only open is cheap */
+        uint64_t total_blocks = 0;
+        tally_engine_options o;
+        tally_engine_options_init(&o);
+        o.read_only = 1;
+        tally_engine *e;
+        if (tally_engine_open(engine_dir, &o, &e) == 0) {
+            tally_engine_stats es;
+            tally_engine_stats_get(e, &es);
+            total_blocks = es.n_blocks;
+            tally_engine_close(e);
+        }
+        tally_progress pr;
+        tally_progress_start(&pr, "verify blocks", "blocks", total_blocks, quiet);
+        int rc = tally_verify_progress(engine_dir, print_problem, &v, progress_cb, &pr, &v.n);
+        tally_progress_finish(&pr);
         if (rc) {
             fprintf(stderr, "tally verify: %s: %s%s\n", engine_dir, tally_strerror(rc),
                     rc == TALLY_ELOCKED ? " (a server is running on it: stop it first)" : "");

@@ -376,6 +376,17 @@ typedef void (*tally_verify_report_fn)(void *ctx, const char *file, uint64_t off
 TALLY_API int tally_verify(const char *dir, tally_verify_report_fn report, void *ctx,
                            uint64_t *n_problems);
 
+/* Progress of a long offline operation: done units more are finished (the
+ * calls add up); total is the expected number of units if known now, else 0.
+ * Called from the caller's thread. */
+typedef void (*tally_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/* tally_verify, calling progress (may be NULL) with the blocks checked after
+ * each series. */
+TALLY_API int tally_verify_progress(const char *dir, tally_verify_report_fn report, void *ctx,
+                                    tally_progress_fn progress, void *progress_ctx,
+                                    uint64_t *n_problems);
+
 /* ------------------------------------------------------------------------ */
 /* Dropping series (offline)                                                 */
 /* ------------------------------------------------------------------------ */
@@ -401,6 +412,11 @@ typedef struct tally_compact_stats {
  * was, or already compacted if the error came after the commit. */
 TALLY_API int tally_engine_compact(const char *dir, const tally_series_id *drop, size_t n_drop,
                                    tally_compact_stats *stats);
+/* The same, calling progress (may be NULL) with the bytes of each kept block
+ * as it is copied. */
+TALLY_API int tally_engine_compact_progress(const char *dir, const tally_series_id *drop,
+                                            size_t n_drop, tally_compact_stats *stats,
+                                            tally_progress_fn progress, void *progress_ctx);
 
 #ifdef __cplusplus
 }
