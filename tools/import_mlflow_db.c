@@ -246,8 +246,24 @@ static int import_runs(db_ctx *d)
     sqlite3_stmt *st, *ps, *ts;
     if (prepare(d, sql, &st))
         return 1;
-    if (prepare(d, "SELECT key, value FROM params WHERE run_uuid = ?", &ps) ||
-        prepare(d, "SELECT key, value FROM tags WHERE run_uuid = ?", &ts)) {
+    /* MLflow keys params and tags by (key, run_uuid): no index serves a
+     * lookup by run. Temporary copies indexed by run (the temp database is
+     * writable on a read-only connection) make each run one index range. */
+    char *msg = NULL;
+    if (sqlite3_exec(d->db,
+                     "CREATE TEMP TABLE tally_params AS SELECT run_uuid, key, value FROM params;"
+                     "CREATE INDEX temp.tally_params_run ON tally_params(run_uuid);"
+                     "CREATE TEMP TABLE tally_tags AS SELECT run_uuid, key, value FROM tags;"
+                     "CREATE INDEX temp.tally_tags_run ON tally_tags(run_uuid);",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        fprintf(stderr, "tally import: reading params and tags: %s\n",
+                msg ? msg : sqlite3_errmsg(d->db));
+        sqlite3_free(msg);
+        sqlite3_finalize(st);
+        return 1;
+    }
+    if (prepare(d, "SELECT key, value FROM temp.tally_params WHERE run_uuid = ?", &ps) ||
+        prepare(d, "SELECT key, value FROM temp.tally_tags WHERE run_uuid = ?", &ts)) {
         sqlite3_finalize(st);
         return 1;
     }
