@@ -38,6 +38,7 @@ class TestGc(unittest.TestCase):
         if base:
             os.makedirs(base, exist_ok=True)
         self.tmp = tempfile.mkdtemp(prefix="cli-gc-", dir=base)
+        self.addCleanup(shutil.rmtree, self.tmp, True)  # also when setUp fails
         self.data = os.path.join(self.tmp, "data")
         srv = TallyServer(data_dir=self.data)
         srv.start()
@@ -73,9 +74,6 @@ class TestGc(unittest.TestCase):
             self.assertEqual(st, 200, r)
         finally:
             srv.stop()
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def art_dir(self, exp, n):
         return os.path.join(self.data, "artifacts", self.exps[exp], self.runs[n])
