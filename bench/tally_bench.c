@@ -36,7 +36,8 @@
     X(pyclient, "the Python client: per-call overhead, sustained points/s, vs MLflow-style REST") \
     X(registry, "model-versions/search over HTTP on 10,000 versions vs MLflow's schema")          \
     X(artifacts, "artifact proxy: 1 GiB upload/download over loopback vs copy/read, server RSS")  \
-    X(ui, "the web UI in headless Chromium: runs page, compare chart of 100 runs, zoom")
+    X(ui, "the web UI in headless Chromium: runs page, compare chart of 100 runs, zoom")          \
+    X(import, "tally import mlruns: points/s and size before/after, SQLite baseline")
 
 #define BENCH_DECLARE_(name, desc) int bench_suite_##name(bench_ctx *c);
 BENCH_SUITES(BENCH_DECLARE_)

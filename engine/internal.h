@@ -258,6 +258,12 @@ int tally__recover_wal(tally_engine *e, uint64_t wal_covered, uint64_t next_seq)
 /* Starts a new WAL file numbered e->wal_number + 1 (writer). */
 int tally__wal_roll(tally_engine *e);
 
+/* --- compaction (compact.c) --------------------------------------------- */
+
+/* Tests only: called with stage 1 (new segments durable, before the commit)
+ * and 2 (after the commit, before the old segments are deleted). */
+extern void (*tally__compact_stage_hook)(int stage);
+
 /* --- misc ---------------------------------------------------------------- */
 
 uint64_t tally__now_ns(void);

@@ -28,6 +28,12 @@ static int cover_cmp(const void *a, const void *b)
 
 int tally_verify(const char *dir, tally_verify_report_fn report, void *ctx, uint64_t *n_problems)
 {
+    return tally_verify_progress(dir, report, ctx, NULL, NULL, n_problems);
+}
+
+int tally_verify_progress(const char *dir, tally_verify_report_fn report, void *ctx,
+                          tally_progress_fn progress, void *progress_ctx, uint64_t *n_problems)
+{
     tally_engine_options o;
     tally_engine_options_init(&o);
     o.read_only = 1;
@@ -83,6 +89,8 @@ int tally_verify(const char *dir, tally_verify_report_fn report, void *ctx, uint
             }
         }
         tally_snapshot_close(snap);
+        if (progress)
+            progress(progress_ctx, s->n_blocks, 0);
     }
     if (n_cover > 1)
         qsort(covers, n_cover, sizeof *covers, cover_cmp);

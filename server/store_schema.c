@@ -17,8 +17,9 @@
  *  (5) Numbers are reserved per area so work on separate areas never
  *      collides: 2 model registry, 3 webhooks, 4 users/permissions/tokens
  *      and the audit log, 5 logged models; later areas take 6 and up. The
- *      array stays sorted by number; a gap is allowed (the loop applies
- *      every listed number above the recorded one, in order).
+ *      array stays sorted by number; a gap is allowed, and is filled later
+ *      safely: the loop applies, in order, every listed number that has no
+ *      row in tally_schema_version (not only those above the highest).
  *
  * Tables (migration 1):
  *
@@ -46,6 +47,9 @@
  *   logged_model_params  (model_id, key) PK, value — write-once
  *   logged_model_tags    (model_id, key) PK, value
  *   run_outputs          (run_key, model_id, step) PK, seq — runs/outputs
+ * Migration 7 (cli): import_experiments (source, source_experiment_id) PK
+ * -> experiment_id; import_runs source_run_id PK -> run_uuid, state
+ * ('metadata' | 'done'), imported_time — the ledger of store_cli.h.
  *
  * Indexes serve runs/search: runs by experiment (and lifecycle, start_time),
  * params and tags by (key, value) so a filter `params.k = 'v'` is an index
@@ -296,6 +300,20 @@ static const migration migrations[] = {
      "  seq INTEGER NOT NULL,"
      "  PRIMARY KEY (run_key, model_id, step)"
      ") STRICT, WITHOUT ROWID;"},
+    /* 7 (cli): the import ledger of `tally import` (store_cli.h). */
+    {7, "import ledger",
+     "CREATE TABLE import_experiments ("
+     "  source TEXT NOT NULL,"
+     "  source_experiment_id TEXT NOT NULL,"
+     "  experiment_id INTEGER NOT NULL REFERENCES experiments(experiment_id),"
+     "  PRIMARY KEY (source, source_experiment_id)"
+     ") STRICT, WITHOUT ROWID;"
+     "CREATE TABLE import_runs ("
+     "  source_run_id TEXT PRIMARY KEY,"
+     "  run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),"
+     "  state TEXT NOT NULL CHECK (state IN ('metadata', 'done')),"
+     "  imported_time INTEGER NOT NULL"
+     ") STRICT, WITHOUT ROWID;"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -358,8 +376,22 @@ static int migrate_locked(sqlite3 *db, const char *default_root, char *err, size
     }
     for (size_t i = 0; i < N_MIGRATIONS; i++) {
         const migration *m = &migrations[i];
-        if (m->version <= current)
+        /* Applied already? By its own row, not by the highest number: areas
+         * merge in any order, so a database may hold 7 before 2 exists. */
+        if (sqlite3_prepare_v2(db, "SELECT 1 FROM tally_schema_version WHERE version = ?", -1,
+                               &st, NULL) != SQLITE_OK) {
+            snprintf(err, cap, "metadata schema: %s", sqlite3_errmsg(db));
+            return TALLY_STORE_EIO;
+        }
+        sqlite3_bind_int(st, 1, m->version);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc == SQLITE_ROW)
             continue;
+        if (rc != SQLITE_DONE) {
+            snprintf(err, cap, "metadata schema: %s", sqlite3_errmsg(db));
+            return TALLY_STORE_EIO;
+        }
         if ((rc = exec(db, m->sql, err, cap)) != 0)
             return rc;
         if (sqlite3_prepare_v2(db,

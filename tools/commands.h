@@ -25,7 +25,11 @@
 #define TALLY_COMMANDS(X)                                                                   \
     TALLY_SERVER_COMMANDS(X)                                                                \
     X(verify, cmd_verify, "check every checksum of a data directory; exit 1 on any problem") \
-    X(stat, cmd_stat, "what a data directory holds")
+    X(stat, cmd_stat, "what a data directory holds")                                    \
+    X(import, cmd_import, "import an MLflow file store or SQLite database (import --help)") \
+    X(export, cmd_export, "experiments, runs or metric histories as CSV or NDJSON")       \
+    X(backup, cmd_backup, "consistent copy of a data directory, even while it is served") \
+    X(gc, cmd_gc, "permanently remove deleted runs and experiments and reclaim the space")
 
 #define TALLY_DECLARE_COMMAND_(name, fn, summary) int fn(int argc, char **argv);
 TALLY_COMMANDS(TALLY_DECLARE_COMMAND_)

@@ -376,6 +376,48 @@ typedef void (*tally_verify_report_fn)(void *ctx, const char *file, uint64_t off
 TALLY_API int tally_verify(const char *dir, tally_verify_report_fn report, void *ctx,
                            uint64_t *n_problems);
 
+/* Progress of a long offline operation: done units more are finished (the
+ * calls add up); total is the expected number of units if known now, else 0.
+ * Called from the caller's thread. */
+typedef void (*tally_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/* tally_verify, calling progress (may be NULL) with the blocks checked after
+ * each series. */
+TALLY_API int tally_verify_progress(const char *dir, tally_verify_report_fn report, void *ctx,
+                                    tally_progress_fn progress, void *progress_ctx,
+                                    uint64_t *n_problems);
+
+/* ------------------------------------------------------------------------ */
+/* Dropping series (offline)                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct tally_compact_stats {
+    uint64_t series_dropped;  /* series removed */
+    uint64_t points_dropped;  /* their points */
+    uint64_t blocks_dropped;  /* their blocks */
+    uint64_t bytes_before;    /* segment file bytes before */
+    uint64_t bytes_after;     /* segment file bytes after */
+} tally_compact_stats;
+
+/* Permanently removes the series drop[0..n_drop) (ids unknown to the
+ * directory are ignored) from the data directory dir and reclaims their
+ * space: recovers and checkpoints the directory, copies every other
+ * series' blocks into new segment files, commits a new checkpoint with one
+ * atomic rename, then deletes the old segment files. Crash-safe at every
+ * step: the directory holds either all dropped series or none, and every
+ * other series whole (docs/engine.md). Offline: takes the directory's lock,
+ * so no engine may have it open (TALLY_ELOCKED). With nothing to drop it
+ * changes nothing. stats may be NULL. Errors: TALLY_ELOCKED, TALLY_ECORRUPT,
+ * TALLY_EVERSION, TALLY_ENOMEM, -errno; on error the directory is as it
+ * was, or already compacted if the error came after the commit. */
+TALLY_API int tally_engine_compact(const char *dir, const tally_series_id *drop, size_t n_drop,
+                                   tally_compact_stats *stats);
+/* The same, calling progress (may be NULL) with the bytes of each kept block
+ * as it is copied. */
+TALLY_API int tally_engine_compact_progress(const char *dir, const tally_series_id *drop,
+                                            size_t n_drop, tally_compact_stats *stats,
+                                            tally_progress_fn progress, void *progress_ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,261 @@
+"""test_cli_import.py — `tally import mlruns` and `tally import mlflow-db`
+into a data directory, then a real `tally serve` on it, compared field by
+field with what was written (mlflow_stores.py builds the MLflow stores in
+MLflow's own layouts): experiments (ids, names, lifecycle, times, tags), runs
+(ids kept, names, users, status, times, lifecycle, deleted_time), params and
+tags (long values whole), every metric point (NaN, +-inf, duplicate steps, an
+old two-field line), artifacts. Also: a second import imports nothing, an
+import that fails half-way (a malformed metric line) resumes after the fix
+without duplicates, an import killed with SIGKILL resumes, usage errors.
+"""
+
+import json
+import math
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from server_harness import TallyServer, tally_binary  # noqa: E402
+import mlflow_stores  # noqa: E402
+
+
+def tally(*args, check=None, timeout=300):
+    p = subprocess.run([tally_binary()] + list(args), capture_output=True, text=True,
+                       timeout=timeout, env=dict(os.environ, TALLY_PROGRESS="1"))
+    if check is not None and p.returncode != check:
+        raise AssertionError(f"tally {' '.join(args)} exited {p.returncode}, expected {check}\n"
+                             f"stdout: {p.stdout}\nstderr: {p.stderr}")
+    return p
+
+
+def fval(v):
+    return float(v)
+
+
+def same(a, b):
+    # JSON "-0" parses as int 0 in Python, so -0.0 is checked by test_cli_export
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def point_key(p):
+    ts, v, step = p
+    return (step, ts, (1, 0.0) if math.isnan(v) else (0, v))
+
+
+class ImportCase(unittest.TestCase):
+    def setUp(self):
+        base = os.environ.get("TALLY_TEST_TMP") or None
+        if base:
+            os.makedirs(base, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix="cli-import-", dir=base)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- comparison against a server on the imported directory -------------
+
+    def check_all(self, srv, data, from_sql=False):
+        api = srv.api
+        st, body = api("experiments/search", {"view_type": "ALL", "max_results": 1000})
+        self.assertEqual(st, 200, body)
+        by_id = {e["experiment_id"]: e for e in body["experiments"]}
+        for e in data["experiments"]:
+            got = by_id.get(e["id"])
+            self.assertIsNotNone(got, f"experiment {e['id']} missing")
+            self.assertEqual(got["name"], e["name"])
+            self.assertEqual(got["lifecycle_stage"], e["lifecycle"])
+            if e["id"] != "0":  # Default exists in Tally already (merged into)
+                self.assertEqual(int(got["creation_time"]), e["created"])
+                self.assertEqual(int(got["last_update_time"]), e["updated"])
+            tags = {t["key"]: t["value"] for t in got.get("tags", [])}
+            for k, v in e["tags"].items():
+                self.assertEqual(tags.get(k), v, k)
+            for r in e["runs"]:
+                self.check_run(srv, e, r, from_sql)
+
+    def check_run(self, srv, e, r, from_sql):
+        st, body = srv.api("runs/get", method="GET", params={"run_id": r["id"]})
+        self.assertEqual(st, 200, body)
+        info, d = body["run"]["info"], body["run"]["data"]
+        self.assertEqual(info["run_id"], r["id"])  # MLflow ids are kept
+        self.assertEqual(info["experiment_id"], e["id"])
+        self.assertEqual(info["run_name"], r["name"])
+        self.assertEqual(info["user_id"], r["user"])
+        self.assertEqual(info["status"], r["status"])
+        self.assertEqual(int(info["start_time"]), r["start"])
+        if r["end"] is None:
+            self.assertNotIn("end_time", info)
+        else:
+            self.assertEqual(int(info["end_time"]), r["end"])
+        self.assertEqual(info["lifecycle_stage"], r["lifecycle"])
+        self.assertEqual(info["artifact_uri"],
+                         "mlflow-artifacts:/%s/%s/artifacts" % (e["id"], r["id"]))
+        params = {p["key"]: p["value"] for p in d.get("params", [])}
+        self.assertEqual(params, r["params"])
+        tags = {t["key"]: t["value"] for t in d.get("tags", [])}
+        self.assertEqual(tags, r["tags"])
+        for key, pts in r["metrics"].items():
+            want = sorted(set(pts), key=point_key) if not from_sql else None
+            if from_sql:
+                want = []
+                seen = set()
+                for ts, v, step in pts:
+                    sv, nan = mlflow_stores.sql_value(v)
+                    k = (ts, sv, step, nan)
+                    if k in seen:
+                        continue
+                    seen.add(k)
+                    want.append((ts, float("nan") if nan else sv, step))
+                want.sort(key=point_key)
+            st, hb = srv.api("metrics/get-history", method="GET",
+                             params={"run_id": r["id"], "metric_key": key})
+            self.assertEqual(st, 200, hb)
+            got = [(int(m["timestamp"]), fval(m["value"]), int(m["step"]))
+                   for m in hb.get("metrics", [])]
+            got.sort(key=point_key)
+            self.assertEqual(len(got), len(want), f"{r['name']}/{key}")
+            for g, w in zip(got, want):
+                self.assertEqual(g[0], w[0], (key, g, w))
+                self.assertEqual(g[2], w[2], (key, g, w))
+                self.assertTrue(same(g[1], w[1]), (key, g, w))
+        for rel, b in r["artifacts"].items():
+            d, name = os.path.split(rel)
+            st, lb = srv.api("artifacts/list", method="GET",
+                             params={"run_id": r["id"], "path": d} if d else {"run_id": r["id"]})
+            self.assertEqual(st, 200, lb)
+            files = {f["path"]: f for f in lb.get("files", [])}
+            self.assertIn(rel, files, lb)
+            self.assertEqual(int(files[rel]["file_size"]), len(b))
+            p = os.path.join(srv.data_dir, "artifacts", e["id"], r["id"], "artifacts", rel)
+            with open(p, "rb") as f:
+                self.assertEqual(f.read(), b)
+
+    def serve_and_check(self, data_dir, data, from_sql=False):
+        srv = TallyServer(data_dir=data_dir)
+        srv.start()
+        try:
+            self.check_all(srv, data, from_sql)
+        finally:
+            srv.stop()
+
+
+class TestImportMlruns(ImportCase):
+    def test_lossless_and_idempotent(self):
+        data = mlflow_stores.sample_data()
+        mlruns = os.path.join(self.tmp, "mlruns")
+        mlflow_stores.write_file_store(mlruns, data)
+        dd = os.path.join(self.tmp, "data")
+        p = tally("import", "mlruns", mlruns, "--data", dd, check=0)
+        self.assertIn("6 runs imported, 0 already done", p.stdout)
+        self.assertIn("import mlruns", p.stderr)  # the progress line
+        p = tally("import", "mlruns", mlruns, "--data", dd, check=0)
+        self.assertIn("0 runs imported, 6 already done, 0 metric points", p.stdout)
+        self.serve_and_check(dd, data)
+
+    def test_failure_then_resume(self):
+        data = mlflow_stores.sample_data(seed=11)
+        mlruns = os.path.join(self.tmp, "mlruns")
+        mlflow_stores.write_file_store(mlruns, data)
+        run = data["experiments"][1]["runs"][0]  # the one with "long curve"
+        bad = os.path.join(mlruns, "1", run["id"], "metrics", "zz_bad")
+        with open(bad, "w") as f:
+            f.write("1700000000000 0.5 0\nthis is not a metric line\n")
+        dd = os.path.join(self.tmp, "data")
+        p = tally("import", "mlruns", mlruns, "--data", dd, "--threads", "1", check=1)
+        self.assertIn("zz_bad:2", p.stderr)
+        self.assertIn("run again to resume", p.stdout)
+        os.unlink(bad)
+        p = tally("import", "mlruns", mlruns, "--data", dd, check=0)
+        self.serve_and_check(dd, data)  # nothing lost, nothing doubled
+
+    def test_killed_then_resume(self):
+        data = mlflow_stores.sample_data(seed=5, n_bulk_runs=150, bulk_points=1000)
+        mlruns = os.path.join(self.tmp, "mlruns")
+        mlflow_stores.write_file_store(mlruns, data)
+        dd = os.path.join(self.tmp, "data")
+        proc = subprocess.Popen([tally_binary(), "import", "mlruns", mlruns, "--data", dd,
+                                 "--threads", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # kill it once the ledger holds some runs done (the first batch of 64)
+        ledger = os.path.join(dd, "meta.db")
+        done = 0
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline and done == 0:
+            time.sleep(0.01)
+            try:
+                c = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1)
+                done = c.execute("SELECT count(*) FROM import_runs WHERE state = 'done'"
+                                 ).fetchone()[0]
+                c.close()
+            except sqlite3.Error:
+                pass
+        proc.send_signal(signal.SIGKILL)
+        killed_early = proc.wait() == -signal.SIGKILL
+        p = tally("import", "mlruns", mlruns, "--data", dd, check=0)
+        first = p.stdout
+        print("after SIGKILL:", first.strip(), file=sys.stderr)
+        if killed_early:  # resumed: what was done stays done, the rest is imported
+            self.assertRegex(first, r"[1-9][0-9]* runs imported, [1-9][0-9]* already done", first)
+        p = tally("import", "mlruns", mlruns, "--data", dd, check=0)
+        self.assertIn("0 runs imported, 156 already done", p.stdout, first)
+        self.serve_and_check(dd, data)
+
+    def test_usage_and_errors(self):
+        self.assertEqual(tally("import", "--help").returncode, 0)
+        self.assertIn("usage: tally import", tally("import", "--help").stdout)
+        self.assertEqual(tally("import").returncode, 2)
+        self.assertEqual(tally("import", "mlruns", self.tmp).returncode, 2)  # no --data
+        self.assertEqual(tally("import", "csv", self.tmp, "--data", self.tmp).returncode, 2)
+        p = tally("import", "mlruns", os.path.join(self.tmp, "nope"), "--data",
+                  os.path.join(self.tmp, "d"))
+        self.assertEqual(p.returncode, 1)
+        p = tally("import", "mlruns", self.tmp, "--data", os.path.join(self.tmp, "d"))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no MLflow experiment", p.stderr)
+        self.assertEqual(tally("help").returncode, 0)
+        self.assertIn("import", tally("help").stdout)
+
+    def test_locked_by_running_server(self):
+        data = mlflow_stores.sample_data()
+        mlruns = os.path.join(self.tmp, "mlruns")
+        mlflow_stores.write_file_store(mlruns, data)
+        with TallyServer() as srv:
+            p = tally("import", "mlruns", mlruns, "--data", srv.data_dir)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("locked", p.stderr)
+
+
+class TestImportMlflowDb(ImportCase):
+    def test_lossless_and_idempotent(self):
+        data = mlflow_stores.sample_data(seed=3)
+        db = os.path.join(self.tmp, "mlflow.db")
+        art = os.path.join(self.tmp, "mlartifacts")
+        mlflow_stores.write_sqlite_db(db, data, art)
+        dd = os.path.join(self.tmp, "data")
+        p = tally("import", "mlflow-db", db, "--data", dd, "--artifact-root", art, check=0)
+        self.assertIn("6 runs imported", p.stdout)
+        p = tally("import", "mlflow-db", db, "--data", dd, "--artifact-root", art, check=0)
+        self.assertIn("0 runs imported, 6 already done, 0 metric points", p.stdout)
+        self.serve_and_check(dd, data, from_sql=True)
+
+    def test_not_an_mlflow_db(self):
+        db = os.path.join(self.tmp, "other.db")
+        import sqlite3
+        c = sqlite3.connect(db)
+        c.execute("CREATE TABLE t (x)")
+        c.commit()
+        c.close()
+        p = tally("import", "mlflow-db", db, "--data", os.path.join(self.tmp, "d"))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not an MLflow tracking database", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
