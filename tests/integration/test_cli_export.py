@@ -79,7 +79,7 @@ class TestExport(unittest.TestCase):
             v = float(v) if isinstance(v, str) else float(v)
             got.setdefault((o["run_id"], o["key"]), []).append((o["timestamp"], v, o["step"]))
         # -0.0 must be written with its sign
-        self.assertIn('"value":-0}', out)
+        self.assertIn('"value":-0.0}', out)
         n = 0
         for e, r in all_runs():
             for key, pts in r["metrics"].items():
