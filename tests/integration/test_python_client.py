@@ -185,6 +185,11 @@ class PythonClientTest(unittest.TestCase):
             tally_client.log_metrics({"a": 1, "b": True}, step=9, timestamp=77)
             run.log_series("col", [0.5 * i for i in range(20000)], steps=range(20000),
                            timestamps=[3] * 20000)
+            # One key through both paths before a flush: two records of one
+            # series in one frame.
+            run.log_metric("mixed", 1.0, step=0, timestamp=1)
+            run.log_series("mixed", [2.0, 3.0], steps=[1, 2], timestamps=[2, 3])
+            run.log_metric("mixed", 4.0, step=3, timestamp=4)
             tally_client.log_params({"lr": 0.001, "long": "v" * 5000, "huge": "w" * 9000})
             tally_client.log_param("opt", "adam")
             tally_client.set_tags({"stage": "train"})
@@ -217,6 +222,8 @@ class PythonClientTest(unittest.TestCase):
                          [(1 << 62, 1 << 52)])
         self.assertEqual(sorted(as_float(p["value"]) for p in history(run_id, "dup")), [1.0, 2.0])
         self.assertEqual([as_float(p["value"]) for p in history(run_id, "b")], [1.0])
+        self.assertEqual(sorted((p["step"], as_float(p["value"])) for p in history(run_id, "mixed")),
+                         [(0, 1.0), (1, 2.0), (2, 3.0), (3, 4.0)])
         col = history(run_id, "col")
         self.assertEqual(len(col), 20000)
         self.assertEqual(sorted((p["step"], as_float(p["value"])) for p in col),

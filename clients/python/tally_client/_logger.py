@@ -2,10 +2,12 @@
 and sends them to the server in native ingest frames from a background
 thread.
 
-Shape of the buffer: a dict key -> list of (step, timestamp, value) rows for
-the run, filled by log_metric under one lock (one tuple and one list append
-per point: the cheapest thing CPython does); the sender turns rows into
-array columns (C loops) when it builds a frame. When it
+Shape of the buffer: a dict key -> flat list [step, timestamp, value, step,
+...] filled by log_metric under one lock (one small tuple and one list
+extend per point, the cheapest thing CPython does), and a dict key -> list
+of column chunks (array triples) filled by log_series without creating a
+Python object per point. The sender turns rows into array columns with
+strided slices (C loops) when it builds a frame. When it
 holds batch_points points (or flush_interval seconds passed) the whole dict is
 handed to the sender's queue and a fresh one started, so the training thread
 never waits for the network.
@@ -40,9 +42,6 @@ from ._validate import check_key
 log = logging.getLogger("tally_client")
 _time_ns = time.time_ns
 _I64 = 1 << 63
-_step_of = operator.itemgetter(0)
-_ts_of = operator.itemgetter(1)
-_value_of = operator.itemgetter(2)
 
 
 def as_float(value):
@@ -88,11 +87,13 @@ class MetricLogger:
         self._block_timeout = block_timeout
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
-        self._cur = {}
-        self._n = 0                 # points in _cur
+        self._rows = {}             # key -> flat [step, ts, value, ...]
+        self._chunks = {}           # key -> [(steps, timestamps, values) arrays]
+        self._n = 0                 # points in _rows and _chunks
+        self._limit = batch_points  # the hot path's one check: _n < _limit (see _set_limit)
         self._queue = collections.deque()
         self._pending = 0           # points queued or being sent
-        self._accepted = 0          # points ever taken by log_metric*
+        self._handed = 0            # points ever handed to the sender
         self._done = 0              # points acknowledged or reported
         self._closing = False
         self._abandon = False
@@ -106,44 +107,41 @@ class MetricLogger:
 
     # -- the training loop's side -------------------------------------------
 
-    def log_metric(self, key, value, step=None, timestamp=None):
-        # The hot path: plain floats and ints pass two type checks; anything
+    def log_metric(self, key, value, step=None, timestamp=None, _now=_time_ns):
+        # The hot path: plain floats and ints pass the type checks; anything
         # else goes through the converters (numpy scalars, bools, bad input).
+        # The int64 bounds are literals and the clock a default argument:
+        # constants and locals are the cheapest loads in CPython.
         if type(value) is not float:
             value = as_float(value)
         if step is None:
             step = 0
-        elif type(step) is not int or step >= _I64 or step < -_I64:
+        elif (type(step) is not int or step >= 9223372036854775808
+              or step < -9223372036854775808):
             step = as_int64(step, "step")
         if timestamp is None:
-            timestamp = _time_ns() // 1_000_000
-        elif type(timestamp) is not int or timestamp >= _I64 or timestamp < -_I64:
+            timestamp = _now() // 1000000
+        elif (type(timestamp) is not int or timestamp >= 9223372036854775808
+              or timestamp < -9223372036854775808):
             timestamp = as_int64(timestamp, "timestamp")
         lock = self._lock
         lock.acquire()
-        rows = self._cur.get(key)
-        if rows is None or self._n + self._pending >= self._max_points:
+        rows = self._rows.get(key)
+        if rows is None or self._n >= self._limit:
             lock.release()
-            return self._log_slow(key, (step, timestamp, value))
-        rows.append((step, timestamp, value))
+            return self._log_slow(key, step, timestamp, value)
+        rows += (step, timestamp, value)
         self._n += 1
-        self._accepted += 1
-        if self._n >= self._batch_points:
-            self._hand_off()
         lock.release()
 
-    def _log_slow(self, key, row):
-        """log_metric for a new key or a full buffer."""
-        if key not in self._cur:
+    def _log_slow(self, key, step, timestamp, value):
+        """log_metric for a new key, a full batch or a full buffer."""
+        if key not in self._rows:
             check_key(key)
         with self._lock:
-            if self._n + self._pending >= self._max_points:
-                self._wait_room()
-            self._cur.setdefault(key, []).append(row)
+            self._make_room()
+            self._rows.setdefault(key, []).extend((step, timestamp, value))
             self._n += 1
-            self._accepted += 1
-            if self._n >= self._batch_points:
-                self._hand_off()
 
     def log_metrics(self, metrics, step=None, timestamp=None):
         """Several metrics at one step and one timestamp (MLflow's
@@ -155,7 +153,8 @@ class MetricLogger:
 
     def log_series(self, key, values, steps=None, timestamps=None):
         """A whole column at once (bulk loading): values, with steps
-        (default 0..n-1) and timestamps (default now) of the same length."""
+        (default 0..n-1) and timestamps (default now) of the same length.
+        Taken as array chunks: no Python object per point."""
         check_key(key)
         vals = array("d", values)
         n = len(vals)
@@ -169,15 +168,13 @@ class MetricLogger:
         off = 0
         while off < n:
             with self._lock:
-                if self._n + self._pending >= self._max_points:
-                    self._wait_room()
+                self._make_room()
                 end = min(n, off + max(1, self._batch_points - self._n))
-                self._cur.setdefault(key, []).extend(
-                    zip(st[off:end], ts[off:end], vals[off:end]))
+                whole = off == 0 and end == n
+                self._chunks.setdefault(key, []).append(
+                    (st, ts, vals) if whole else (st[off:end], ts[off:end], vals[off:end]))
                 self._n += end - off
-                self._accepted += end - off
-                if self._n >= self._batch_points:
-                    self._hand_off()
+                self._set_limit()
             off = end
 
     def flush(self, timeout=None):
@@ -185,8 +182,8 @@ class MetricLogger:
         reported). Returns True, or False if timeout (seconds) passed."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
-            target = self._accepted
             self._hand_off()
+            target = self._handed
             while self._done < target:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -213,11 +210,27 @@ class MetricLogger:
         with self._lock:
             return self._n + self._pending
 
+    @property
+    def _accepted(self):
+        with self._lock:
+            return self._handed + self._n
+
     # -- internals (called with the lock held unless said otherwise) ---------
 
-    def _wait_room(self):
+    def _set_limit(self):
+        """_limit = how many points _rows/_chunks may hold before the hot
+        path must stop: a full batch, or the room left in the buffer."""
+        self._limit = max(0, min(self._batch_points, self._max_points - self._pending))
+
+    def _make_room(self):
+        """Before taking a point: hands off a full batch and waits while the
+        buffer is full (invariant 1)."""
         if self._closing:
             raise RuntimeError("the metric logger is closed")
+        if self._n >= self._batch_points:
+            self._hand_off()
+        if self._n + self._pending < self._max_points:
+            return
         self._hand_off()
         deadline = None if self._block_timeout is None else time.monotonic() + self._block_timeout
         while self._n + self._pending >= self._max_points:
@@ -230,10 +243,13 @@ class MetricLogger:
 
     def _hand_off(self):
         if self._n:
-            self._queue.append((self._cur, self._n))
+            self._queue.append((self._rows, self._chunks, self._n))
             self._pending += self._n
-            self._cur = {}
+            self._handed += self._n
+            self._rows = {}
+            self._chunks = {}
             self._n = 0
+            self._set_limit()
             self._cv.notify_all()
 
     def _run(self):
@@ -244,22 +260,32 @@ class MetricLogger:
                         self._hand_off()
                 if not self._queue:
                     return
-                batch, n = self._queue.popleft()
-            self._send_batch(batch, n)
+                rows, chunks, n = self._queue.popleft()
+            self._send_batch(rows, chunks)
 
-    def _frames(self, batch):
-        """Turns a batch (key -> rows) into frames of at most MAX_FRAME_BYTES
-        of columns: yields (records, points)."""
+    def _columns(self, rows, chunks):
+        """Every (key, steps, timestamps, values) of a batch, as arrays."""
+        for key, flat in rows.items():
+            yield key, array("q", flat[0::3]), array("q", flat[1::3]), array("d", flat[2::3])
+        for key, parts in chunks.items():
+            for st, ts, vals in parts:
+                yield key, st, ts, vals
+
+    def _frames(self, rows, chunks):
+        """A batch as frames of at most MAX_FRAME_BYTES of columns: yields
+        (records, points). A key may have several records in one frame."""
         cap = max(1, _frame.MAX_FRAME_BYTES // _frame.BYTES_PER_POINT)
         records, used = [], 0
-        for key, rows in batch.items():
+        for key, st, ts, vals in self._columns(rows, chunks):
             kb = key.encode()
-            off, n = 0, len(rows)
+            off, n = 0, len(vals)
             while off < n:
                 take = min(n - off, cap - used)
-                part = rows if (off == 0 and take == n) else rows[off:off + take]
-                records.append((self._rid, kb, array("q", map(_step_of, part)),
-                                array("q", map(_ts_of, part)), array("d", map(_value_of, part))))
+                if off == 0 and take == n:
+                    records.append((self._rid, kb, st, ts, vals))
+                else:
+                    end = off + take
+                    records.append((self._rid, kb, st[off:end], ts[off:end], vals[off:end]))
                 off += take
                 used += take
                 if used >= cap:
@@ -268,8 +294,8 @@ class MetricLogger:
         if records:
             yield records, used
 
-    def _send_batch(self, batch, n_batch):
-        for records, n in self._frames(batch):
+    def _send_batch(self, rows, chunks):
+        for records, n in self._frames(rows, chunks):
             body = _frame.encode(records)
             failure = None
             try:
@@ -287,4 +313,5 @@ class MetricLogger:
                     self.dropped_points += n
                 self._pending -= n
                 self._done += n
+                self._set_limit()
                 self._cv.notify_all()
