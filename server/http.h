@@ -59,6 +59,7 @@ typedef struct tally_req {
     size_t body_len;
     const char *remote_addr;     /* "ip:port" */
     const char *user;            /* authenticated user, or NULL (security issue) */
+    const struct tally_principal *principal; /* the same in full (auth.h), or NULL when auth is off */
     void *conn;                  /* private to http.c */
     struct tally_body_sink *sink; /* streaming routes only, else NULL: see below */
 } tally_req;

@@ -40,7 +40,9 @@
     X(tally_routes_metrics) /* api_metrics.c: log-metric, log-batch, metrics/... */         \
     X(tally_routes_native) /* native.c: tally/ingest, tally/query */                         \
     X(tally_routes_artifacts_list) /* api_artifacts_list.c: artifacts/list (§3.5) */         \
-    X(tally_routes_log_model) /* api_log_model.c: runs/log-model (legacy) */
+    X(tally_routes_log_model) /* api_log_model.c: runs/log-model (legacy) */               \
+    X(tally_routes_auth) /* api_auth.c: users, permissions, tokens */                        \
+    X(tally_routes_audit) /* api_audit.c: tally/audit/search */
 
 #define TALLY_ROUTE_EXTERN_(name) extern const tally_route name[];
 TALLY_ROUTE_TABLES(TALLY_ROUTE_EXTERN_)
@@ -168,6 +170,12 @@ const char *tally_routes_name(size_t i)
 {
     tally_routes_init();
     return i < n_routes ? all_routes[i]->name : "unmatched";
+}
+
+const tally_route *tally_routes_get(size_t i)
+{
+    tally_routes_init();
+    return i < n_routes ? all_routes[i] : NULL;
 }
 
 static int method_ok(const tally_route *r, tally_method m)

@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-dev
       liblz4-dev liburing-dev libxxhash-dev libsqlite3-dev
-      libmicrohttpd-dev libcjson-dev libjsmn-dev libsodium-dev python3)
+      libmicrohttpd-dev libcjson-dev libjsmn-dev libsodium-dev python3
+      openssl) # openssl: self-signed certificates in the TLS tests
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
