@@ -371,7 +371,7 @@ static int verify(tally_auth *a, const tally_cred *c, tally_principal *who, int6
                 if (left < *ttl_s)
                     *ttl_s = left;
             }
-            ok = *ttl_s > 0 || t.expires_ms == 0;
+            ok = 1; /* a ttl of 0 (expiring within the second) is just not cached */
         }
     }
     tally_arena_free(ar);
