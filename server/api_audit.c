@@ -22,6 +22,7 @@
 #include "api_error.h"
 #include "api_tracking.h"
 #include "app.h"
+#include "audit.h"
 #include "json_out.h"
 #include "params.h"
 #include "store_auth.h"
@@ -37,6 +38,9 @@ static void handle_audit_search(tally_server *srv, const tally_req *req, tally_r
                          "there is no audit log.");
         return;
     }
+    /* Every record queued so far is committed before we read (audit.h (2)). */
+    if (srv->audit)
+        tally_audit_sync(srv->audit);
     TALLY_API_OPEN_PARAMS(p, req, resp);
     tally_arena *a = tally_arena_new();
     char err[512] = "";

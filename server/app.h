@@ -34,6 +34,7 @@ typedef struct tally_server {
     tally_stats *stats;      /* the server's own metrics (/metrics) */
     int64_t started_ms;      /* wall time at start */
     tally_auth *auth;        /* users, permissions, tokens (auth.h); NULL when auth is off */
+    struct tally_audit *audit; /* the audit log writer (audit.h); NULL when auth is off */
 
     /* Registry events (mlflow-webhooks.md §5). The registry handlers call
      * registry_event, when set, after a change committed: entity and action

@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "audit.h"
 #include "auth.h"
 #include "config.h"
 #include "routes.h"
@@ -169,8 +170,11 @@ int tally_serve_main(int argc, char **argv)
         return 1;
     }
 
-    if (srv.cfg.auth && tally_auth_open(srv.store, &srv.cfg, &srv.auth, err, sizeof err) != 0) {
+    if (srv.cfg.auth && (tally_auth_open(srv.store, &srv.cfg, &srv.auth, err, sizeof err) != 0 ||
+                         (tally_audit_open(srv.store, &srv.audit) != 0 &&
+                          snprintf(err, sizeof err, "cannot start the audit log writer") > 0))) {
         fprintf(stderr, "tally serve: %s\n", err);
+        tally_auth_close(srv.auth);
         tally_store_close(srv.store);
         tally_engine_close(srv.engine);
         tally_stats_free(srv.stats);
@@ -184,6 +188,7 @@ int tally_serve_main(int argc, char **argv)
     tally_http *http = NULL;
     if (tally_http_start(&srv, &http, err, sizeof err) != 0) {
         fprintf(stderr, "tally serve: %s\n", err);
+        tally_audit_close(srv.audit);
         tally_auth_close(srv.auth);
         tally_store_close(srv.store);
         tally_engine_close(srv.engine);
@@ -213,6 +218,7 @@ int tally_serve_main(int argc, char **argv)
         fprintf(stderr, "{\"level\":\"warn\",\"message\":\"%d requests still in flight at "
                         "shutdown were cut off\"}\n",
                 left);
+    tally_audit_close(srv.audit); /* commits what is queued (audit.h (3)) */
     tally_auth_close(srv.auth);
     tally_store_close(srv.store);
     rc = tally_engine_close(srv.engine);

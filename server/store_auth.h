@@ -167,6 +167,9 @@ typedef struct tally_audit_query {
 } tally_audit_query;
 
 int tally_store_audit_append(tally_store *s, const tally_audit_record *r, char *err, size_t cap);
+/* n records in one transaction (all or none), ids in array order. */
+int tally_store_audit_append_many(tally_store *s, const tally_audit_record *r, size_t n, char *err,
+                                  size_t cap);
 /* Newest first. *more = 1 when older matching records remain. */
 int tally_store_audit_search(tally_store *s, const tally_audit_query *q, tally_arena *a,
                              tally_audit_record **out, size_t *n, int *more, char *err,

@@ -756,6 +756,7 @@ int tally_store_token_revoke(tally_store *s, int64_t id, char *err, size_t cap)
 
 typedef struct audit_op {
     const tally_audit_record *rec;
+    size_t n_rec;                 /* records at rec (appends) */
     const tally_audit_query *q;
     tally_arena *a;
     tally_audit_record *list;
@@ -763,10 +764,8 @@ typedef struct audit_op {
     int more;
 } audit_op;
 
-static int do_audit_append(tally__conn *c, void *arg, char *err, size_t cap)
+static int audit_insert(tally__conn *c, const tally_audit_record *r, char *err, size_t cap)
 {
-    audit_op *o = arg;
-    const tally_audit_record *r = o->rec;
     static const char sql[] =
         "INSERT INTO audit_log (time_ms, username, method, route, path, resource, status, "
         "remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
@@ -786,10 +785,28 @@ static int do_audit_append(tally__conn *c, void *arg, char *err, size_t cap)
     return rc == SQLITE_DONE ? 0 : tally__conn_error(c, err, cap);
 }
 
+static int do_audit_append(tally__conn *c, void *arg, char *err, size_t cap)
+{
+    audit_op *o = arg;
+    for (size_t i = 0; i < o->n_rec; i++) {
+        int rc = audit_insert(c, &o->rec[i], err, cap);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 int tally_store_audit_append(tally_store *s, const tally_audit_record *r, char *err, size_t cap)
 {
-    audit_op o = {.rec = r};
+    audit_op o = {.rec = r, .n_rec = 1};
     return tally__store_write(s, do_audit_append, &o, err, cap);
+}
+
+int tally_store_audit_append_many(tally_store *s, const tally_audit_record *r, size_t n, char *err,
+                                  size_t cap)
+{
+    audit_op o = {.rec = r, .n_rec = n};
+    return n ? tally__store_write(s, do_audit_append, &o, err, cap) : 0;
 }
 
 static int do_audit_search(tally__conn *c, void *arg, char *err, size_t cap)

@@ -444,6 +444,10 @@ class Restart(unittest.TestCase):
                 self.assertEqual(s2.mlflow("GET", "experiments/search", {},
                                            as_=("admin", "another-admin-pass"))[0], 401)
                 self.assertEqual(s2.mlflow("GET", "experiments/search", {})[0], 200)
+                # The audit record of a change made just before SIGTERM survived it.
+                st, body, _ = s2.call("GET", "tally/audit/search", {"route": "users/create"})
+                self.assertEqual(st, 200, body)
+                self.assertEqual([r["username"] for r in body["records"]], ["admin"])
             finally:
                 s2.stop()
 
