@@ -609,6 +609,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
         /* resp already holds the error */
     } else if (cx->streaming) {
         finish_sink(cx, 1);
+        if (srv->auth)
+            tally_authz_after(srv, &cx->req, cx->match.route, cx->method_name, &cx->az,
+                              &cx->resp);
     } else if (tally_buf_failed(&cx->body)) {
         tally_resp_error(&cx->resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
     } else {
