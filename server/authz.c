@@ -35,6 +35,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "api_error.h"
 #include "api_tracking.h"
@@ -521,6 +524,38 @@ static int body_scan(const char *body, size_t len, const char *const *names, cha
     return P_BAD;
 }
 
+/* Occurrences of needle (n >= 2 bytes) in hay[0..len), counting stops at
+ * limit. The SSE2 path tests 16 positions at once for the needle's first
+ * and last bytes (Muła's generic SIMD search) and confirms candidates with
+ * memcmp: log-batch bodies are ~100 KB, and glibc's memmem costs several
+ * times more here. */
+static size_t count_occurrences(const char *hay, size_t len, const char *needle, size_t n,
+                                size_t limit)
+{
+    size_t count = 0, i = 0;
+    if (n < 2 || len < n)
+        return 0;
+#ifdef __SSE2__
+    const __m128i first = _mm_set1_epi8(needle[0]), last = _mm_set1_epi8(needle[n - 1]);
+    for (; i + n - 1 + 16 <= len && count < limit; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(hay + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(hay + i + n - 1));
+        unsigned mask = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
+        while (mask && count < limit) {
+            unsigned bit = (unsigned)__builtin_ctz(mask);
+            if (memcmp(hay + i + bit, needle, n) == 0)
+                count++;
+            mask &= mask - 1;
+        }
+    }
+#endif
+    for (; i + n <= len && count < limit; i++)
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, n) == 0)
+            count++;
+    return count;
+}
+
 /* body_scan of the whole object, made cheap for large bodies (log-batch):
  * when the body holds no backslash (so no member name is escaped) and the
  * quoted names occur at most once in its text, the first top-level match
@@ -529,7 +564,13 @@ static int body_scan(const char *body, size_t len, const char *const *names, cha
 static int body_field(const char *body, size_t len, const char *const *names, char *out,
                       size_t cap)
 {
-    if (len > 4096 && !memchr(body, '\\', len)) {
+    return tally__authz_body_field(body, len, names, out, cap, 0);
+}
+
+int tally__authz_body_field(const char *body, size_t len, const char *const *names, char *out,
+                            size_t cap, int force_full)
+{
+    if (!force_full && len > 4096 && !memchr(body, '\\', len)) {
         /* One search for the longest common prefix of the quoted names
          * ("run for run_id, runId, run_uuid, runUuid): one pass, not one
          * per spelling. */
@@ -545,13 +586,7 @@ static int body_field(const char *body, size_t len, const char *const *names, ch
         }
         if (!names[1])
             q[qn++] = '"';
-        size_t occ = 0;
-        const char *p = body, *end = body + len;
-        while (occ <= 1 && (p = memmem(p, (size_t)(end - p), q, qn)) != NULL) {
-            occ++;
-            p += qn;
-        }
-        if (occ <= 1)
+        if (count_occurrences(body, len, q, qn, 2) <= 1)
             return body_scan(body, len, names, out, cap, 1);
     }
     return body_scan(body, len, names, out, cap, 0);

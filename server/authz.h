@@ -103,4 +103,15 @@ int tally_authz_readable_models(tally_server *srv, const tally_req *req, tally_a
 int tally_readable_has(const tally_readable_set *set, const char *resource);
 int tally_readable_has_experiment(const tally_readable_set *set, int64_t experiment_id);
 
+/* ---- internal, exposed for tests/fuzz/fuzz_authz_body.c -------------------- */
+
+/* The top-level member of a JSON object body named any of names (NULL-
+ * terminated; names[0] the canonical spelling): 1 found (string value
+ * decoded, or number text, into out), 0 absent, -1 given twice with
+ * different values or under an escaped member name, -2 not a plain object
+ * authz can read. force_full = 1 skips the fast path for large bodies; the
+ * answer must be the same either way. */
+int tally__authz_body_field(const char *body, size_t len, const char *const *names, char *out,
+                            size_t cap, int force_full);
+
 #endif /* TALLY_SERVER_AUTHZ_H */

@@ -245,9 +245,30 @@ class Permissions(unittest.TestCase):
                                       headers={"Content-Type": "application/json",
                                                "Authorization": basic(*BOB)})
             self.assertEqual(st, 400, (b, data))
-        st, body = SRV.mlflow("GET", "metrics/get-history", {"run_id": run_theirs, "metric_key": "k"})
-        self.assertEqual(st, 200)
-        self.assertEqual(body.get("metrics", []), [])
+        # The same with log-batch bodies large enough for the fast lookup path.
+        metrics = ",".join('{"key":"m","value":%d,"timestamp":1,"step":%d}' % (i, i) for i in range(200))
+        for b in ['{"run_id":"%s","metrics":[%s],"run_id":"%s"}' % (run_mine, metrics, run_theirs),
+                  '{"runId":"%s","metrics":[%s],"run_uuid":"%s"}' % (run_mine, metrics, run_theirs),
+                  '{"run_id":"%s","metrics":[%s],"run\\u005fid":"%s"}' % (run_mine, metrics, run_theirs)]:
+            self.assertGreater(len(b), 4096)
+            st, _, data = SRV.request("POST", "/api/2.0/mlflow/runs/log-batch", body=b,
+                                      headers={"Content-Type": "application/json",
+                                               "Authorization": basic(*BOB)})
+            self.assertEqual(st, 400, data)
+        ok = '{"run_id":"%s","metrics":[%s]}' % (run_mine, metrics)
+        st, _, data = SRV.request("POST", "/api/2.0/mlflow/runs/log-batch", body=ok,
+                                  headers={"Content-Type": "application/json",
+                                           "Authorization": basic(*BOB)})
+        self.assertEqual(st, 200, data)
+        bad = '{"run_id":"%s","metrics":[%s]}' % (run_theirs, metrics)
+        st, _, data = SRV.request("POST", "/api/2.0/mlflow/runs/log-batch", body=bad,
+                                  headers={"Content-Type": "application/json",
+                                           "Authorization": basic(*BOB)})
+        self.assertEqual(st, 403, data)
+        for key in ["k", "m"]:
+            st, body = SRV.mlflow("GET", "metrics/get-history", {"run_id": run_theirs, "metric_key": key})
+            self.assertEqual(st, 200)
+            self.assertEqual(body.get("metrics", []), [])
 
 
 class Tokens(unittest.TestCase):
