@@ -143,6 +143,19 @@ static const rule RULES[] = {
     {ANY, "mlflow/model-versions/delete-tag", MANAGE, MODEL, AUDIT},
     {ANY, "mlflow/model-versions/delete", MANAGE, MODEL, AUDIT},
     {ANY, "/model-versions/get-artifact", READ, MODEL, 0},
+    /* webhooks (other branch). MLflow: any authenticated user; a webhook sees
+     * every registry event of every model, so here: admins only. */
+    {G | TALLY_HEAD, "mlflow/webhooks", ADMIN, NONE, 0},
+    {P, "mlflow/webhooks", ADMIN, NONE, AUDIT},
+    {G | TALLY_HEAD, "mlflow/webhooks/", ADMIN, NONE, 0},
+    {P | PA | D, "mlflow/webhooks/", ADMIN, NONE, AUDIT},
+    /* logged models (other branch). The id routes need a model id ->
+     * experiment lookup this branch does not have: admins only until one is
+     * wired (see the report / docs/api.md). */
+    {P, "mlflow/logged-models", EDIT, EXP, AUDIT},
+    {ANY, "mlflow/logged-models/search", AUTHED, NONE, 0},
+    {G | TALLY_HEAD, "mlflow/logged-models/", ADMIN, NONE, 0},
+    {P | PA | D | PU, "mlflow/logged-models/", ADMIN, NONE, AUDIT},
     /* users and permissions (api_auth.c; mlflow-auth.md §6) */
     {ANY, "mlflow/users/create", ADMIN, NONE, AUDIT},
     {ANY, "mlflow/users/get", SELF, NONE, 0},
