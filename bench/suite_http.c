@@ -22,6 +22,19 @@
  *   native_m4_<R>runs_{p50,p99}_ms POST tally/query, R runs x one key, M4, W
  *        = 1000, binary columns; R = 100 runs x 1M steps (--quick: 100 x
  *        20k); REPS_M4 queries after one warm-up.
+ *   logbatch_metrics_per_s_auth_basic  log-batch throughput (as above) against
+ *        a server with --auth, every request carrying HTTP Basic credentials
+ *        of a non-admin user with EDIT on the runs' experiment, against the
+ *        same load on a server with auth off (the baseline), both started
+ *        fresh in this run; after one warm-up round each, AUTH_ROUNDS
+ *        alternating rounds of AUTH_REQS requests per connection each; the
+ *        medians of the rounds' rates. Ratio
+ *        = auth on / auth off (issue 8 asks >= 0.95).
+ *   logbatch_metrics_per_server_cpu_s_auth_basic  the same rounds, as metrics
+ *        per CPU-second the server process used (all its threads, from
+ *        /proc/<pid>/task/<tid>/schedstat): the cost of authentication,
+ *        little moved by other load on a shared machine, which the
+ *        wall-clock rates above are not.
  *   runs_search_<N>runs_{p50,p99}_ms  POST mlflow/runs/search over one
  *        experiment of N runs (10,000; --quick 2,000), each with a param
  *        `opt` (adam or sgd, half each) and a metric `loss`, filter
@@ -40,6 +53,7 @@
 #include "bench.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -81,7 +95,8 @@ typedef struct server {
     int port;
 } server;
 
-static int server_start(bench_ctx *c, server *s)
+/* Starts `tally serve` on a fresh <work>/<sub> with extra flags (NULL-terminated). */
+static int server_start_with(bench_ctx *c, server *s, const char *sub, const char *const *extra)
 {
     char exe[4096], bin[4200], data[4200], budget[32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -95,7 +110,7 @@ static int server_start(bench_ctx *c, server *s)
         fprintf(stderr, "http: no server binary at %s\n", bin);
         return -1;
     }
-    bench_subdir(c, "server", data, sizeof data);
+    bench_subdir(c, sub, data, sizeof data);
     snprintf(budget, sizeof budget, "%llu", (unsigned long long)MEMORY_BUDGET);
     int out[2];
     if (pipe(out) != 0)
@@ -107,8 +122,13 @@ static int server_start(bench_ctx *c, server *s)
         dup2(out[1], 1);
         close(out[0]);
         close(out[1]);
-        execl(bin, bin, "serve", "--host", "127.0.0.1", "--port", "0", "--data", data,
-              "--log-requests", "0", "--memory-budget", budget, (char *)NULL);
+        const char *args[32] = {bin, "serve", "--host", "127.0.0.1", "--port", "0", "--data",
+                                data, "--log-requests", "0", "--memory-budget", budget};
+        size_t na = 12;
+        for (size_t i = 0; extra && extra[i] && na < 31; i++)
+            args[na++] = extra[i];
+        args[na] = NULL;
+        execv(bin, (char *const *)args);
         _exit(127);
     }
     close(out[1]);
@@ -133,6 +153,11 @@ static int server_start(bench_ctx *c, server *s)
     s->pid = pid;
     s->port = atoi(colon + 1);
     return 0;
+}
+
+static int server_start(bench_ctx *c, server *s)
+{
+    return server_start_with(c, s, "server", NULL);
 }
 
 static void server_stop(server *s)
@@ -169,6 +194,7 @@ typedef struct hconn {
     size_t cap, len; /* allocated, filled */
     size_t body_off; /* where the last response's body starts */
     size_t body_len;
+    const char *auth; /* Authorization header value sent with every request, or NULL */
 } hconn;
 
 static int hconn_open(hconn *h, int port)
@@ -244,9 +270,11 @@ static int hreq(hconn *h, const char *method, const char *path, const char *ctyp
 {
     char head[8192];
     int n = snprintf(head, sizeof head,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n%s%s%s"
                      "Content-Length: %zu\r\n\r\n",
-                     method, path, ctype ? ctype : "application/json", body_len);
+                     method, path, ctype ? ctype : "application/json",
+                     h->auth ? "Authorization: " : "", h->auth ? h->auth : "",
+                     h->auth ? "\r\n" : "", body_len);
     if (n < 0 || (size_t)n >= sizeof head || send_all(h->fd, head, (size_t)n) != 0 ||
         (body_len && send_all(h->fd, body, body_len) != 0))
         return -1;
@@ -336,9 +364,10 @@ static void frame_build(fbuf *f, const char *const *runs, const char *const *key
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static int create_run(hconn *h, char out[64])
+static int create_run_in(hconn *h, const char *exp, char out[64])
 {
-    const char *body = "{\"experiment_id\":\"0\",\"start_time\":1}";
+    char body[128];
+    snprintf(body, sizeof body, "{\"experiment_id\":\"%s\",\"start_time\":1}", exp);
     int st = hreq(h, "POST", "/api/2.0/mlflow/runs/create", NULL, body, strlen(body));
     if (st != 200)
         return -1;
@@ -353,6 +382,11 @@ static int create_run(hconn *h, char out[64])
     memcpy(out, p, n);
     out[n] = 0;
     return 0;
+}
+
+static int create_run(hconn *h, char out[64])
+{
+    return create_run_in(h, "0", out);
 }
 
 static int ingest_series(hconn *h, const char *const *runs, const char *const *keys, size_t n,
@@ -392,6 +426,7 @@ static int ingest_series(hconn *h, const char *const *runs, const char *const *k
 
 typedef struct worker {
     int port;
+    const char *auth;    /* Authorization header, or NULL */
     char run[64];
     int n_reqs;
     char **bodies;       /* log-batch: prebuilt bodies */
@@ -410,6 +445,7 @@ static void *worker_main(void *arg)
         w->failed = 1;
         return NULL;
     }
+    h.auth = w->auth;
     int64_t *st = NULL, *ts = NULL;
     double *v = NULL;
     fbuf f = {0};
@@ -581,6 +617,189 @@ static int fig_runs_search(bench_ctx *c, hconn *h)
     snprintf(fig, sizeof fig, "runs_search_%druns_p99_ms", n_runs);
     bench_report(c, fig, bench_percentile(lat, REPS_SEARCH, 99), "ms", NULL, 0, 0);
     return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Authentication on vs off                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define AUTH_ROUNDS 16       /* --quick: AUTH_ROUNDS_QUICK */
+#define AUTH_ROUNDS_QUICK 8
+#define AUTH_REQS 12         /* per connection per round; --quick: AUTH_REQS_QUICK */
+#define AUTH_REQS_QUICK 6
+#define AUTH_ADMIN "Basic YWRtaW46YmVuY2gtYWRtaW4tcGFzc3dvcmQ=" /* admin:bench-admin-password */
+#define AUTH_USER "Basic YmVuY2g6YmVuY2gtdXNlci1wYXNzd29yZA=="  /* bench:bench-user-password */
+
+/* On the auth server: user "bench" (not an admin), an experiment it creates
+ * (so it holds MANAGE; EDIT is what log-batch needs), runs in it. */
+static int auth_setup(hconn *h, worker *w, int n)
+{
+    const char *u = "{\"username\":\"bench\",\"password\":\"bench-user-password\"}";
+    h->auth = AUTH_ADMIN;
+    if (hreq(h, "POST", "/api/2.0/mlflow/users/create", NULL, u, strlen(u)) != 200)
+        return -1;
+    h->auth = AUTH_USER;
+    const char *e = "{\"name\":\"auth-bench\"}";
+    if (hreq(h, "POST", "/api/2.0/mlflow/experiments/create", NULL, e, strlen(e)) != 200)
+        return -1;
+    h->buf[h->body_off + h->body_len] = 0;
+    const char *p = strstr(h->buf + h->body_off, "\"experiment_id\":\"");
+    if (!p)
+        return -1;
+    char exp[32];
+    snprintf(exp, sizeof exp, "%.*s", (int)strcspn(p + 17, "\""), p + 17);
+    for (int i = 0; i < n; i++)
+        if (create_run_in(h, exp, w[i].run) != 0)
+            return -1;
+    return 0;
+}
+
+static void free_bodies(worker *w, int n)
+{
+    for (int i = 0; i < n; i++) {
+        for (int r = 0; w[i].bodies && r < w[i].n_reqs; r++)
+            free(w[i].bodies[r]);
+        free(w[i].bodies);
+        free(w[i].body_lens);
+        free(w[i].lat_ms);
+        w[i].bodies = NULL;
+        w[i].body_lens = NULL;
+        w[i].lat_ms = NULL;
+    }
+}
+
+/* CPU seconds used so far by every thread of process pid (schedstat, ns
+ * resolution), or -1. */
+static double proc_cpu_s(pid_t pid)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    double total = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[128];
+        snprintf(path, sizeof path, "%s/%.32s/schedstat", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        unsigned long long ns = 0;
+        if (f) {
+            if (fscanf(f, "%llu", &ns) == 1)
+                total += (double)ns / 1e9;
+            fclose(f);
+        }
+    }
+    closedir(d);
+    return total;
+}
+
+/* One round on one server: bodies built before the clock; metrics/s, and
+ * the metrics and server CPU seconds of the round added to *pts, *cpu. */
+static double auth_round(worker *w, int port, const char *auth, int reqs, int round, pid_t pid,
+                         double *pts_sum, double *cpu_sum)
+{
+    for (int i = 0; i < CONNS; i++) {
+        w[i].port = port;
+        w[i].auth = auth;
+        w[i].n_reqs = reqs;
+        w[i].native = 0;
+        w[i].failed = 0;
+        w[i].points = 0;
+        w[i].bodies = malloc(reqs * sizeof *w[i].bodies);
+        w[i].body_lens = malloc(reqs * sizeof *w[i].body_lens);
+        w[i].lat_ms = calloc(reqs, sizeof *w[i].lat_ms);
+        for (int r = 0; r < reqs; r++)
+            w[i].bodies[r] = lb_body(w[i].run, round * reqs + r, &w[i].body_lens[r]);
+    }
+    double cpu0 = proc_cpu_s(pid);
+    double secs = run_workers(w, CONNS, pid, NULL);
+    double cpu1 = proc_cpu_s(pid);
+    uint64_t pts = 0;
+    int failed = 0;
+    for (int i = 0; i < CONNS; i++) {
+        pts += w[i].points;
+        failed |= w[i].failed;
+    }
+    free_bodies(w, CONNS);
+    if (pts_sum && cpu0 >= 0 && cpu1 >= cpu0) {
+        *pts_sum += (double)pts;
+        *cpu_sum += cpu1 - cpu0;
+    }
+    return failed || secs <= 0 ? -1 : (double)pts / secs;
+}
+
+static int fig_auth(bench_ctx *c)
+{
+    static const char *const auth_args[] = {"--auth", "--admin-password", "bench-admin-password",
+                                            NULL};
+    server off = {0}, on = {0};
+    int rc = 1;
+    worker w_off[CONNS], w_on[CONNS];
+    memset(w_off, 0, sizeof w_off);
+    memset(w_on, 0, sizeof w_on);
+    hconn h = {0};
+    h.fd = -1;
+    if (server_start_with(c, &off, "server-auth-off", NULL) != 0 ||
+        server_start_with(c, &on, "server-auth-on", auth_args) != 0)
+        goto out;
+    if (hconn_open(&h, off.port) != 0)
+        goto out;
+    for (int i = 0; i < CONNS; i++)
+        if (create_run(&h, w_off[i].run) != 0)
+            goto out;
+    hconn_close(&h);
+    if (hconn_open(&h, on.port) != 0 || auth_setup(&h, w_on, CONNS) != 0) {
+        fprintf(stderr, "http: setting up the auth server failed\n");
+        goto out;
+    }
+    hconn_close(&h);
+    h.fd = -1;
+    int reqs = c->quick ? AUTH_REQS_QUICK : AUTH_REQS;
+    int rounds = c->quick ? AUTH_ROUNDS_QUICK : AUTH_ROUNDS;
+    double r_off[AUTH_ROUNDS], r_on[AUTH_ROUNDS];
+    double pts_on = 0, pts_off = 0, cpu_on = 0, cpu_off = 0;
+    /* Warm-up, not counted: first writes of each series, caches filled. */
+    if (auth_round(w_off, off.port, NULL, reqs, 1000, off.pid, NULL, NULL) < 0 ||
+        auth_round(w_on, on.port, AUTH_USER, reqs, 1000, on.pid, NULL, NULL) < 0) {
+        fprintf(stderr, "http: auth warm-up failed\n");
+        goto out;
+    }
+    for (int round = 0; round < rounds; round++) {
+        /* Alternate which goes first, so drift on the shared machine
+         * weighs on both alike. */
+        for (int k = 0; k < 2; k++) {
+            int do_on = (round + k) % 2;
+            double r = do_on ? auth_round(w_on, on.port, AUTH_USER, reqs, round, on.pid,
+                                          &pts_on, &cpu_on)
+                             : auth_round(w_off, off.port, NULL, reqs, round, off.pid, &pts_off,
+                                          &cpu_off);
+            if (r < 0) {
+                fprintf(stderr, "http: auth %s round failed\n", do_on ? "on" : "off");
+                goto out;
+            }
+            if (do_on)
+                r_on[round] = r;
+            else
+                r_off[round] = r;
+        }
+    }
+    /* Medians: one round slowed by a neighbour on the shared machine moves
+     * neither side. */
+    bench_report(c, "logbatch_metrics_per_s_auth_basic", bench_median(r_on, (size_t)rounds),
+                 "metrics/s", "auth off, same run", bench_median(r_off, (size_t)rounds), 1);
+    if (cpu_on > 0 && cpu_off > 0)
+        bench_report(c, "logbatch_metrics_per_server_cpu_s_auth_basic", pts_on / cpu_on,
+                     "metrics/cpu-s", "auth off, same run", pts_off / cpu_off, 1);
+    rc = 0;
+out:
+    if (h.fd >= 0)
+        hconn_close(&h);
+    server_stop(&off);
+    server_stop(&on);
+    return rc;
 }
 
 int bench_suite_http(bench_ctx *c)
@@ -790,5 +1009,7 @@ int bench_suite_http(bench_ctx *c)
 out:
     hconn_close(&h);
     server_stop(&srv);
+    if (rc == 0)
+        rc = fig_auth(c); /* its own two servers, after this one stopped */
     return rc;
 }

@@ -27,6 +27,7 @@
 #include "app.h"
 #include "json_out.h"
 #include "params.h"
+#include "authz.h"
 #include "search.h"
 #include "store.h"
 
@@ -274,7 +275,8 @@ static int exp_cmp(const void *x, const void *y, void *ctx)
 /* Filter, order and page `all` into the response. filter/order NULL: none. */
 static void search_respond(tally_resp *resp, tally_experiment *all, size_t n,
                            const tally_search_filter *f, const tally_search_order *o,
-                           uint64_t offset, size_t max_results, int paged)
+                           uint64_t offset, size_t max_results, int paged,
+                           const tally_readable_set *can_read)
 {
     tally_experiment **hits = malloc((n ? n : 1) * sizeof *hits);
     if (!hits) {
@@ -283,6 +285,10 @@ static void search_respond(tally_resp *resp, tally_experiment *all, size_t n,
     }
     size_t nh = 0;
     for (size_t i = 0; i < n; i++) {
+        /* Unreadable experiments are dropped before ordering and paging, so
+         * pages stay full and offsets stay right (mlflow-auth.md §5). */
+        if (!tally_readable_has_experiment(can_read, all[i].experiment_id))
+            continue;
         tally_search_row r = exp_row(&all[i]);
         if (!f || tally_search_match(f, &r))
             hits[nh++] = &all[i];
@@ -373,7 +379,13 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
         tally_api_store_error(resp, rc, err);
         goto out;
     }
-    search_respond(resp, all, n, f, o, offset, (size_t)max_results, 1);
+    tally_readable_set can_read;
+    rc = tally_authz_readable_experiments(srv, req, a, &can_read);
+    if (rc != 0) {
+        tally_api_store_error(resp, rc, "Permission lookup failed (metadata store unavailable).");
+        goto out;
+    }
+    search_respond(resp, all, n, f, o, offset, (size_t)max_results, 1, &can_read);
 out:
     tally_search_filter_free(f);
     tally_search_order_free(o);
@@ -410,7 +422,13 @@ static void handle_list(tally_server *srv, const tally_req *req, tally_resp *res
         tally_api_store_error(resp, rc, err);
         goto out;
     }
-    search_respond(resp, all, n, NULL, o, 0, 0, 0);
+    tally_readable_set can_read;
+    rc = tally_authz_readable_experiments(srv, req, a, &can_read);
+    if (rc != 0) {
+        tally_api_store_error(resp, rc, "Permission lookup failed (metadata store unavailable).");
+        goto out;
+    }
+    search_respond(resp, all, n, NULL, o, 0, 0, 0, &can_read);
 out:
     tally_search_order_free(o);
     tally_arena_free(a);

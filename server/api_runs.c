@@ -30,6 +30,7 @@
 
 #include "api_error.h"
 #include "api_tracking.h"
+#include "authz.h"
 #include "app.h"
 #include "json_out.h"
 #include "params.h"
@@ -643,6 +644,27 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
     for (size_t i = 0; i < n_exp; i++)
         if (tally_api_parse_experiment_id(exp_ids[i], &ids[i], resp) < 0)
             goto out;
+    /* With authentication on, the experiments the caller may not read leave
+     * the query itself (their ids never reach the SQL), so pages stay full
+     * and page tokens stay right (mlflow-auth.md §5, "Do: filter"). */
+    size_t n_asked = n_exp;
+    tally_readable_set can_read;
+    int arc = tally_authz_readable_experiments(srv, req, a, &can_read);
+    if (arc != 0) {
+        tally_api_store_error(resp, arc, "Permission lookup failed (metadata store unavailable).");
+        goto out;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n_exp; i++)
+        if (tally_readable_has_experiment(&can_read, ids[i]))
+            ids[kept++] = ids[i];
+    n_exp = kept;
+    if (n_asked > 0 && n_exp == 0) {
+        tally_buf_reset(&resp->body);
+        tally_buf_append(&resp->body, "{}", 2);
+        tally_api_ok_json(resp);
+        goto out;
+    }
 
     tally_search_error se;
     memset(&se, 0, sizeof se);

@@ -25,6 +25,7 @@
 
 typedef struct tally_store tally_store;
 typedef struct tally_stats tally_stats;
+typedef struct tally_auth tally_auth;
 
 typedef struct tally_server {
     tally_config cfg;        /* effective configuration */
@@ -32,6 +33,8 @@ typedef struct tally_server {
     tally_store *store;      /* metadata store (SQLite at <data>/meta.db by default) */
     tally_stats *stats;      /* the server's own metrics (/metrics) */
     int64_t started_ms;      /* wall time at start */
+    tally_auth *auth;        /* users, permissions, tokens (auth.h); NULL when auth is off */
+    struct tally_audit *audit; /* the audit log writer (audit.h); NULL when auth is off */
 
     /* Registry events (mlflow-webhooks.md §5). The registry handlers call
      * registry_event, when set, after a change committed: entity and action

@@ -60,6 +60,20 @@ static const key KEYS[] = {
      "engine memory budget (K/M/G suffixes), default 512M"},
     {"log_requests", K_BOOL, OFF(log_requests), 0, 0, 0,
      "1: one JSON line per request on stderr, 0: none; default 1"},
+    {"auth", K_BOOL, OFF(auth), 0, 0, 0, "1: require users and permissions (auth.h); default 0"},
+    {"default_permission", K_STR, OFF(default_permission),
+     sizeof(((tally_config *)0)->default_permission), 0, 0,
+     "READ | EDIT | MANAGE | NO_PERMISSIONS where a user has no row; default READ"},
+    {"admin_username", K_STR, OFF(admin_username), sizeof(((tally_config *)0)->admin_username), 0,
+     0, "admin created at start when absent; default admin"},
+    {"admin_password", K_STR, OFF(admin_password), sizeof(((tally_config *)0)->admin_password), 0,
+     0, "that admin's password (needed only to create it)"},
+    {"insecure_allow_public_without_auth", K_BOOL, OFF(insecure_public_no_auth), 0, 0, 0,
+     "1: listen on a non-loopback address with auth off; default 0"},
+    {"tls_cert", K_STR, OFF(tls_cert), sizeof(((tally_config *)0)->tls_cert), 0, 0,
+     "PEM certificate file: serve HTTPS (with tls_key)"},
+    {"tls_key", K_STR, OFF(tls_key), sizeof(((tally_config *)0)->tls_key), 0, 0,
+     "PEM private key file for tls_cert"},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -77,6 +91,8 @@ static void set_defaults(tally_config *c)
     c->durability = TALLY_DURABILITY_GROUP;
     c->memory_budget_bytes = (uint64_t)512 << 20;
     c->log_requests = 1;
+    snprintf(c->default_permission, sizeof c->default_permission, "READ");
+    snprintf(c->admin_username, sizeof c->admin_username, "admin");
 }
 
 /* "32M", "512MiB", "1g", "4096" -> bytes. */
@@ -290,6 +306,17 @@ const char *tally_config_help(void)
            "  --durability MODE       sync | group | async, default group\n"
            "  --memory-budget SIZE    engine memory budget, default 512M\n"
            "  --log-requests 0|1      one JSON line per request on stderr, default 1\n"
+           "  --auth [0|1]            require authentication (users, permissions,\n"
+           "                          tokens, audit log), default 0\n"
+           "  --default-permission P  READ | EDIT | MANAGE | NO_PERMISSIONS, default READ\n"
+           "  --admin-username NAME   admin created at start if absent, default admin\n"
+           "  --admin-password PASS   its password (TALLY_ADMIN_PASSWORD), needed only\n"
+           "                          to create it\n"
+           "  --tls-cert FILE         PEM certificate: serve HTTPS (with --tls-key)\n"
+           "  --tls-key FILE          PEM private key of --tls-cert\n"
+           "  --insecure-allow-public-without-auth [0|1]\n"
+           "                          listen on a non-loopback address with auth off\n"
+           "                          (refused otherwise), default 0\n"
            "  --help                  this text\n";
 }
 
@@ -328,8 +355,11 @@ int tally_config_load(tally_config *c, int argc, char **argv, char *err, size_t 
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t n = eq ? (size_t)(eq - name) : strlen(name);
         const char *value;
+        const key *bk = eq ? NULL : find_key(name, n);
         if (eq) {
             value = eq + 1;
+        } else if (bk && bk->kind == K_BOOL && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+            value = "1"; /* a bare boolean flag: --auth */
         } else if (i + 1 < argc) {
             value = argv[++i];
         } else {

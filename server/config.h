@@ -26,6 +26,14 @@ typedef struct tally_config {
     uint64_t memory_budget_bytes; /* engine budget, default 512 MiB */
     int log_requests;             /* one JSON line per request on stderr, default 1 */
     char config_file[1024];       /* the file read, or "" */
+    /* Authentication and TLS (auth.h, docs/api.md "Authentication"). */
+    int auth;                     /* 1: users, permissions, tokens, audit log; default 0 */
+    char default_permission[32];  /* READ | EDIT | MANAGE | NO_PERMISSIONS, default READ */
+    char admin_username[256];     /* bootstrap admin, default "admin" */
+    char admin_password[256];     /* its password when it must be created; default "" */
+    int insecure_public_no_auth;  /* 1: allow a non-loopback listen address without auth */
+    char tls_cert[1024];          /* PEM certificate (chain) file: serve HTTPS; default "" */
+    char tls_key[1024];           /* PEM private key file, with tls_cert */
 } tally_config;
 
 /* Defaults, then the file named by --config or TALLY_CONFIG, then the

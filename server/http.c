@@ -56,6 +56,7 @@
 
 #include "api_error.h"
 #include "app.h"
+#include "authz.h"
 #include "json_out.h"
 #include "routes.h"
 #include "stats.h"
@@ -71,6 +72,7 @@ struct tally_http {
     int listen_fd;           /* ours; closed after MHD_stop_daemon */
     int port;                /* the bound port */
     atomic_int draining;     /* set by tally_http_stop: new responses say Connection: close */
+    char *tls_cert, *tls_key; /* PEM bytes of cfg.tls_cert / tls_key when serving HTTPS */
 };
 
 typedef enum phase {
@@ -112,6 +114,7 @@ typedef struct conn {
     int status;                  /* queued status, 0 if none */
     uint64_t bytes_out;          /* response body bytes */
     tally_buf log;               /* the log line */
+    tally_authz_state az;        /* who is calling and what they named (auth on only) */
 } conn;
 
 /* ------------------------------------------------------------------------ */
@@ -460,7 +463,8 @@ static void fill_req(conn *cx, struct MHD_Connection *c)
     q->body = cx->body.len ? cx->body.data : "";
     q->body_len = cx->body.len;
     q->remote_addr = cx->remote;
-    q->user = NULL;
+    q->user = cx->az.authed ? cx->az.who.username : NULL;
+    q->principal = cx->az.authed ? &cx->az.who : NULL;
     q->conn = cx;
     q->sink = cx->streaming ? &cx->sink : NULL;
 }
@@ -495,9 +499,22 @@ static enum MHD_Result begin(conn *cx, struct MHD_Connection *c, const char *met
         return early_error(cx, c, content_length, cl != NULL);
     }
     int found = cx->method && tally_route_find(cx->method, cx->path, &cx->match);
+    /* Authentication before anything else answers (auth.h, authz.h). */
+    if (srv->auth &&
+        tally_authz_authenticate(srv, found ? cx->match.route : NULL, cx->method,
+                                 MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                             MHD_HTTP_HEADER_AUTHORIZATION),
+                                 &cx->az, &cx->resp) != 0) {
+        if (!found)
+            cx->match.index = tally_routes_count();
+        return early_error(cx, c, content_length, cl != NULL);
+    }
     if (found && cx->match.route->streaming_body) {
         cx->streaming = 1;
         fill_req(cx, c);
+        if (srv->auth &&
+            tally_authz_check(srv, &cx->req, cx->match.route, &cx->az, &cx->resp) != 0)
+            return early_error(cx, c, content_length, cl != NULL);
         cx->match.route->fn(srv, &cx->req, &cx->resp);
         if (cx->resp.status || !cx->sink.write) {
             cx->sink.write = NULL; /* refused: finish is not owed */
@@ -592,11 +609,19 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
         /* resp already holds the error */
     } else if (cx->streaming) {
         finish_sink(cx, 1);
+        if (srv->auth)
+            tally_authz_after(srv, &cx->req, cx->match.route, cx->method_name, &cx->az,
+                              &cx->resp);
     } else if (tally_buf_failed(&cx->body)) {
         tally_resp_error(&cx->resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
     } else {
         fill_req(cx, c);
-        cx->match.route->fn(srv, &cx->req, &cx->resp);
+        if (!srv->auth ||
+            tally_authz_check(srv, &cx->req, cx->match.route, &cx->az, &cx->resp) == 0)
+            cx->match.route->fn(srv, &cx->req, &cx->resp);
+        if (srv->auth)
+            tally_authz_after(srv, &cx->req, cx->match.route, cx->method_name, &cx->az,
+                              &cx->resp);
     }
     return send_resp(cx, c);
 }
@@ -744,10 +769,65 @@ static int open_listener(const tally_config *cfg, int *port_out, char *err, size
     return fd;
 }
 
+/* Reads a whole PEM file into a NUL-terminated buffer (libmicrohttpd takes
+ * certificate and key from memory). */
+static char *read_pem(const char *path, const char *what, char *err, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, cap, "cannot read the TLS %s %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    tally_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (1u << 20))
+        tally_buf_append(&b, chunk, n);
+    fclose(f);
+    tally_buf_putc(&b, 0);
+    if (tally_buf_failed(&b) || b.len < 2 || !strstr(b.data, "-----BEGIN")) {
+        snprintf(err, cap, "the TLS %s %s is not a PEM file", what, path);
+        tally_buf_free(&b);
+        return NULL;
+    }
+    return b.data; /* freed with free() by free_tls */
+}
+
+static void free_tls(tally_http *h)
+{
+    if (h->tls_key) {
+        memset(h->tls_key, 0, strlen(h->tls_key));
+        free(h->tls_key);
+    }
+    free(h->tls_cert);
+    h->tls_cert = h->tls_key = NULL;
+}
+
+static int load_tls(tally_http *h, const tally_config *cfg, char *err, size_t cap)
+{
+    if (!cfg->tls_cert[0] || !cfg->tls_key[0]) {
+        snprintf(err, cap, "HTTPS needs both --tls-cert and --tls-key");
+        return -1;
+    }
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, cap, "this libmicrohttpd was built without TLS support; serve HTTPS "
+                           "through a proxy instead");
+        return -1;
+    }
+    h->tls_cert = read_pem(cfg->tls_cert, "certificate", err, cap);
+    if (h->tls_cert)
+        h->tls_key = read_pem(cfg->tls_key, "key", err, cap);
+    if (!h->tls_cert || !h->tls_key) {
+        free_tls(h);
+        return -1;
+    }
+    return 0;
+}
+
 int tally_http_start(tally_server *srv, tally_http **out, char *err, size_t cap)
 {
     *out = NULL;
-    if (tally_routes_init() != 0) {
+    if (tally_routes_init() != 0 || tally_authz_verify_routes() != 0) {
         snprintf(err, cap, "the route tables are inconsistent (see above)");
         return -1;
     }
@@ -765,6 +845,14 @@ int tally_http_start(tally_server *srv, tally_http **out, char *err, size_t cap)
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
+    if (srv->cfg.tls_cert[0] || srv->cfg.tls_key[0]) {
+        if (load_tls(h, &srv->cfg, err, cap) != 0) {
+            close(h->listen_fd);
+            free(h);
+            return -1;
+        }
+        flags |= MHD_USE_TLS;
+    }
     unsigned threads = srv->cfg.threads ? srv->cfg.threads : 1;
     struct MHD_OptionItem ops[] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL}, /* must come first */
@@ -775,14 +863,18 @@ int tally_http_start(tally_server *srv, tally_http **out, char *err, size_t cap)
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, h},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_log, h},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, h},
+        {h->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->tls_cert},
+        {h->tls_cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, h->tls_key},
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, h, MHD_OPTION_ARRAY, ops,
                               MHD_OPTION_END);
     if (!h->mhd) {
-        snprintf(err, cap, "cannot start the HTTP server (libmicrohttpd refused the options)");
+        snprintf(err, cap, "cannot start the HTTP server (libmicrohttpd refused the options%s)",
+                 h->tls_cert ? "; is the TLS certificate/key pair valid PEM?" : "");
         close(h->listen_fd);
+        free_tls(h);
         free(h);
         return -1;
     }
@@ -815,6 +907,7 @@ int tally_http_stop(tally_http *h, unsigned drain_ms)
     }
     MHD_stop_daemon(h->mhd);
     close(h->listen_fd);
+    free_tls(h);
     free(h);
     return left > 0 ? (int)left : 0;
 }

@@ -7,7 +7,9 @@
  * (up to the configured limit, else 413 before reading it all), builds a
  * tally_req, finds the route (routes.c), calls the handler on a worker
  * thread, sends the tally_resp, writes one JSON log line and records the
- * route's latency histogram.
+ * route's latency histogram. With authentication on (srv->auth), the
+ * credentials are checked as soon as the headers are in and the route's
+ * permission right before the handler (authz.h).
  *
  * Invariants:
  *  (1) A handler is called with the whole body in memory, NUL-terminated
@@ -59,6 +61,7 @@ typedef struct tally_req {
     size_t body_len;
     const char *remote_addr;     /* "ip:port" */
     const char *user;            /* authenticated user, or NULL (security issue) */
+    const struct tally_principal *principal; /* the same in full (auth.h), or NULL when auth is off */
     void *conn;                  /* private to http.c */
     struct tally_body_sink *sink; /* streaming routes only, else NULL: see below */
 } tally_req;

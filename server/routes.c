@@ -47,7 +47,9 @@
     X(tally_routes_logged_models) /* api_logged_models.c: logged-models/..., runs/outputs */ \
     X(tally_routes_webhooks) /* api_webhooks.c: webhooks/... (mlflow-webhooks.md) */         \
     X(tally_routes_ui_static) /* ui_static.c: the web UI (/, /assets/, app pages) */         \
-    X(tally_routes_run_summaries) /* api_run_summaries.c: tally/run-summaries (UI table) */
+    X(tally_routes_run_summaries) /* api_run_summaries.c: tally/run-summaries (UI table) */  \
+    X(tally_routes_auth) /* api_auth.c: users, permissions, tokens */                        \
+    X(tally_routes_audit) /* api_audit.c: tally/audit/search */
 
 #define TALLY_ROUTE_EXTERN_(name) extern const tally_route name[];
 TALLY_ROUTE_TABLES(TALLY_ROUTE_EXTERN_)
@@ -175,6 +177,12 @@ const char *tally_routes_name(size_t i)
 {
     tally_routes_init();
     return i < n_routes ? all_routes[i]->name : "unmatched";
+}
+
+const tally_route *tally_routes_get(size_t i)
+{
+    tally_routes_init();
+    return i < n_routes ? all_routes[i] : NULL;
 }
 
 static int method_ok(const tally_route *r, tally_method m)

@@ -32,6 +32,8 @@ int tally_routes_init(void);
 /* Number of routes, and the label of route i ("unmatched" for i == count). */
 size_t tally_routes_count(void);
 const char *tally_routes_name(size_t i);
+/* Route i (0 <= i < count), or NULL. */
+const tally_route *tally_routes_get(size_t i);
 
 /* The route serving method m on the URL-decoded path (no query string).
  * HEAD matches a route listing TALLY_HEAD, else one listing TALLY_GET.

@@ -23,6 +23,8 @@
 #include "server.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +35,8 @@
 
 #include "app.h"
 #include "artifact_fs.h"
+#include "audit.h"
+#include "auth.h"
 #include "config.h"
 #include "routes.h"
 #include "stats.h"
@@ -69,6 +73,36 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* 1 when every address host resolves to is a loopback address (127.0.0.0/8,
+ * ::1, ::ffff:127.x), 0 otherwise or when it does not resolve. */
+static int host_is_loopback(const char *host)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    if (getaddrinfo(host, "0", &hints, &res) != 0 || !res)
+        return 0;
+    int all = 1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET) {
+            const struct sockaddr_in *a = (const void *)ai->ai_addr;
+            all &= (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+        } else if (ai->ai_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const void *)ai->ai_addr;
+            const uint8_t *b = a->sin6_addr.s6_addr;
+            static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+            all &= IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+                   (memcmp(b, v4mapped, 12) == 0 && b[12] == 127);
+        } else {
+            all = 0;
+        }
+    }
+    freeaddrinfo(res);
+    return all;
+}
+
 int tally_serve_main(int argc, char **argv)
 {
     tally_server srv;
@@ -81,6 +115,18 @@ int tally_serve_main(int argc, char **argv)
     }
     if (rc != 0) {
         fprintf(stderr, "tally serve: %s\n", err);
+        return 2;
+    }
+
+    /* The safe default: nobody reaches an unauthenticated server from
+     * another machine unless the operator says so in so many words. */
+    if (!srv.cfg.auth && !srv.cfg.insecure_public_no_auth && !host_is_loopback(srv.cfg.host)) {
+        fprintf(stderr,
+                "tally serve: refusing to listen on non-loopback address '%s' without "
+                "authentication. Turn authentication on (--auth, with --admin-password), or, "
+                "if something else guards this address, start with "
+                "--insecure-allow-public-without-auth\n",
+                srv.cfg.host);
         return 2;
     }
 
@@ -150,11 +196,28 @@ int tally_serve_main(int argc, char **argv)
     }
     srv.registry_event = tally_webhooks_registry_event;
     srv.registry_event_ctx = hooks;
+    if (srv.cfg.auth && (tally_auth_open(srv.store, &srv.cfg, &srv.auth, err, sizeof err) != 0 ||
+                         (tally_audit_open(srv.store, &srv.audit) != 0 &&
+                          snprintf(err, sizeof err, "cannot start the audit log writer") > 0))) {
+        fprintf(stderr, "tally serve: %s\n", err);
+        tally_auth_close(srv.auth);
+        tally_webhooks_stop(hooks);
+        tally_store_close(srv.store);
+        tally_engine_close(srv.engine);
+        tally_stats_free(srv.stats);
+        return 1;
+    }
+    if (!srv.cfg.auth && srv.cfg.insecure_public_no_auth && !host_is_loopback(srv.cfg.host))
+        fprintf(stderr, "{\"level\":\"warn\",\"message\":\"INSECURE: serving %s without "
+                        "authentication (--insecure-allow-public-without-auth)\"}\n",
+                srv.cfg.host);
 
     tally_http *http = NULL;
     if (tally_http_start(&srv, &http, err, sizeof err) != 0) {
         fprintf(stderr, "tally serve: %s\n", err);
         tally_webhooks_stop(hooks);
+        tally_audit_close(srv.audit);
+        tally_auth_close(srv.auth);
         tally_store_close(srv.store);
         tally_engine_close(srv.engine);
         tally_stats_free(srv.stats);
@@ -162,8 +225,9 @@ int tally_serve_main(int argc, char **argv)
     }
     const char *host = srv.cfg.host;
     int v6 = strchr(host, ':') != NULL;
-    printf("tally listening on http://%s%s%s:%d (data %s)\n", v6 ? "[" : "", host, v6 ? "]" : "",
-           tally_http_port(http), srv.cfg.data_dir);
+    printf("tally listening on %s://%s%s%s:%d (data %s%s)\n", srv.cfg.tls_cert[0] ? "https" : "http",
+           v6 ? "[" : "", host, v6 ? "]" : "", tally_http_port(http), srv.cfg.data_dir,
+           srv.auth ? ", authentication on" : "");
     fflush(stdout);
 
     int sig = 0;
@@ -188,6 +252,8 @@ int tally_serve_main(int argc, char **argv)
     /* After the HTTP layer (no handler queues any more), before the store:
      * attempts in flight are aborted and stay PENDING for the next start. */
     tally_webhooks_stop(hooks);
+    tally_audit_close(srv.audit); /* commits what is queued (audit.h (3)) */
+    tally_auth_close(srv.auth);
     tally_store_close(srv.store);
     rc = tally_engine_close(srv.engine);
     if (rc != 0) {

@@ -16,8 +16,11 @@
 
 #ifdef TALLY_HAVE_SERVER
 #define TALLY_SERVER_COMMANDS(X)                                                            \
-    X(serve, cmd_serve, "run the MLflow-compatible tracking server (serve --help)")           \
-    X(webhooks, cmd_webhooks, "a running server's webhooks and delivery log (webhooks --help)")
+    X(serve, cmd_serve, "run the MLflow-compatible tracking server (serve --help)")             \
+    X(webhooks, cmd_webhooks, "a running server's webhooks and delivery log (webhooks --help)") \
+    X(users, cmd_users, "manage users and permission rows of a running server (--auth)")        \
+    X(tokens, cmd_tokens, "create, list and revoke API tokens of a running server")             \
+    X(audit, cmd_audit, "read the audit log of a running server (admins)")
 #else
 #define TALLY_SERVER_COMMANDS(X)
 #endif

@@ -6,6 +6,7 @@ pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-dev
       liblz4-dev liburing-dev libxxhash-dev libsqlite3-dev
       libmicrohttpd-dev libcjson-dev libjsmn-dev libsodium-dev zlib1g-dev libcurl4-openssl-dev
       libyaml-dev python3 python3-yaml
+      openssl   # self-signed certificates in the TLS tests
       chromium) # chromium: the web UI's end-to-end tests and `tally-bench ui`
 missing=()
 for p in "${pkgs[@]}"; do
