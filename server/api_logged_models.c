@@ -455,6 +455,9 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
     for (size_t i = 0; i < n_exp; i++)
         if (tally_api_parse_experiment_id(exp_strs[i], &ids[i], resp) < 0)
             goto out;
+    /* Auth on: experiments the caller may not read are not searched. */
+    if (tally_api_keep_readable_experiments(srv, req, a, ids, &n_exp, resp) < 0)
+        goto out;
     if (order && read_order(order, keys, &n_keys, resp) < 0)
         goto out;
     char err[512] = "";

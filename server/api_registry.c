@@ -12,6 +12,8 @@
 
 #include "api_error.h"
 #include "api_tracking.h"
+#include "authz.h"
+#include "store_auth.h"
 
 void tally_api_write_model_version(tally_json *j, const tally_model_version *v)
 {
@@ -183,6 +185,39 @@ void tally_api_search_next_token(tally_json *j, const tally_api_search_req *r, s
 /* ------------------------------------------------------------------------ */
 /* Events                                                                    */
 /* ------------------------------------------------------------------------ */
+
+int tally_api_readable_models(tally_server *srv, const tally_req *req, tally_arena *a,
+                              tally_model_names *out, const tally_model_names **only,
+                              tally_resp *resp)
+{
+    tally_readable_set set;
+    int rc = tally_authz_readable_models(srv, req, a, &set);
+    if (rc != 0) {
+        tally_api_store_error(resp, rc, "cannot read the caller's model permissions");
+        return -1;
+    }
+    *only = NULL;
+    if (set.all)
+        return 0;
+    /* authz.h: with a readable default, leave out the NO_PERMISSIONS rows;
+     * without it, keep only the rows granting READ or more. */
+    const char **names = tally_arena_alloc(a, (set.n_rows ? set.n_rows : 1) * sizeof *names);
+    if (!names) {
+        tally_api_oom(resp);
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < set.n_rows; i++) {
+        int readable = set.rows[i].perm >= TALLY_PERM_READ;
+        if (set.default_readable ? !readable : readable)
+            names[n++] = set.rows[i].resource;
+    }
+    out->exclude = set.default_readable;
+    out->names = names;
+    out->n = n;
+    *only = out;
+    return 0;
+}
 
 int tally_api_event_begin(tally_server *srv, tally_api_event *ev)
 {

@@ -54,6 +54,13 @@ void tally_api_search_req_free(tally_api_search_req *r);
 /* Adds "next_page_token" for the page after offset + n when more rows follow. */
 void tally_api_search_next_token(tally_json *j, const tally_api_search_req *r, size_t n, int more);
 
+/* The models the caller of req may read (authz.h), as a search restriction
+ * for the store: *only = NULL (every model: auth off, or an admin) or out
+ * filled in a (names in the arena). 0, or -1 with resp filled. */
+int tally_api_readable_models(tally_server *srv, const tally_req *req, tally_arena *a,
+                              tally_model_names *out, const tally_model_names **only,
+                              tally_resp *resp);
+
 /* ---- events (mlflow-webhooks.md §5) ------------------------------------- */
 
 /* An event's `data` object under construction: open with

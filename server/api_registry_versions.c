@@ -297,7 +297,11 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
     tally_model_version *rows;
     size_t n;
     int more;
-    int rc = tally_registry_search_versions(srv->store, sr.filter, sr.order, sr.offset,
+    tally_model_names names;
+    const tally_model_names *only;
+    if (tally_api_readable_models(srv, req, a, &names, &only, resp) < 0)
+        goto out;
+    int rc = tally_registry_search_versions(srv->store, sr.filter, sr.order, only, sr.offset,
                                             sr.max_results, a, &rows, &n, &more, err, sizeof err);
     if (rc != 0) {
         tally_api_store_error(resp, rc, err);

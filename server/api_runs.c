@@ -648,17 +648,8 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
      * the query itself (their ids never reach the SQL), so pages stay full
      * and page tokens stay right (mlflow-auth.md §5, "Do: filter"). */
     size_t n_asked = n_exp;
-    tally_readable_set can_read;
-    int arc = tally_authz_readable_experiments(srv, req, a, &can_read);
-    if (arc != 0) {
-        tally_api_store_error(resp, arc, "Permission lookup failed (metadata store unavailable).");
+    if (tally_api_keep_readable_experiments(srv, req, a, ids, &n_exp, resp) < 0)
         goto out;
-    }
-    size_t kept = 0;
-    for (size_t i = 0; i < n_exp; i++)
-        if (tally_readable_has_experiment(&can_read, ids[i]))
-            ids[kept++] = ids[i];
-    n_exp = kept;
     if (n_asked > 0 && n_exp == 0) {
         tally_buf_reset(&resp->body);
         tally_buf_append(&resp->body, "{}", 2);

@@ -5,6 +5,8 @@
  */
 #include "api_tracking.h"
 
+#include "authz.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -430,4 +432,21 @@ void tally_api_store_done(tally_resp *resp, int rc, const char *err)
         tally_api_store_error(resp, rc, err);
     else
         tally_api_ok_empty(resp);
+}
+
+int tally_api_keep_readable_experiments(tally_server *srv, const tally_req *req, tally_arena *a,
+                                        int64_t *ids, size_t *n, tally_resp *resp)
+{
+    tally_readable_set can_read;
+    int rc = tally_authz_readable_experiments(srv, req, a, &can_read);
+    if (rc != 0) {
+        tally_api_store_error(resp, rc, "Permission lookup failed (metadata store unavailable).");
+        return -1;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (tally_readable_has_experiment(&can_read, ids[i]))
+            ids[kept++] = ids[i];
+    *n = kept;
+    return 0;
 }

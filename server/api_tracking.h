@@ -26,6 +26,13 @@ int tally_api_require(tally_params *p, const char *name, const char **out, tally
 /* run_id, falling back to run_uuid (§1.2); missing -> error about run_id. */
 int tally_api_require_run_id(tally_params *p, const char **out, tally_resp *resp);
 
+/* With authentication on, drops from ids[0..*n) the experiments the caller
+ * of req may not read (authz.h), keeping the order: searches filter in the
+ * query itself, so pages stay full (mlflow-auth.md §5, "Do: filter").
+ * 0, or -1 with resp filled (the permission lookup failed). */
+int tally_api_keep_readable_experiments(tally_server *srv, const tally_req *req, tally_arena *a,
+                                        int64_t *ids, size_t *n, tally_resp *resp);
+
 /* An experiment id string: decimal digits (an optional '-'), fitting int64.
  * 1 with *out, or -1 after a 400 INVALID_PARAMETER_VALUE in resp. */
 int tally_api_parse_experiment_id(const char *s, int64_t *out, tally_resp *resp);

@@ -150,12 +150,25 @@ int tally_registry_latest_versions(tally_store *s, const char *name, unsigned st
                                    tally_arena *a, tally_model_version **out, size_t *n,
                                    char *err, size_t cap);
 
+/* Which models a search may return, by name: the caller's readable set
+ * (authz.h, tally_authz_readable_models). Passed as NULL when every model
+ * may be returned; else exactly the models named (exclude = 0), or every
+ * model but those named (exclude = 1). Applied in the query, before paging,
+ * so pages stay full and page tokens stay right. */
+typedef struct tally_model_names {
+    int exclude;
+    const char *const *names;
+    size_t n;
+} tally_model_names;
+
 /* One page of registered-models/search: the rows matching f (a
  * TALLY_SEARCH_MODELS filter, NULL = all) in order o (a parsed
  * TALLY_SEARCH_MODELS order, tie-breakers included), skipping offset, at
- * most limit; *more says whether rows follow the page. */
+ * most limit, among the models `only` allows (NULL: all); *more says
+ * whether rows follow the page. */
 int tally_registry_search_models(tally_store *s, const tally_search_filter *f,
-                                 const tally_search_order *o, uint64_t offset, size_t limit,
+                                 const tally_search_order *o, const tally_model_names *only,
+                                 uint64_t offset, size_t limit,
                                  tally_arena *a, tally_registered_model **out, size_t *n,
                                  int *more, char *err, size_t cap);
 
@@ -203,9 +216,11 @@ int tally_registry_set_version_tag(tally_store *s, const char *name, int64_t ver
 int tally_registry_delete_version_tag(tally_store *s, const char *name, int64_t version,
                                       const char *key, int *is_prompt, char *err, size_t cap);
 
-/* One page of model-versions/search (TALLY_SEARCH_VERSIONS filter/order). */
+/* One page of model-versions/search (TALLY_SEARCH_VERSIONS filter/order),
+ * versions of the models `only` allows (NULL: all). */
 int tally_registry_search_versions(tally_store *s, const tally_search_filter *f,
-                                   const tally_search_order *o, uint64_t offset, size_t limit,
+                                   const tally_search_order *o, const tally_model_names *only,
+                                   uint64_t offset, size_t limit,
                                    tally_arena *a, tally_model_version **out, size_t *n,
                                    int *more, char *err, size_t cap);
 

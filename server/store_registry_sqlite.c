@@ -1200,6 +1200,7 @@ typedef struct search_op {
     int versions;                 /* model-versions (else registered models) */
     const tally_search_filter *f;
     const tally_search_order *o;
+    const tally_model_names *only; /* NULL: every model */
     uint64_t offset;
     size_t limit;
     tally_arena *a;
@@ -1236,6 +1237,15 @@ static int build_search_sql(const search_op *op, const tally_search_sql *w, tall
         tally_buf_printf(b, "SELECT " MODEL_COLS " FROM registered_models m WHERE (%s)", w->where);
     if (!tally_search_filter_mentions_tag(op->f, TALLY_REGISTRY_PROMPT_TAG))
         tally_buf_printf(b, " AND NOT " IS_PROMPT_OF("m.model_key"));
+    if (op->only && !op->only->exclude && op->only->n == 0) {
+        tally_buf_printf(b, " AND 0"); /* nothing readable */
+    } else if (op->only && op->only->n) {
+        /* The names are bound after the filter's values (do_search). */
+        tally_buf_printf(b, " AND m.name %sIN (?", op->only->exclude ? "NOT " : "");
+        for (size_t i = 1; i < op->only->n; i++)
+            tally_buf_printf(b, ", ?");
+        tally_buf_printf(b, ")");
+    }
     tally_buf_printf(b, " ORDER BY ");
     int first = 1;
     for (size_t i = 0; i < op->o->n_keys; i++) {
@@ -1291,6 +1301,9 @@ static int do_search(tally__conn *c, void *arg, char *err, size_t cap)
         else
             sqlite3_bind_double(st, i, bd->num);
     }
+    if (op->only)
+        for (size_t k = 0; k < op->only->n; k++, i++)
+            sqlite3_bind_text(st, i, op->only->names[k], -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, i++, (sqlite3_int64)op->limit + 1);
     sqlite3_bind_int64(st, i, op->offset > INT64_MAX ? INT64_MAX : (sqlite3_int64)op->offset);
     size_t esize = op->versions ? sizeof(tally_model_version) : sizeof(tally_registered_model);
@@ -1347,27 +1360,32 @@ static int search(tally_store *s, search_op *op, char *err, size_t cap)
     if (!op->o || op->o->mode != (op->versions ? TALLY_SEARCH_VERSIONS : TALLY_SEARCH_MODELS) ||
         (op->f && op->f->mode != op->o->mode))
         return fail(err, cap, TALLY_STORE_EINVAL, "search filter or order of the wrong kind");
+    if (op->only && op->only->n > 30000) /* SQLite's host-parameter limit is 32766 */
+        return fail(err, cap, TALLY_STORE_EINVAL,
+                    "too many per-model permission rows to filter a search with");
     *op->n = 0;
     *op->more = 0;
     return tally__store_read(s, do_search, op, err, cap);
 }
 
 int tally_registry_search_models(tally_store *s, const tally_search_filter *f,
-                                 const tally_search_order *o, uint64_t offset, size_t limit,
-                                 tally_arena *a, tally_registered_model **out, size_t *n,
-                                 int *more, char *err, size_t cap)
+                                 const tally_search_order *o, const tally_model_names *only,
+                                 uint64_t offset, size_t limit, tally_arena *a,
+                                 tally_registered_model **out, size_t *n, int *more, char *err,
+                                 size_t cap)
 {
     *out = NULL;
-    search_op op = {0, f, o, offset, limit, a, out, n, more};
+    search_op op = {0, f, o, only, offset, limit, a, out, n, more};
     return search(s, &op, err, cap);
 }
 
 int tally_registry_search_versions(tally_store *s, const tally_search_filter *f,
-                                   const tally_search_order *o, uint64_t offset, size_t limit,
-                                   tally_arena *a, tally_model_version **out, size_t *n,
-                                   int *more, char *err, size_t cap)
+                                   const tally_search_order *o, const tally_model_names *only,
+                                   uint64_t offset, size_t limit, tally_arena *a,
+                                   tally_model_version **out, size_t *n, int *more, char *err,
+                                   size_t cap)
 {
     *out = NULL;
-    search_op op = {1, f, o, offset, limit, a, out, n, more};
+    search_op op = {1, f, o, only, offset, limit, a, out, n, more};
     return search(s, &op, err, cap);
 }

@@ -401,6 +401,85 @@ class SearchFiltering(unittest.TestCase):
         self.assertEqual(st, 403)
 
 
+    def test_logged_models_search_never_leaks(self):
+        for e in self.hidden + self.visible:
+            SRV.ok("POST", "logged-models", {"experiment_id": e, "name": f"lm-{e}"})
+        st, body = SRV.mlflow("POST", "logged-models/search",
+                              {"experiment_ids": self.hidden + self.visible}, as_=self.frank)
+        self.assertEqual(st, 200, body)
+        self.assertEqual(sorted(m["info"]["experiment_id"] for m in body.get("models", [])),
+                         sorted(self.visible))
+        st, body = SRV.mlflow("POST", "logged-models/search", {"experiment_ids": self.hidden},
+                              as_=self.frank)
+        self.assertEqual((st, body.get("models", [])), (200, []))
+
+
+class RegistrySearchFiltering(unittest.TestCase):
+    """registered-models/search and model-versions/search return only what
+    the caller may read (MLflow filters the first and not the second; we
+    filter both), before paging: pages stay full."""
+
+    def make_models(self, srv, prefix, n):
+        for i in range(n):
+            srv.ok("POST", "registered-models/create", {"name": f"{prefix}-{i}"})
+            for _ in range(2):
+                srv.ok("POST", "model-versions/create", {"name": f"{prefix}-{i}",
+                                                         "source": "s3://b/m"})
+
+    def pages(self, srv, rel, filt, key, as_):
+        got, token = [], None
+        while True:
+            args = {"max_results": 2, "filter": filt}
+            if token:
+                args["page_token"] = token
+            st, body = srv.mlflow("GET", rel, args, as_=as_)
+            self.assertEqual(st, 200, body)
+            if body.get("next_page_token"):
+                self.assertEqual(len(body[key]), 2)  # pages stay full
+            got += body.get(key, [])
+            token = body.get("next_page_token")
+            if not token:
+                return got
+
+    def model_grant(self, srv, name, user, perm):
+        srv.ok("POST", "registered-models/permissions/create",
+               {"name": name, "username": user, "permission": perm})
+
+    def test_default_readable_denied_rows_excluded(self):
+        SRV.create_user("rina", "rina-password-1")
+        rina = ("rina", "rina-password-1")
+        self.make_models(SRV, "rsf", 5)
+        for i in (0, 2, 4):
+            self.model_grant(SRV, f"rsf-{i}", "rina", "NO_PERMISSIONS")
+        models = self.pages(SRV, "registered-models/search", "name LIKE 'rsf-%'",
+                            "registered_models", rina)
+        self.assertEqual(sorted(m["name"] for m in models), ["rsf-1", "rsf-3"])
+        versions = self.pages(SRV, "model-versions/search", "name LIKE 'rsf-%'",
+                              "model_versions", rina)
+        self.assertEqual(sorted((v["name"], v["version"]) for v in versions),
+                         [("rsf-1", "1"), ("rsf-1", "2"), ("rsf-3", "1"), ("rsf-3", "2")])
+        self.assertEqual(len(self.pages(SRV, "model-versions/search", "name LIKE 'rsf-%'",
+                                        "model_versions", ADMIN)), 10)
+
+    def test_default_denied_only_granted_rows(self):
+        with AuthServer(default_permission="NO_PERMISSIONS") as srv:
+            srv.create_user("hal", "hal-password-12")
+            hal = ("hal", "hal-password-12")
+            self.make_models(srv, "nd", 4)
+            self.assertEqual(self.pages(srv, "registered-models/search", "", "registered_models",
+                                        hal), [])
+            self.assertEqual(self.pages(srv, "model-versions/search", "", "model_versions", hal),
+                             [])
+            self.model_grant(srv, "nd-1", "hal", "READ")
+            self.model_grant(srv, "nd-3", "hal", "EDIT")
+            self.model_grant(srv, "nd-2", "hal", "NO_PERMISSIONS")
+            models = self.pages(srv, "registered-models/search", "", "registered_models", hal)
+            self.assertEqual(sorted(m["name"] for m in models), ["nd-1", "nd-3"])
+            versions = self.pages(srv, "model-versions/search", "", "model_versions", hal)
+            self.assertEqual(len(versions), 4)
+            self.assertEqual({v["name"] for v in versions}, {"nd-1", "nd-3"})
+
+
 class AuditLog(unittest.TestCase):
     def test_records_changes_with_who_what_where(self):
         u = ("gina", "gina-password-1")

@@ -276,13 +276,13 @@ static void test_search(void)
     size_t n;
     int more;
     /* versions 11..40 with (k-1) % 3 == 0, i.e. k in {13,16,...,40}: 10 rows. */
-    ASSERT_OK(tally_registry_search_versions(s, f, o, 0, 4, a, &rows, &n, &more, err, sizeof err));
+    ASSERT_OK(tally_registry_search_versions(s, f, o, NULL, 0, 4, a, &rows, &n, &more, err, sizeof err));
     ASSERT_EQ(n, 4);
     ASSERT_EQ(more, 1);
     ASSERT_EQ(rows[0].version, 40);
     ASSERT_EQ(rows[3].version, 31);
     ASSERT_STR_EQ(rows[0].tags[0].value, "y");
-    ASSERT_OK(tally_registry_search_versions(s, f, o, 8, 4, a, &rows, &n, &more, err, sizeof err));
+    ASSERT_OK(tally_registry_search_versions(s, f, o, NULL, 8, 4, a, &rows, &n, &more, err, sizeof err));
     ASSERT_EQ(n, 2);
     ASSERT_EQ(more, 0);
     ASSERT_EQ(rows[1].version, 13);
@@ -290,7 +290,7 @@ static void test_search(void)
     tally_search_order_free(o);
     /* No filter: every non-prompt version, default order. */
     ASSERT_OK(tally_search_order_parse(TALLY_SEARCH_VERSIONS, NULL, 0, &o, &se));
-    ASSERT_OK(tally_registry_search_versions(s, NULL, o, 0, 1000, a, &rows, &n, &more, err,
+    ASSERT_OK(tally_registry_search_versions(s, NULL, o, NULL, 0, 1000, a, &rows, &n, &more, err,
                                              sizeof err));
     ASSERT_EQ(n, 200);
     for (size_t i = 1; i < n; i++)
@@ -299,7 +299,7 @@ static void test_search(void)
     /* Models: prompt hidden unless the filter names its tag. */
     ASSERT_OK(tally_search_order_parse(TALLY_SEARCH_MODELS, NULL, 0, &o, &se));
     tally_registered_model *ms;
-    ASSERT_OK(tally_registry_search_models(s, NULL, o, 0, 100, a, &ms, &n, &more, err,
+    ASSERT_OK(tally_registry_search_models(s, NULL, o, NULL, 0, 100, a, &ms, &n, &more, err,
                                            sizeof err));
     ASSERT_EQ(n, 5);
     ASSERT_STR_EQ(ms[0].name, "model-0");
@@ -307,17 +307,17 @@ static void test_search(void)
     ASSERT_EQ(ms[0].latest[0].version, 40);
     q = "tags.`mlflow.prompt.is_prompt` ILIKE 'true'";
     ASSERT_OK(tally_search_filter_parse(TALLY_SEARCH_MODELS, q, strlen(q), &f, &se));
-    ASSERT_OK(tally_registry_search_models(s, f, o, 0, 100, a, &ms, &n, &more, err, sizeof err));
+    ASSERT_OK(tally_registry_search_models(s, f, o, NULL, 0, 100, a, &ms, &n, &more, err, sizeof err));
     ASSERT_EQ(n, 1);
     ASSERT_STR_EQ(ms[0].name, "prompt");
     tally_search_filter_free(f);
     q = "tags.team = 'odd'";
     ASSERT_OK(tally_search_filter_parse(TALLY_SEARCH_MODELS, q, strlen(q), &f, &se));
-    ASSERT_OK(tally_registry_search_models(s, f, o, 1, 100, a, &ms, &n, &more, err, sizeof err));
+    ASSERT_OK(tally_registry_search_models(s, f, o, NULL, 1, 100, a, &ms, &n, &more, err, sizeof err));
     ASSERT_EQ(n, 1);
     ASSERT_STR_EQ(ms[0].name, "model-3");
     /* A filter of the wrong mode is refused. */
-    ASSERT_EQ(tally_registry_search_versions(s, f, o, 0, 10, a, &rows, &n, &more, err,
+    ASSERT_EQ(tally_registry_search_versions(s, f, o, NULL, 0, 10, a, &rows, &n, &more, err,
                                              sizeof err),
               TALLY_STORE_EINVAL);
     tally_search_filter_free(f);
@@ -559,7 +559,7 @@ static void *race_reader(void *arg)
         tally_model_version *rows;
         size_t n;
         int more;
-        ASSERT_OK(tally_registry_search_versions(race_store, NULL, o, 0, 1000, a, &rows, &n,
+        ASSERT_OK(tally_registry_search_versions(race_store, NULL, o, NULL, 0, 1000, a, &rows, &n,
                                                  &more, e, sizeof e));
         for (size_t k = 1; k < n; k++)
             ASSERT_NE(rows[k - 1].version, rows[k].version);
