@@ -60,6 +60,12 @@ static const key KEYS[] = {
      "engine memory budget (K/M/G suffixes), default 512M"},
     {"log_requests", K_BOOL, OFF(log_requests), 0, 0, 0,
      "1: one JSON line per request on stderr, 0: none; default 1"},
+    {"request_budget", K_SIZE, OFF(request_budget_bytes), 0, (uint64_t)1 << 20, UINT64_MAX,
+     "request bodies buffered at once (K/M/G suffixes), default 256M"},
+    {"max_connections_per_ip", K_UINT, OFF(max_connections_per_ip), 0, 0, 1000000,
+     "concurrent connections per client address, default 128 (0: no limit)"},
+    {"body_timeout", K_UINT, OFF(body_timeout_s), 0, 1, 86400,
+     "seconds a JSON request body may take to arrive, default 60"},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -77,6 +83,9 @@ static void set_defaults(tally_config *c)
     c->durability = TALLY_DURABILITY_GROUP;
     c->memory_budget_bytes = (uint64_t)512 << 20;
     c->log_requests = 1;
+    c->request_budget_bytes = (uint64_t)256 << 20;
+    c->max_connections_per_ip = 128;
+    c->body_timeout_s = 60;
 }
 
 /* "32M", "512MiB", "1g", "4096" -> bytes. */
@@ -290,6 +299,9 @@ const char *tally_config_help(void)
            "  --durability MODE       sync | group | async, default group\n"
            "  --memory-budget SIZE    engine memory budget, default 512M\n"
            "  --log-requests 0|1      one JSON line per request on stderr, default 1\n"
+           "  --request-budget SIZE   request bodies buffered at once, default 256M\n"
+           "  --max-connections-per-ip N  per client address, default 128 (0: no limit)\n"
+           "  --body-timeout SECONDS  a JSON request body must arrive within, default 60\n"
            "  --help                  this text\n";
 }
 

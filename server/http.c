@@ -56,6 +56,7 @@
 
 #include "api_error.h"
 #include "app.h"
+#include "budget.h"
 #include "json_out.h"
 #include "routes.h"
 #include "stats.h"
@@ -71,6 +72,7 @@ struct tally_http {
     int listen_fd;           /* ours; closed after MHD_stop_daemon */
     int port;                /* the bound port */
     atomic_int draining;     /* set by tally_http_stop: new responses say Connection: close */
+    tally_budget budget;     /* request bodies held now (budget.h) */
 };
 
 typedef enum phase {
@@ -107,6 +109,8 @@ typedef struct conn {
     int streaming;               /* the route takes the body through sink */
     tally_body_sink sink;
     int sink_finished;
+    uint64_t reserved;           /* bytes taken from the budget for this request's body */
+    int over_budget;             /* a chunked body outgrew the budget: reply 429 at the end */
     tally_req req;
     tally_resp resp;
     int status;                  /* queued status, 0 if none */
@@ -379,6 +383,8 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
         conn *cx = *socket_context;
         if (!cx)
             return;
+        if (cx->reserved) /* defensive: request_completed gives it back first */
+            tally_budget_give(&cx->http->budget, cx->reserved);
         if (cx->resp.fd >= 0)
             close(cx->resp.fd);
         free(cx->url);
@@ -431,6 +437,7 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
     cx->streaming = 0;
     memset(&cx->sink, 0, sizeof cx->sink);
     cx->sink_finished = 0;
+    cx->over_budget = 0;
     memset(&cx->req, 0, sizeof cx->req);
     tally_buf_reset(&cx->resp.body);
     cx->resp.status = 0;
@@ -472,6 +479,35 @@ static void finish_sink(conn *cx, int complete)
         if (cx->sink.finish)
             cx->sink.finish(cx->sink.ctx, complete, complete ? &cx->resp : NULL);
     }
+}
+
+/* 429 REQUEST_LIMIT_EXCEEDED with Retry-After: the request-body budget is
+ * full. Sent before the body is read, so the connection is closed after. */
+static void fill_over_budget(conn *cx)
+{
+    tally_budget *b = &cx->http->budget;
+    tally_resp_error(&cx->resp, TALLY_API_REQUEST_LIMIT_EXCEEDED,
+                     "The server is holding as many request bodies as its memory budget "
+                     "allows (request_budget %" PRIu64 " bytes); retry shortly.",
+                     b->limit);
+    char ra[16];
+    snprintf(ra, sizeof ra, "%u", tally_budget_retry_after(b));
+    tally_resp_header(&cx->resp, "Retry-After", ra);
+}
+
+static enum MHD_Result over_budget(conn *cx, struct MHD_Connection *c)
+{
+    fill_over_budget(cx);
+    cx->close_after = 1;
+    return send_resp(cx, c);
+}
+
+/* Whether a body still arriving has passed cfg.body_timeout_s since the
+ * request began (slow senders; streaming uploads set their own pace). */
+static int body_too_slow(const conn *cx)
+{
+    return !cx->streaming &&
+           elapsed_us(&cx->t0) > (int64_t)cx->http->srv->cfg.body_timeout_s * 1000000;
 }
 
 /* The first access call: headers are in. */
@@ -521,6 +557,13 @@ static enum MHD_Result begin(conn *cx, struct MHD_Connection *c, const char *met
                          "No endpoint serves %s %s.", method, cx->path);
         return early_error(cx, c, content_length, cl != NULL);
     }
+    /* Admission (budget.h): refuse, before reading any of it, a body the
+     * budget cannot hold now. */
+    if (cl && content_length > 0) {
+        if (tally_budget_take(&h->budget, content_length) != 0)
+            return over_budget(cx, c);
+        cx->reserved = content_length;
+    }
     if (cl && content_length > 0 && tally_buf_reserve(&cx->body, (size_t)content_length) != 0) {
         tally_resp_error(&cx->resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
         cx->close_after = 1;
@@ -531,6 +574,8 @@ static enum MHD_Result begin(conn *cx, struct MHD_Connection *c, const char *met
 
 static enum MHD_Result body_piece(conn *cx, const char *data, size_t n)
 {
+    if (body_too_slow(cx))
+        return MHD_NO; /* closes the connection: it cannot hold a socket forever */
     if (cx->discarding) {
         cx->discarded += n;
         return cx->discarded > MAX_DISCARD ? MHD_NO : MHD_YES;
@@ -553,6 +598,18 @@ static enum MHD_Result body_piece(conn *cx, const char *data, size_t n)
         cx->discarded = cx->body.len + n;
         tally_buf_free(&cx->body);
         return MHD_YES;
+    }
+    if (cx->body.len + n > cx->reserved) {
+        /* Chunked (or longer than announced): reserve as it comes. */
+        uint64_t more = cx->body.len + n - cx->reserved;
+        if (tally_budget_take(&cx->http->budget, more) != 0) {
+            cx->over_budget = 1;
+            cx->discarding = 1;
+            cx->discarded = cx->body.len + n;
+            tally_buf_free(&cx->body);
+            return MHD_YES;
+        }
+        cx->reserved += more;
     }
     tally_buf_append(&cx->body, data, n);
     return MHD_YES;
@@ -587,6 +644,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
                                 "Request body exceeds the limit of %" PRIu64
                                 " bytes (max_body_bytes).",
                                 cx->body_limit);
+        cx->close_after = 1;
+    } else if (cx->over_budget) {
+        fill_over_budget(cx);
         cx->close_after = 1;
     } else if (cx->early) {
         /* resp already holds the error */
@@ -654,6 +714,10 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
         cx->counted = 0;
     }
     cx->phase = PH_IDLE;
+    if (cx->reserved) {
+        tally_budget_give(&h->budget, cx->reserved);
+        cx->reserved = 0;
+    }
     if (cx->body.cap > KEEP_BUF_BYTES)
         tally_buf_free(&cx->body);
     if (cx->resp.body.cap > KEEP_BUF_BYTES)
@@ -758,6 +822,10 @@ int tally_http_start(tally_server *srv, tally_http **out, char *err, size_t cap)
     }
     h->srv = srv;
     atomic_init(&h->draining, 0);
+    /* At least one largest body must fit, or it could never be admitted. */
+    tally_budget_init(&h->budget, srv->cfg.request_budget_bytes > srv->cfg.max_body_bytes
+                                      ? srv->cfg.request_budget_bytes
+                                      : srv->cfg.max_body_bytes);
     h->listen_fd = open_listener(&srv->cfg, &h->port, err, cap);
     if (h->listen_fd < 0) {
         free(h);
@@ -771,6 +839,7 @@ int tally_http_start(tally_server *srv, tally_http **out, char *err, size_t cap)
         {MHD_OPTION_LISTEN_SOCKET, h->listen_fd, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->cfg.connection_timeout_s, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_connections_per_ip, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)MHD_POOL_BYTES, NULL},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, h},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_log, h},
