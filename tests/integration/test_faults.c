@@ -220,6 +220,7 @@ static void run_fault(tally_io_op op, int countdown, int verdict, int expect_err
 static void test_wal_enospc(void) { run_fault(TALLY_IO_OP_WAL_WRITE, 30, -ENOSPC, -ENOSPC); }
 static void test_wal_eio(void) { run_fault(TALLY_IO_OP_WAL_WRITE, 7, -EIO, -EIO); }
 static void test_wal_short_write(void) { run_fault(TALLY_IO_OP_WAL_WRITE, 12, 100, -EIO); }
+static void test_wal_erofs(void) { run_fault(TALLY_IO_OP_WAL_WRITE, 9, -EROFS, -EROFS); }
 static void test_wal_fsync_fails(void) { run_fault(TALLY_IO_OP_WAL_SYNC, 20, -EIO, -EIO); }
 static void test_segment_write_fails(void) { run_fault(TALLY_IO_OP_SEGMENT_WRITE, 10, -ENOSPC, -ENOSPC); }
 static void test_segment_sync_fails(void) { run_fault(TALLY_IO_OP_SEGMENT_SYNC, 0, -EIO, 0); }
@@ -242,6 +243,7 @@ int main(void)
     TEST_RUN(test_wal_enospc);
     TEST_RUN(test_wal_eio);
     TEST_RUN(test_wal_short_write);
+    TEST_RUN(test_wal_erofs);
     TEST_RUN(test_wal_fsync_fails);
     TEST_RUN(test_segment_write_fails);
     TEST_RUN(test_segment_sync_fails);
