@@ -31,7 +31,8 @@
     X(codec, "column encodings on generated ML curves: bytes/point, encode/decode speed") \
     X(engine, "ingest, per-point append, bytes/point, recovery, reopen, sequential read") \
     X(query, "M4 charts over many runs (warm, cold, zoom), decode speed, MLflow bulk interval") \
-    X(http, "the server end to end: log-batch, native ingest, get-history, M4 query, RSS")
+    X(http, "the server end to end: log-batch, native ingest, get-history, M4 query, RSS") \
+    X(crash, "kill -9 under load, restart, every acknowledged write checked (100 restarts)")
 
 #define BENCH_DECLARE_(name, desc) int bench_suite_##name(bench_ctx *c);
 BENCH_SUITES(BENCH_DECLARE_)
