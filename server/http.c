@@ -57,6 +57,7 @@
 #include "api_error.h"
 #include "app.h"
 #include "budget.h"
+#include "http_url.h"
 #include "json_out.h"
 #include "routes.h"
 #include "stats.h"
@@ -154,95 +155,10 @@ static int64_t elapsed_us(const struct timespec *t0)
     return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000 + (t.tv_nsec - t0->tv_nsec) / 1000;
 }
 
-/* ------------------------------------------------------------------------ */
-/* URL decoding                                                               */
-/* ------------------------------------------------------------------------ */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s in place ('+' -> ' ' when plus). Malformed escapes stay
- * literal (as werkzeug does). Returns -1 when the result would hold a NUL. */
-static int url_decode(char *s, int plus)
-{
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-            char c = (char)(hexval(p[1]) * 16 + hexval(p[2]));
-            if (!c)
-                return -1;
-            *o++ = c;
-            p += 2;
-        } else if (*p == '+' && plus) {
-            *o++ = ' ';
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = 0;
-    return 0;
-}
-
-/* Splits and decodes conn->url into path and args. -1 on a bad URL. */
+/* Splits and decodes conn->url into path and args (http_url.h). -1 on a bad URL. */
 static int parse_url(conn *cx)
 {
-    char *u = cx->url;
-    /* Absolute-form targets (through some proxies): skip scheme://authority. */
-    if (strncasecmp(u, "http://", 7) == 0 || strncasecmp(u, "https://", 8) == 0) {
-        char *slash = strchr(strstr(u, "//") + 2, '/');
-        if (!slash)
-            return -1;
-        u = slash;
-    }
-    if (*u != '/')
-        return -1;
-    char *q = strchr(u, '?');
-    if (q)
-        *q++ = 0;
-    char *hash = q ? strchr(q, '#') : strchr(u, '#');
-    if (hash)
-        *hash = 0;
-    if (url_decode(u, 0) != 0)
-        return -1;
-    cx->path = u;
-    cx->n_args = 0;
-    if (!q || !*q)
-        return 0;
-    size_t max_args = 1;
-    for (const char *p = q; *p; p++)
-        max_args += *p == '&';
-    if (max_args > cx->args_cap) {
-        tally_query_arg *a = realloc(cx->args, max_args * sizeof *a);
-        if (!a)
-            return -1;
-        cx->args = a;
-        cx->args_cap = max_args;
-    }
-    char *save = NULL;
-    for (char *piece = strtok_r(q, "&", &save); piece; piece = strtok_r(NULL, "&", &save)) {
-        char *eq = strchr(piece, '=');
-        const char *value = "";
-        if (eq) {
-            *eq = 0;
-            value = eq + 1;
-            if (url_decode(eq + 1, 1) != 0)
-                return -1;
-        }
-        if (url_decode(piece, 1) != 0)
-            return -1;
-        cx->args[cx->n_args].key = piece;
-        cx->args[cx->n_args].value = value;
-        cx->n_args++;
-    }
-    return 0;
+    return tally_url_parse(cx->url, &cx->path, &cx->args, &cx->n_args, &cx->args_cap);
 }
 
 static tally_method method_of(const char *m)
