@@ -32,7 +32,8 @@
     X(engine, "ingest, per-point append, bytes/point, recovery, reopen, sequential read") \
     X(query, "M4 charts over many runs (warm, cold, zoom), decode speed, MLflow bulk interval") \
     X(http, "the server end to end: log-batch, native ingest, get-history, M4 query, RSS") \
-    X(crash, "kill -9 under load, restart, every acknowledged write checked (100 restarts)")
+    X(crash, "kill -9 under load, restart, every acknowledged write checked (100 restarts)") \
+    X(soak, "30 minutes of mixed traffic: throughput, p99, RSS and open files over time")
 
 #define BENCH_DECLARE_(name, desc) int bench_suite_##name(bench_ctx *c);
 BENCH_SUITES(BENCH_DECLARE_)

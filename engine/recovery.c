@@ -6,7 +6,9 @@
  * in order, and applies each valid record to the head buffers exactly as the
  * writer would have. It stops at the first record that fails a check (torn
  * or corrupt): that file is truncated there, and any later files are renamed
- * aside (*.wal.orphan) and reported, never replayed past a gap. Segments
+ * aside (*.wal.orphan) and reported, never replayed past a gap. A file that
+ * ends cleanly is cut back to its last record too (its preallocated zeros
+ * would otherwise stay on disk, one whole file per restart). Segments
  * were already cut back to the checkpoint's lengths, so every point is
  * applied exactly once. Cost: the WAL since the last checkpoint, not the
  * store.
@@ -175,6 +177,14 @@ static int replay_file(tally_engine *e, uint64_t number, uint64_t *seq, int *sto
             } else if (ftruncate(fd, (off_t)valid_end) != 0) {
                 rc = -errno;
             }
+        } else if (!e->opt.read_only && valid_end < len) {
+            /* A clean end followed by preallocated zeros: this file is never
+             * appended to again (the writer starts a new one), so give the
+             * preallocation back. Without this, every crash-restart would
+             * keep a whole wal_file_bytes of disk and make the next replay
+             * read it. */
+            if (ftruncate(fd, (off_t)valid_end) != 0)
+                rc = -errno;
         }
     }
     close(fd);
