@@ -162,6 +162,9 @@ class DiskFull(unittest.TestCase):
             log = srv.log_tail(200000)
             self.assertIn("writes paused", log)
             self.assertIn("writes resumed", log)
+            metrics = srv.metrics_text()
+            self.assertIn("tally_engine_writes_paused 0", metrics)
+            self.assertNotIn("tally_engine_write_recoveries_total 0", metrics)
         finally:
             srv.stop()  # recovered: a clean exit with a final checkpoint
         # A restart finds every acknowledged point, once.
