@@ -1,11 +1,13 @@
 /*
- * bench_http.c — child server and keep-alive HTTP client for the suites
- * (bench_http.h).
+ * bench_http.c — the child server, process gauges and the HTTP client of
+ * bench_http.h.
  */
 #include "bench_http.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -15,41 +17,46 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
-int bench_server_start(bench_ctx *c, const char *name, const char *const *extra,
-                       bench_server *s)
+#include <cjson/cJSON.h>
+
+int bench_server_start(bench_server *s, const char *data_dir, const char *log_path,
+                       const char *const *extra_args)
 {
-    char exe[4096], bin[4200], data[4200];
-    memset(s, 0, sizeof *s);
+    char exe[4096], bin[4200];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0)
         return -1;
     exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    if (slash)
-        *slash = 0;
+    *strrchr(exe, '/') = 0;
     snprintf(bin, sizeof bin, "%s/tally", exe);
     if (access(bin, X_OK) != 0) {
-        fprintf(stderr, "%s: no server binary at %s\n", c->suite, bin);
+        fprintf(stderr, "bench: no server binary at %s\n", bin);
         return -1;
     }
-    bench_subdir(c, name, data, sizeof data);
-    const char *argv[32] = {bin, "serve", "--host", "127.0.0.1", "--port", "0", "--data", data,
+    const char *argv[64] = {bin, "serve", "--host", "127.0.0.1", "--port", "0", "--data", data_dir,
                             "--log-requests", "0"};
-    size_t argc = 10;
-    for (size_t i = 0; extra && extra[i] && argc < 31; i++)
-        argv[argc++] = extra[i];
+    int argc = 10;
+    for (int i = 0; extra_args && extra_args[i] && argc < 62; i++)
+        argv[argc++] = extra_args[i];
     argv[argc] = NULL;
     int out[2];
     if (pipe(out) != 0)
         return -1;
     pid_t pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        close(out[0]);
+        close(out[1]);
         return -1;
+    }
     if (pid == 0) {
         dup2(out[1], 1);
         close(out[0]);
         close(out[1]);
+        int lf = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (lf >= 0)
+            dup2(lf, 2);
         execv(bin, (char *const *)argv);
         _exit(127);
     }
@@ -58,6 +65,8 @@ int bench_server_start(bench_ctx *c, const char *name, const char *const *extra,
     size_t len = 0;
     while (len < sizeof line - 1) {
         ssize_t r = read(out[0], line + len, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
         if (r <= 0 || line[len] == '\n')
             break;
         len++;
@@ -67,7 +76,7 @@ int bench_server_start(bench_ctx *c, const char *name, const char *const *extra,
     const char *p = strstr(line, "http://");
     const char *colon = p ? strchr(p + 7, ':') : NULL;
     if (!colon) {
-        fprintf(stderr, "%s: server did not start: '%s'\n", c->suite, line);
+        fprintf(stderr, "bench: server did not start: '%s' (log: %s)\n", line, log_path);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         return -1;
@@ -77,25 +86,60 @@ int bench_server_start(bench_ctx *c, const char *name, const char *const *extra,
     return 0;
 }
 
-void bench_server_stop(bench_server *s)
+int bench_server_stop(bench_server *s, int sig)
 {
     if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, NULL, 0);
+        return 0;
+    kill(s->pid, sig);
+    int status = 0;
+    while (waitpid(s->pid, &status, 0) < 0 && errno == EINTR) {
+    }
     s->pid = 0;
+    return status;
 }
 
-int bench_http_open(bench_http *h, int port)
+double bench_proc_rss_mib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    double kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = atof(line + 6);
+    fclose(f);
+    return kb / 1024.0;
+}
+
+int bench_proc_open_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+int bench_hconn_open(bench_hconn *h, int port)
 {
     memset(h, 0, sizeof *h);
-    h->fd = socket(AF_INET, SOCK_STREAM, 0);
+    h->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (h->fd < 0)
         return -1;
     int one = 1;
     setsockopt(h->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
+    struct timeval tv = {30, 0};
+    setsockopt(h->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -107,7 +151,7 @@ int bench_http_open(bench_http *h, int port)
     return 0;
 }
 
-void bench_http_close(bench_http *h)
+void bench_hconn_close(bench_hconn *h)
 {
     if (h->fd >= 0)
         close(h->fd);
@@ -131,12 +175,12 @@ static int send_all(int fd, const void *p, size_t n)
     return 0;
 }
 
-/* Reads until h->len >= need, keeping one spare byte for a NUL. */
-static int fill(bench_http *h, size_t need)
+/* Reads until h->len >= need, keeping one byte of room for a NUL. */
+static int fill(bench_hconn *h, size_t need)
 {
     while (h->len < need) {
         if (h->cap < need + 65536) {
-            size_t cap = h->cap ? h->cap : 1 << 20;
+            size_t cap = h->cap ? h->cap : 1 << 16;
             while (cap < need + 65536)
                 cap *= 2;
             char *b = realloc(h->buf, cap);
@@ -155,9 +199,11 @@ static int fill(bench_http *h, size_t need)
     return 0;
 }
 
-int bench_http_req(bench_http *h, const char *method, const char *path, const char *ctype,
-                   const void *body, size_t body_len)
+int bench_hreq(bench_hconn *h, const char *method, const char *path, const char *ctype,
+               const void *body, size_t body_len)
 {
+    if (h->fd < 0)
+        return -1;
     char head[8192];
     int n = snprintf(head, sizeof head,
                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
@@ -182,10 +228,88 @@ int bench_http_req(bench_http *h, const char *method, const char *path, const ch
     size_t clen = (size_t)strtoull(cl + 17, NULL, 10);
     if (fill(h, hdr + clen) != 0)
         return -1;
-    h->buf[hdr + clen] = 0;
-    h->body = h->buf + hdr;
+    h->body_off = hdr;
     h->body_len = clen;
-    /* Bytes past this response would belong to a pipelined one: we never
-     * pipeline, so there are none. */
+    h->buf[hdr + clen] = 0;
     return status;
+}
+
+const char *bench_hbody(const bench_hconn *h)
+{
+    return h->buf ? h->buf + h->body_off : "";
+}
+
+int bench_create_run(bench_hconn *h, const char *exp_name, char run_id[64])
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"name\":\"%s\"}", exp_name);
+    int st = bench_hreq(h, "POST", "/api/2.0/mlflow/experiments/create", NULL, body, strlen(body));
+    char exp_id[64] = "";
+    if (st == 200 || st == 400) {
+        if (st == 400) { /* exists already */
+            char path[600];
+            snprintf(path, sizeof path, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=%s",
+                     exp_name);
+            if (bench_hreq(h, "GET", path, NULL, NULL, 0) != 200)
+                return -1;
+        }
+        cJSON *j = cJSON_Parse(bench_hbody(h));
+        const cJSON *id = cJSON_GetObjectItem(j, "experiment_id");
+        if (!id) {
+            const cJSON *e = cJSON_GetObjectItem(j, "experiment");
+            id = cJSON_GetObjectItem(e, "experiment_id");
+        }
+        if (cJSON_IsString(id) && strlen(id->valuestring) < sizeof exp_id)
+            snprintf(exp_id, sizeof exp_id, "%s", id->valuestring);
+        cJSON_Delete(j);
+    }
+    if (!*exp_id)
+        return -1;
+    snprintf(body, sizeof body, "{\"experiment_id\":\"%s\",\"start_time\":1}", exp_id);
+    if (bench_hreq(h, "POST", "/api/2.0/mlflow/runs/create", NULL, body, strlen(body)) != 200)
+        return -1;
+    cJSON *j = cJSON_Parse(bench_hbody(h));
+    const cJSON *id = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "run"), "info"),
+                                          "run_id");
+    int rc = -1;
+    if (cJSON_IsString(id) && strlen(id->valuestring) < 64) {
+        snprintf(run_id, 64, "%s", id->valuestring);
+        rc = 0;
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+int bench_frame_one(const char *run, const char *key, uint32_t n, const int64_t *steps,
+                    const int64_t *ts, const double *vals, uint8_t **out, size_t *len)
+{
+    size_t rl = strlen(run), kl = strlen(key);
+    size_t pad = (8 - ((8 + rl + kl) & 7)) & 7;
+    size_t payload = 8 + rl + kl + pad + 24 * (size_t)n;
+    uint8_t *f = calloc(1, 32 + payload);
+    if (!f)
+        return -1;
+    memcpy(f, "TLYF", 4);
+    f[4] = 1; /* version 1, flags 0 (uncompressed) */
+    uint32_t ns = 1, payload32 = (uint32_t)payload;
+    memcpy(f + 8, &ns, 4);
+    memcpy(f + 12, &n, 4);
+    memcpy(f + 16, &payload32, 4);
+    memcpy(f + 20, &payload32, 4);
+    uint8_t *p = f + 32;
+    uint16_t rl16 = (uint16_t)rl, kl16 = (uint16_t)kl;
+    memcpy(p, &rl16, 2);
+    memcpy(p + 2, &kl16, 2);
+    memcpy(p + 4, &n, 4);
+    memcpy(p + 8, run, rl);
+    memcpy(p + 8 + rl, key, kl);
+    p += 8 + rl + kl + pad;
+    memcpy(p, steps, 8 * (size_t)n);
+    memcpy(p + 8 * (size_t)n, ts, 8 * (size_t)n);
+    memcpy(p + 16 * (size_t)n, vals, 8 * (size_t)n);
+    uint64_t x = XXH3_64bits(f + 32, payload);
+    memcpy(f + 24, &x, 8);
+    *out = f;
+    *len = 32 + payload;
+    return 0;
 }

@@ -35,6 +35,7 @@
  *  (2) The child server is always stopped.
  */
 #include <sqlite3.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,17 +55,17 @@
 /* Loading through the API                                                   */
 /* ------------------------------------------------------------------------ */
 
-static int post(bench_http *h, const char *rel, const char *body)
+static int post(bench_hconn *h, const char *rel, const char *body)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/2.0/mlflow/%s", rel);
-    int st = bench_http_req(h, "POST", path, NULL, body, strlen(body));
+    int st = bench_hreq(h, "POST", path, NULL, body, strlen(body));
     if (st != 200)
-        fprintf(stderr, "registry: %s -> %d %.200s\n", rel, st, st > 0 ? h->body : "");
+        fprintf(stderr, "registry: %s -> %d %.200s\n", rel, st, st > 0 ? bench_hbody(h) : "");
     return st == 200 ? 0 : -1;
 }
 
-static int load_model(bench_http *h, const char *name, int n)
+static int load_model(bench_hconn *h, const char *name, int n)
 {
     char body[512];
     snprintf(body, sizeof body, "{\"name\":\"%s\",\"tags\":[{\"key\":\"team\",\"value\":\"ml\"}]}",
@@ -94,15 +95,15 @@ static size_t count_versions(const char *body)
 
 /* One timed query repeated reps times; latencies in ms into lat. -1 if a
  * response is wrong. */
-static int time_query(bench_http *h, const char *path, size_t expect, int reps, double *lat)
+static int time_query(bench_hconn *h, const char *path, size_t expect, int reps, double *lat)
 {
     for (int r = -1; r < reps; r++) {
         uint64_t t0 = bench_now_ns();
-        int st = bench_http_req(h, "GET", path, NULL, NULL, 0);
+        int st = bench_hreq(h, "GET", path, NULL, NULL, 0);
         uint64_t t1 = bench_now_ns();
-        if (st != 200 || count_versions(h->body) != expect) {
+        if (st != 200 || count_versions(bench_hbody(h)) != expect) {
             fprintf(stderr, "registry: %s -> %d, %zu versions (want %zu)\n", path, st,
-                    st == 200 ? count_versions(h->body) : 0, expect);
+                    st == 200 ? count_versions(bench_hbody(h)) : 0, expect);
             return -1;
         }
         if (r >= 0)
@@ -357,16 +358,18 @@ int bench_suite_registry(bench_ctx *c)
     int rc = -1;
     bench_server srv;
     memset(&srv, 0, sizeof srv);
-    bench_http h;
+    bench_hconn h;
     baseline b;
     memset(&b, 0, sizeof b);
     h.fd = -1;
     h.buf = NULL;
     double *lat = malloc(sizeof(double) * REPS), *blat = malloc(sizeof(double) * REPS);
-    char fig[128], path[512], dbp[4200];
-    if (!lat || !blat || bench_server_start(c, "server", NULL, &srv) != 0)
+    char fig[128], path[512], dbp[4200], data[4200], log[4300];
+    bench_subdir(c, "server", data, sizeof data);
+    snprintf(log, sizeof log, "%s.log", data);
+    if (!lat || !blat || bench_server_start(&srv, data, log, NULL) != 0)
         goto out;
-    if (bench_http_open(&h, srv.port) != 0)
+    if (bench_hconn_open(&h, srv.port) != 0)
         goto out;
     uint64_t t0 = bench_now_ns();
     if (load_model(&h, "m", n) != 0)
@@ -430,8 +433,8 @@ out:
     if (rc != 0)
         fprintf(stderr, "registry: suite failed\n");
     baseline_close(&b);
-    bench_http_close(&h);
-    bench_server_stop(&srv);
+    bench_hconn_close(&h);
+    bench_server_stop(&srv, SIGTERM);
     free(lat);
     free(blat);
     return rc;

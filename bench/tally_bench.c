@@ -37,7 +37,9 @@
     X(registry, "model-versions/search over HTTP on 10,000 versions vs MLflow's schema")          \
     X(artifacts, "artifact proxy: 1 GiB upload/download over loopback vs copy/read, server RSS")  \
     X(ui, "the web UI in headless Chromium: runs page, compare chart of 100 runs, zoom")          \
-    X(import, "tally import mlruns: points/s and size before/after, SQLite baseline")
+    X(import, "tally import mlruns: points/s and size before/after, SQLite baseline")             \
+    X(crash, "kill -9 under load, restart, every acknowledged write checked (100 restarts)")      \
+    X(soak, "30 minutes of mixed traffic: throughput, p99, RSS and open files over time")
 
 #define BENCH_DECLARE_(name, desc) int bench_suite_##name(bench_ctx *c);
 BENCH_SUITES(BENCH_DECLARE_)

@@ -10,8 +10,22 @@
  *     sealer thread, sealer.c)
  *     --> ACK (wake producers) --> CHECKPOINT if the live WAL is large,
  *     or asked --> IDLE.
- *   Any failed write, fsync or seal (reported by the sealer) --> POISONED: every later append fails
- *   with TALLY_EPOISONED (reads keep working); reopening recovers.
+ *
+ * Failures (docs/engine.md, "Failures", has the reasoning):
+ *
+ *   WRITING --WAL write/fsync/roll, segment write, checkpoint write fails-->
+ *     PAUSED: the group is not acknowledged (its sequence numbers are taken
+ *     back, its WAL bytes [fail_lo, fail_hi) noted); appends fail at once
+ *     with TALLY_ERETRY; reads go on.
+ *   PAUSED --after retry_delay_ms (100 ms, doubling to 5 s)--> PROBE: zero
+ *     and fdatasync the failed group's WAL bytes, roll to a new WAL file
+ *     (preallocation proves there is room), let the sealer retry its frozen
+ *     heads and drain. All succeed --> WRITING (a later checkpoint retries
+ *     itself); any fails --> PAUSED with the delay doubled.
+ *   WRITING --segment fsync fails, WAL fsync fails in async mode (pages the
+ *     kernel may have dropped after acknowledging them), or applying a
+ *     written record fails--> STOPPED: TALLY_EPOISONED until reopen, which
+ *     replays the WAL.
  *
  * Invariants:
  *  (1) A producer is acknowledged only after its record is written (and,
@@ -39,6 +53,8 @@
 #define GATHER_MAX_BYTES (64u << 20) /* at most this much WAL per write group */
 #define SCRATCH_POOL_MAX 8           /* encoding buffers kept between appends */
 #define SCRATCH_KEEP_MAX (64u << 20) /* larger ones are freed after use */
+#define PROBE_FIRST_MS 100u          /* the first probe after a failure */
+#define PROBE_MAX_MS 5000u           /* the longest wait between probes */
 
 uint64_t tally__now_ns(void)
 {
@@ -107,16 +123,24 @@ static int freeze_all(tally_engine *e)
     return 0;
 }
 
-static int do_checkpoint(tally_engine *e)
+/* *sticky is set when the failure cannot be retried in place (a failed
+ * fsync of data already acknowledged or published). */
+static int do_checkpoint(tally_engine *e, int *sticky)
 {
+    *sticky = 0;
     int rc = wal_sync(e);
+    if (rc) {
+        *sticky = 1;
+        return rc;
+    }
     uint64_t covered = e->wal_number;
-    if (rc == 0)
-        rc = freeze_all(e);
+    rc = freeze_all(e);
     if (rc == 0)
         rc = tally__sealer_drain(e);
-    if (rc == 0)
+    if (rc == 0) {
         rc = tally__segment_sync_all(e);
+        *sticky = rc != 0;
+    }
     if (rc == 0)
         rc = tally__checkpoint_write(e, covered);
     if (rc)
@@ -159,11 +183,18 @@ static int apply_request(tally_engine *e, const tally__request *r)
     return 0;
 }
 
-/* Writes, syncs and applies one group; returns the group's verdict. */
-static int process_group(tally_engine *e, tally__request *group)
+static int paused_error(const tally_engine *e)
 {
+    return e->fail_sticky ? TALLY_EPOISONED : TALLY_ERETRY;
+}
+
+/* Writes, syncs and applies one group; returns the group's verdict. On a
+ * failure *sticky says whether only a reopen can recover (see the top). */
+static int process_group(tally_engine *e, tally__request *group, int *sticky)
+{
+    *sticky = 0;
     if (e->poisoned)
-        return TALLY_EPOISONED;
+        return paused_error(e);
     size_t total = 0, n_recs = 0;
     int want_sync = e->opt.durability != TALLY_DURABILITY_ASYNC;
     for (tally__request *r = group; r; r = r->next) {
@@ -179,8 +210,11 @@ static int process_group(tally_engine *e, tally__request *group)
         if (e->wal_fd < 0 || (e->wal_off + total > e->wal_alloc && e->wal_off > TALLY_WAL_FILE_HDR_SIZE)) {
             if (e->wal_fd >= 0)
                 rc = wal_sync(e);
-            if (rc == 0)
-                rc = tally__wal_roll(e);
+            if (rc) {
+                *sticky = 1; /* async mode: acknowledged pages may be gone */
+                return rc;
+            }
+            rc = tally__wal_roll(e);
             if (rc)
                 return rc;
         }
@@ -189,6 +223,7 @@ static int process_group(tally_engine *e, tally__request *group)
         if (!iov)
             return TALLY_ENOMEM;
         size_t k = 0;
+        uint64_t first_seq = e->next_seq;
         for (tally__request *r = group; r; r = r->next) {
             if (r->is_sync)
                 continue;
@@ -202,8 +237,17 @@ static int process_group(tally_engine *e, tally__request *group)
                              TALLY_IO_OP_WAL_WRITE, TALLY_IO_OP_WAL_SYNC);
         if (iov != local)
             tally__free(iov);
-        if (rc)
+        if (rc) {
+            /* Not acknowledged: take the sequence numbers back and note the
+             * bytes the group may have reached, for the probe to zero. In
+             * async mode a failed write+fsync may also have lost earlier,
+             * acknowledged records: only a reopen can tell. */
+            e->next_seq = first_seq;
+            e->fail_lo = e->wal_off;
+            e->fail_hi = e->wal_off + total;
+            *sticky = e->opt.durability == TALLY_DURABILITY_ASYNC && e->wal_unsynced && want_sync;
             return rc;
+        }
         if (want_sync) {
             atomic_fetch_add(&e->fsyncs, 1);
             atomic_fetch_add(&e->fsync_ns, tally__now_ns() - t0);
@@ -218,21 +262,110 @@ static int process_group(tally_engine *e, tally__request *group)
         for (tally__request *r = group; r && rc == 0; r = r->next)
             if (!r->is_sync)
                 rc = apply_request(e, r);
+        if (rc)
+            *sticky = 1; /* written but not applied: heads differ from the WAL */
     } else if (want_sync) {
         rc = wal_sync(e);
+        *sticky = rc != 0;
     }
     return rc;
 }
 
-static void poison(tally_engine *e, int rc)
+/* Pauses writes after the failure rc (caller holds no lock). */
+static void poison(tally_engine *e, int rc, int sticky)
 {
     pthread_mutex_lock(&e->queue_mu);
     if (!e->poisoned) {
         e->poisoned = rc;
-        tally__log("%s: write failed (%s); appends refused until reopen", e->dir,
-                   tally_strerror(rc));
+        atomic_fetch_add(&e->write_failures, 1);
+        if (e->retry_delay_ms == 0)
+            e->retry_delay_ms = PROBE_FIRST_MS;
+        e->next_probe_ns = tally__now_ns() + (uint64_t)e->retry_delay_ms * 1000000ull;
+        if (!sticky)
+            tally__log("%s: write failed (%s); writes paused, probing the disk in %u ms", e->dir,
+                       tally_strerror(rc), e->retry_delay_ms);
+    }
+    if (sticky && !e->fail_sticky) {
+        e->fail_sticky = 1;
+        tally__log("%s: write failed (%s); writes refused until the directory is reopened",
+                   e->dir, tally_strerror(rc));
     }
     pthread_mutex_unlock(&e->queue_mu);
+}
+
+/* Zeroes the WAL bytes a failed group may have reached (cutting any growth
+ * past the preallocation first) and fdatasyncs them, so that neither replay
+ * nor a later record can meet a record that was never acknowledged. */
+static int wal_clear_failed(tally_engine *e)
+{
+    if (e->wal_fd < 0 || e->fail_hi <= e->fail_lo)
+        return 0;
+    struct stat st;
+    if (fstat(e->wal_fd, &st) != 0)
+        return -errno;
+    uint64_t size = (uint64_t)st.st_size;
+    uint64_t keep = e->wal_alloc > e->fail_lo ? e->wal_alloc : e->fail_lo;
+    int cut = 0;
+    if (size > keep) {
+        if (ftruncate(e->wal_fd, (off_t)keep) != 0)
+            return -errno;
+        size = keep;
+        cut = 1;
+    }
+    uint64_t hi = e->fail_hi < size ? e->fail_hi : size;
+    static const uint8_t zeros[65536];
+    int rc = 0;
+    for (uint64_t off = e->fail_lo; off < hi && rc == 0;) {
+        size_t n = hi - off < sizeof zeros ? (size_t)(hi - off) : sizeof zeros;
+        struct iovec iov = {(void *)zeros, n};
+        rc = tally__io_write(e->io, e->wal_fd, &iov, 1, off, off + n >= hi,
+                             TALLY_IO_OP_WAL_WRITE, TALLY_IO_OP_WAL_SYNC);
+        off += n;
+    }
+    if (rc == 0 && cut && hi <= e->fail_lo)
+        rc = tally__io_sync(e->io, e->wal_fd, TALLY_IO_OP_WAL_SYNC);
+    if (rc == 0)
+        e->fail_lo = e->fail_hi = 0;
+    return rc;
+}
+
+/* The probe of a paused engine (writer thread, no lock held): undoes what a
+ * failure may have left and proves the disk takes writes again. */
+static int probe(tally_engine *e)
+{
+    int rc = wal_clear_failed(e);
+    if (rc == 0)
+        rc = tally__wal_roll(e); /* a fresh, preallocated WAL file */
+    if (rc == 0) {
+        tally__sealer_resume(e);
+        rc = tally__sealer_drain(e);
+    }
+    return rc;
+}
+
+/* Runs a due probe; called and returns with queue_mu held. */
+static void run_probe(tally_engine *e)
+{
+    pthread_mutex_unlock(&e->queue_mu);
+    int rc = probe(e);
+    pthread_mutex_lock(&e->queue_mu);
+    if (rc == 0) {
+        tally__log("%s: the disk takes writes again; writes resumed", e->dir);
+        e->poisoned = 0;
+        atomic_fetch_add(&e->write_recoveries, 1);
+        pthread_cond_broadcast(&e->done_cv);
+        return;
+    }
+    e->retry_delay_ms = e->retry_delay_ms * 2 > PROBE_MAX_MS ? PROBE_MAX_MS : e->retry_delay_ms * 2;
+    e->next_probe_ns = tally__now_ns() + (uint64_t)e->retry_delay_ms * 1000000ull;
+    if (rc != e->poisoned || e->retry_delay_ms < PROBE_MAX_MS)
+        tally__log("%s: probe failed (%s); next in %u ms", e->dir, tally_strerror(rc),
+                   e->retry_delay_ms);
+}
+
+static int probe_due(const tally_engine *e)
+{
+    return e->poisoned && !e->fail_sticky && !e->closing && tally__now_ns() >= e->next_probe_ns;
 }
 
 static void *writer_main(void *arg)
@@ -241,19 +374,31 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&e->queue_mu);
     for (;;) {
         while (!e->queue_head && !e->closing && e->checkpoint_gen_wanted == e->checkpoint_gen_done) {
-            if (e->opt.durability == TALLY_DURABILITY_ASYNC && e->wal_unsynced) {
+            if (e->poisoned && !e->fail_sticky) {
+                /* Paused: sleep until the next probe is due. */
+                if (probe_due(e))
+                    break;
+                struct timespec ts;
+                uint64_t now = tally__now_ns();
+                timespec_after_ns(&ts, e->next_probe_ns > now ? e->next_probe_ns - now : 0);
+                pthread_cond_timedwait(&e->queue_cv, &e->queue_mu, &ts);
+            } else if (e->opt.durability == TALLY_DURABILITY_ASYNC && e->wal_unsynced) {
                 struct timespec ts;
                 timespec_after_ns(&ts, (uint64_t)e->opt.async_interval_ms * 1000000ull);
                 if (pthread_cond_timedwait(&e->queue_cv, &e->queue_mu, &ts) == ETIMEDOUT) {
                     pthread_mutex_unlock(&e->queue_mu);
                     int rc = wal_sync(e);
                     if (rc)
-                        poison(e, rc);
+                        poison(e, rc, 1);
                     pthread_mutex_lock(&e->queue_mu);
                 }
             } else {
                 pthread_cond_wait(&e->queue_cv, &e->queue_mu);
             }
+        }
+        if (probe_due(e)) {
+            run_probe(e);
+            continue;
         }
         if (!e->queue_head && e->closing)
             break;
@@ -285,30 +430,34 @@ static void *writer_main(void *arg)
         }
         pthread_mutex_unlock(&e->queue_mu);
 
-        int rc = group ? process_group(e, group) : 0;
-        if (rc && rc != TALLY_EPOISONED)
-            poison(e, rc);
+        int sticky = 0;
+        int rc = group ? process_group(e, group, &sticky) : 0;
+        if (rc && rc != TALLY_EPOISONED && rc != TALLY_ERETRY)
+            poison(e, rc, sticky);
+        else if (rc == 0 && group)
+            e->retry_delay_ms = 0; /* a group went through: the next failure starts the backoff afresh */
         int ckpt_rc = 0, did_ckpt = 0;
         pthread_mutex_lock(&e->queue_mu);
         int want_ckpt = e->checkpoint_gen_wanted != e->checkpoint_gen_done;
         uint64_t gen = e->checkpoint_gen_wanted;
         pthread_mutex_unlock(&e->queue_mu);
         if (!e->poisoned && (want_ckpt || e->live_wal_bytes >= e->opt.checkpoint_wal_bytes)) {
-            ckpt_rc = do_checkpoint(e);
+            int ckpt_sticky;
+            ckpt_rc = do_checkpoint(e, &ckpt_sticky);
             did_ckpt = 1;
             if (ckpt_rc)
-                poison(e, ckpt_rc);
+                poison(e, ckpt_rc, ckpt_sticky);
         } else if (!e->poisoned && atomic_load(&e->head_bytes) > e->opt.memory_budget_bytes / 2) {
             /* Heads outgrew their share of the budget: hand them all to the sealer. */
             int src = freeze_all(e);
             if (src)
-                poison(e, src);
+                poison(e, src, 1);
         }
         pthread_mutex_lock(&e->seal_mu);
         int seal_rc = e->seal_error;
         pthread_mutex_unlock(&e->seal_mu);
         if (seal_rc && !e->poisoned)
-            poison(e, seal_rc);
+            poison(e, seal_rc, 0);
         pthread_mutex_lock(&e->queue_mu);
         for (tally__request *r = group; r;) {
             tally__request *next = r->next;
@@ -318,7 +467,7 @@ static void *writer_main(void *arg)
         }
         if (want_ckpt || did_ckpt) {
             if (want_ckpt) {
-                e->checkpoint_result = did_ckpt ? ckpt_rc : (e->poisoned ? TALLY_EPOISONED : 0);
+                e->checkpoint_result = did_ckpt ? ckpt_rc : (e->poisoned ? paused_error(e) : 0);
                 e->checkpoint_gen_done = gen;
             }
         }
@@ -340,8 +489,9 @@ static int submit(tally_engine *e, tally__request *r, int encoding)
         return TALLY_ECLOSED;
     }
     if (e->poisoned) {
+        int rc = paused_error(e);
         pthread_mutex_unlock(&e->queue_mu);
-        return TALLY_EPOISONED;
+        return rc;
     }
     if (e->queue_tail)
         e->queue_tail->next = r;
@@ -437,8 +587,9 @@ int tally_engine_checkpoint(tally_engine *e)
         return 0;
     pthread_mutex_lock(&e->queue_mu);
     if (e->poisoned) {
+        int rc = paused_error(e);
         pthread_mutex_unlock(&e->queue_mu);
-        return TALLY_EPOISONED;
+        return rc;
     }
     uint64_t gen = ++e->checkpoint_gen_wanted;
     pthread_cond_signal(&e->queue_cv);
@@ -652,6 +803,13 @@ int tally_engine_stats_get(tally_engine *e, tally_engine_stats *out)
     out->wal_bytes = atomic_load(&e->live_wal_bytes);
     out->queue_depth = e->queue_len;
     out->poisoned = e->poisoned;
+    out->writes_paused = !e->poisoned ? 0 : e->fail_sticky ? 2 : 1;
+    if (out->writes_paused == 1) {
+        uint64_t now = tally__now_ns();
+        out->retry_in_ms = e->next_probe_ns > now ? (uint32_t)((e->next_probe_ns - now) / 1000000u) : 0;
+    }
+    out->write_failures = atomic_load(&e->write_failures);
+    out->write_recoveries = atomic_load(&e->write_recoveries);
     pthread_mutex_unlock(&e->queue_mu);
     return 0;
 }

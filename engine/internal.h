@@ -148,6 +148,8 @@ struct tally_engine {
     uint64_t next_seq;             /* next record sequence number */
     _Atomic uint64_t live_wal_bytes; /* WAL bytes since the last checkpoint */
     uint64_t last_sync_ns;         /* async mode: time of the last fsync */
+    uint64_t fail_lo, fail_hi;     /* WAL bytes [lo, hi) of the current file a failed
+                                      group may have reached; zeroed by the probe */
     int wal_unsynced;              /* async mode: bytes written since the last fsync */
 
     /* sealer (sealer.c): its scratch, queue and thread */
@@ -172,7 +174,10 @@ struct tally_engine {
     size_t queue_len;
     int n_encoding;                /* producers inside append that have not queued yet */
     int closing;
-    int poisoned;                  /* first write error, or 0 */
+    int poisoned;                  /* the write error that paused writes, or 0 */
+    int fail_sticky;               /* with poisoned: only a reopen recovers (engine.c) */
+    uint64_t next_probe_ns;        /* paused: when the writer probes the disk next */
+    uint32_t retry_delay_ms;       /* the probe backoff: doubles per failure, <= 5 s */
     int checkpoint_requested;
     tally__wal_scratch *scratch_pool; /* idle encoding buffers (queue_mu) */
     int n_scratch_pool;
@@ -186,6 +191,7 @@ struct tally_engine {
     _Atomic uint64_t head_bytes;    /* heads alone (not frozen) */
     _Atomic uint64_t n_points_total, n_head_points, n_blocks_total, segment_bytes;
     _Atomic uint64_t wal_records, fsyncs, fsync_ns, checkpoints, recovered_records;
+    _Atomic uint64_t write_failures, write_recoveries;
 };
 
 /* --- series directory (series.c) ---------------------------------------- */
@@ -217,6 +223,9 @@ int tally__sealer_start(tally_engine *e);
 void tally__sealer_stop(tally_engine *e);
 /* Queues s for sealing (s has a new frozen head). */
 void tally__sealer_enqueue(tally_engine *e, tally__series *s);
+/* After a sealing error: clears it and queues again every series that still
+ * has frozen heads (the sealer skipped them while failed). Writer only. */
+void tally__sealer_resume(tally_engine *e);
 /* Waits until every frozen head is sealed; returns the sealer's error. */
 int tally__sealer_drain(tally_engine *e);
 /* Updates the totals of s with one point (caller holds s->mu). */

@@ -6,7 +6,9 @@
  * in order, and applies each valid record to the head buffers exactly as the
  * writer would have. It stops at the first record that fails a check (torn
  * or corrupt): that file is truncated there, and any later files are renamed
- * aside (*.wal.orphan) and reported, never replayed past a gap. Segments
+ * aside (*.wal.orphan) and reported, never replayed past a gap. A file that
+ * ends cleanly is cut back to its last record too (its preallocated zeros
+ * would otherwise stay on disk, one whole file per restart). Segments
  * were already cut back to the checkpoint's lengths, so every point is
  * applied exactly once. Cost: the WAL since the last checkpoint, not the
  * store.
@@ -99,6 +101,39 @@ static void sync_dir(const char *path)
     }
 }
 
+/* Whether bytes [off, len) of fd are all zero. Only the file's data
+ * regions are read: holes, and on most filesystems the unwritten extents
+ * of a preallocation, read as zeros by definition (SEEK_DATA skips them),
+ * so a mostly empty preallocated WAL file costs a few reads, not a read of
+ * wal_file_bytes. Where SEEK_DATA is not supported every byte is read. */
+static int zeros_after(int fd, uint64_t off, uint64_t len)
+{
+    static _Thread_local uint8_t buf[65536];
+    while (off < len) {
+        uint64_t end = len;
+        off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+        if (d < 0 && errno == ENXIO)
+            return 1; /* only holes from off to the end */
+        if (d >= 0) {
+            off = (uint64_t)d;
+            off_t h = lseek(fd, d, SEEK_HOLE);
+            if (h > d && (uint64_t)h < end)
+                end = (uint64_t)h;
+        }
+        while (off < end) {
+            size_t want = end - off < sizeof buf ? (size_t)(end - off) : sizeof buf;
+            ssize_t r = pread(fd, buf, want, (off_t)off);
+            if (r <= 0)
+                return 1; /* the file ends here */
+            for (ssize_t i = 0; i < r; i++)
+                if (buf[i])
+                    return 0;
+            off += (uint64_t)r;
+        }
+    }
+    return 1;
+}
+
 /* Replays one file; *stop set when it ended in a bad record. */
 static int replay_file(tally_engine *e, uint64_t number, uint64_t *seq, int *stop,
                        uint8_t **scratch, size_t *scratch_cap)
@@ -151,20 +186,7 @@ static int replay_file(tally_engine *e, uint64_t number, uint64_t *seq, int *sto
     }
     if (rc == 0) {
         /* Anything after the last valid record must be zeros (preallocation). */
-        uint8_t buf[65536];
-        uint64_t off = valid_end;
-        int torn = valid_end == 0;
-        while (!torn && off < len) {
-            ssize_t r = pread(fd, buf, sizeof buf, (off_t)off);
-            if (r <= 0)
-                break;
-            for (ssize_t i = 0; i < r; i++)
-                if (buf[i]) {
-                    torn = 1;
-                    break;
-                }
-            off += (uint64_t)r;
-        }
+        int torn = valid_end == 0 || !zeros_after(fd, valid_end, len);
         if (torn) {
             tally__log("WAL %s: invalid record at byte %" PRIu64 "%s", path, valid_end,
                        e->opt.read_only ? " (read-only: left as is)" : ", truncating there");
@@ -175,6 +197,14 @@ static int replay_file(tally_engine *e, uint64_t number, uint64_t *seq, int *sto
             } else if (ftruncate(fd, (off_t)valid_end) != 0) {
                 rc = -errno;
             }
+        } else if (!e->opt.read_only && valid_end < len) {
+            /* A clean end followed by preallocated zeros: this file is never
+             * appended to again (the writer starts a new one), so give the
+             * preallocation back. Without this, every crash-restart would
+             * keep a whole wal_file_bytes of disk and make the next replay
+             * read it. */
+            if (ftruncate(fd, (off_t)valid_end) != 0)
+                rc = -errno;
         }
     }
     close(fd);

@@ -13,8 +13,11 @@
  *      when every frozen head is a published block (or sealing failed).
  *  (2) Frozen heads of one series are sealed oldest first, by this thread
  *      only (during recovery, before the thread starts, by the opener).
- *  (3) A sealing error is kept in e->seal_error and poisons the engine; the
- *      frozen head stays readable and its points stay in the WAL.
+ *  (3) A sealing error is kept in e->seal_error and pauses writes; the
+ *      frozen head stays readable and its points stay in the WAL. While it
+ *      is set the sealer drops series from its queue without sealing them;
+ *      tally__sealer_resume (the writer's probe) clears it and queues every
+ *      series with a frozen head again.
  */
 #include "alloc.h"
 #include "internal.h"
@@ -121,4 +124,35 @@ int tally__sealer_drain(tally_engine *e)
     int rc = e->seal_error;
     pthread_mutex_unlock(&e->seal_mu);
     return rc;
+}
+
+void tally__sealer_resume(tally_engine *e)
+{
+    /* Clear the error first: the sealer skips (and drops from its queue)
+     * every series it takes while seal_error is set. */
+    pthread_mutex_lock(&e->seal_mu);
+    e->seal_error = 0;
+    pthread_mutex_unlock(&e->seal_mu);
+    pthread_rwlock_rdlock(&e->dir_lock);
+    for (size_t i = 0; i < e->n_series; i++) {
+        tally__series *s = e->all_series[i];
+        pthread_mutex_lock(&s->mu);
+        int has_frozen = s->frozen != NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (!has_frozen)
+            continue;
+        pthread_mutex_lock(&e->seal_mu);
+        if (!s->seal_queued) {
+            s->seal_queued = 1;
+            s->next_seal = NULL;
+            if (e->seal_tail)
+                e->seal_tail->next_seal = s;
+            else
+                e->seal_head = s;
+            e->seal_tail = s;
+        }
+        pthread_cond_signal(&e->seal_cv);
+        pthread_mutex_unlock(&e->seal_mu);
+    }
+    pthread_rwlock_unlock(&e->dir_lock);
 }

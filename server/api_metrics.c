@@ -137,6 +137,13 @@ void tally__engine_error(tally_resp *resp, int rc, int writing)
             return;
         }
         break;
+    case TALLY_ERETRY:
+        tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE,
+                         "Writes are paused after a disk error (%s); the server retries the "
+                         "disk by itself and resumes.",
+                         tally_strerror(rc));
+        tally_resp_header(resp, "Retry-After", "1");
+        return;
     case TALLY_EPOISONED:
     case TALLY_ECLOSED:
     case TALLY_ENOTFOUND:

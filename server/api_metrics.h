@@ -29,7 +29,8 @@ tally__scratch *tally__scratch_get(void);
 int tally__scratch_points(tally__scratch *s, size_t n);
 
 /* An engine error as an HTTP answer. Writers (writing != 0): budget full or
- * out of memory -> 429 REQUEST_LIMIT_EXCEEDED with Retry-After; poisoned,
+ * out of memory -> 429 REQUEST_LIMIT_EXCEEDED with Retry-After; writes paused
+ * after a disk error (TALLY_ERETRY, resumes by itself), poisoned,
  * closing or an I/O error -> 503 TEMPORARILY_UNAVAILABLE with Retry-After;
  * a batch over the budget -> 400; a series id collision -> 409. Readers:
  * corrupt data -> 500 DATA_LOSS; a bad token (TALLY_EINVAL) -> 400. */

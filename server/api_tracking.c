@@ -36,11 +36,13 @@ void tally_api_store_error(tally_resp *resp, int rc, const char *msg)
         break;
     case TALLY_STORE_ENOMEM:
         tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
+        tally_resp_header(resp, "Retry-After", "1");
         break;
     default:
         /* EIO: a database error is not the client's fault and may pass
          * (busy, disk full): 503 lets clients retry. */
         tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "%s", msg);
+        tally_resp_header(resp, "Retry-After", "1");
         break;
     }
 }

@@ -74,6 +74,12 @@ static const key KEYS[] = {
      "PEM certificate file: serve HTTPS (with tls_key)"},
     {"tls_key", K_STR, OFF(tls_key), sizeof(((tally_config *)0)->tls_key), 0, 0,
      "PEM private key file for tls_cert"},
+    {"request_budget", K_SIZE, OFF(request_budget_bytes), 0, (uint64_t)1 << 20, UINT64_MAX,
+     "request bodies buffered at once (K/M/G suffixes), default 256M"},
+    {"max_connections_per_ip", K_UINT, OFF(max_connections_per_ip), 0, 0, 1000000,
+     "concurrent connections per client address, default 128 (0: no limit)"},
+    {"body_timeout", K_UINT, OFF(body_timeout_s), 0, 1, 86400,
+     "seconds a JSON request body may take to arrive, default 60"},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -93,6 +99,9 @@ static void set_defaults(tally_config *c)
     c->log_requests = 1;
     snprintf(c->default_permission, sizeof c->default_permission, "READ");
     snprintf(c->admin_username, sizeof c->admin_username, "admin");
+    c->request_budget_bytes = (uint64_t)256 << 20;
+    c->max_connections_per_ip = 128;
+    c->body_timeout_s = 60;
 }
 
 /* "32M", "512MiB", "1g", "4096" -> bytes. */
@@ -317,6 +326,9 @@ const char *tally_config_help(void)
            "  --insecure-allow-public-without-auth [0|1]\n"
            "                          listen on a non-loopback address with auth off\n"
            "                          (refused otherwise), default 0\n"
+           "  --request-budget SIZE   request bodies buffered at once, default 256M\n"
+           "  --max-connections-per-ip N  per client address, default 128 (0: no limit)\n"
+           "  --body-timeout SECONDS  a JSON request body must arrive within, default 60\n"
            "  --help                  this text\n";
 }
 

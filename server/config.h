@@ -25,6 +25,9 @@ typedef struct tally_config {
     int durability;               /* tally_durability, default group */
     uint64_t memory_budget_bytes; /* engine budget, default 512 MiB */
     int log_requests;             /* one JSON line per request on stderr, default 1 */
+    uint64_t request_budget_bytes;/* request bodies buffered at once, default 256 MiB */
+    unsigned max_connections_per_ip; /* per client address, default 128 (0: no limit) */
+    unsigned body_timeout_s;      /* a JSON request body must arrive within, default 60 */
     char config_file[1024];       /* the file read, or "" */
     /* Authentication and TLS (auth.h, docs/api.md "Authentication"). */
     int auth;                     /* 1: users, permissions, tokens, audit log; default 0 */

@@ -57,6 +57,8 @@
 #include "api_error.h"
 #include "app.h"
 #include "authz.h"
+#include "budget.h"
+#include "http_url.h"
 #include "json_out.h"
 #include "routes.h"
 #include "stats.h"
@@ -73,6 +75,7 @@ struct tally_http {
     int port;                /* the bound port */
     atomic_int draining;     /* set by tally_http_stop: new responses say Connection: close */
     char *tls_cert, *tls_key; /* PEM bytes of cfg.tls_cert / tls_key when serving HTTPS */
+    tally_budget budget;     /* request bodies held now (budget.h) */
 };
 
 typedef enum phase {
@@ -109,6 +112,8 @@ typedef struct conn {
     int streaming;               /* the route takes the body through sink */
     tally_body_sink sink;
     int sink_finished;
+    uint64_t reserved;           /* bytes taken from the budget for this request's body */
+    int over_budget;             /* a chunked body outgrew the budget: reply 429 at the end */
     tally_req req;
     tally_resp resp;
     int status;                  /* queued status, 0 if none */
@@ -153,95 +158,10 @@ static int64_t elapsed_us(const struct timespec *t0)
     return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000 + (t.tv_nsec - t0->tv_nsec) / 1000;
 }
 
-/* ------------------------------------------------------------------------ */
-/* URL decoding                                                               */
-/* ------------------------------------------------------------------------ */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s in place ('+' -> ' ' when plus). Malformed escapes stay
- * literal (as werkzeug does). Returns -1 when the result would hold a NUL. */
-static int url_decode(char *s, int plus)
-{
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-            char c = (char)(hexval(p[1]) * 16 + hexval(p[2]));
-            if (!c)
-                return -1;
-            *o++ = c;
-            p += 2;
-        } else if (*p == '+' && plus) {
-            *o++ = ' ';
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = 0;
-    return 0;
-}
-
-/* Splits and decodes conn->url into path and args. -1 on a bad URL. */
+/* Splits and decodes conn->url into path and args (http_url.h). -1 on a bad URL. */
 static int parse_url(conn *cx)
 {
-    char *u = cx->url;
-    /* Absolute-form targets (through some proxies): skip scheme://authority. */
-    if (strncasecmp(u, "http://", 7) == 0 || strncasecmp(u, "https://", 8) == 0) {
-        char *slash = strchr(strstr(u, "//") + 2, '/');
-        if (!slash)
-            return -1;
-        u = slash;
-    }
-    if (*u != '/')
-        return -1;
-    char *q = strchr(u, '?');
-    if (q)
-        *q++ = 0;
-    char *hash = q ? strchr(q, '#') : strchr(u, '#');
-    if (hash)
-        *hash = 0;
-    if (url_decode(u, 0) != 0)
-        return -1;
-    cx->path = u;
-    cx->n_args = 0;
-    if (!q || !*q)
-        return 0;
-    size_t max_args = 1;
-    for (const char *p = q; *p; p++)
-        max_args += *p == '&';
-    if (max_args > cx->args_cap) {
-        tally_query_arg *a = realloc(cx->args, max_args * sizeof *a);
-        if (!a)
-            return -1;
-        cx->args = a;
-        cx->args_cap = max_args;
-    }
-    char *save = NULL;
-    for (char *piece = strtok_r(q, "&", &save); piece; piece = strtok_r(NULL, "&", &save)) {
-        char *eq = strchr(piece, '=');
-        const char *value = "";
-        if (eq) {
-            *eq = 0;
-            value = eq + 1;
-            if (url_decode(eq + 1, 1) != 0)
-                return -1;
-        }
-        if (url_decode(piece, 1) != 0)
-            return -1;
-        cx->args[cx->n_args].key = piece;
-        cx->args[cx->n_args].value = value;
-        cx->n_args++;
-    }
-    return 0;
+    return tally_url_parse(cx->url, &cx->path, &cx->args, &cx->n_args, &cx->args_cap);
 }
 
 static tally_method method_of(const char *m)
@@ -382,6 +302,8 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
         conn *cx = *socket_context;
         if (!cx)
             return;
+        if (cx->reserved) /* defensive: request_completed gives it back first */
+            tally_budget_give(&cx->http->budget, cx->reserved);
         if (cx->resp.fd >= 0)
             close(cx->resp.fd);
         free(cx->url);
@@ -434,6 +356,7 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
     cx->streaming = 0;
     memset(&cx->sink, 0, sizeof cx->sink);
     cx->sink_finished = 0;
+    cx->over_budget = 0;
     memset(&cx->req, 0, sizeof cx->req);
     tally_buf_reset(&cx->resp.body);
     cx->resp.status = 0;
@@ -476,6 +399,35 @@ static void finish_sink(conn *cx, int complete)
         if (cx->sink.finish)
             cx->sink.finish(cx->sink.ctx, complete, complete ? &cx->resp : NULL);
     }
+}
+
+/* 429 REQUEST_LIMIT_EXCEEDED with Retry-After: the request-body budget is
+ * full. Sent before the body is read, so the connection is closed after. */
+static void fill_over_budget(conn *cx)
+{
+    tally_budget *b = &cx->http->budget;
+    tally_resp_error(&cx->resp, TALLY_API_REQUEST_LIMIT_EXCEEDED,
+                     "The server is holding as many request bodies as its memory budget "
+                     "allows (request_budget %" PRIu64 " bytes); retry shortly.",
+                     b->limit);
+    char ra[16];
+    snprintf(ra, sizeof ra, "%u", tally_budget_retry_after(b));
+    tally_resp_header(&cx->resp, "Retry-After", ra);
+}
+
+static enum MHD_Result over_budget(conn *cx, struct MHD_Connection *c)
+{
+    fill_over_budget(cx);
+    cx->close_after = 1;
+    return send_resp(cx, c);
+}
+
+/* Whether a body still arriving has passed cfg.body_timeout_s since the
+ * request began (slow senders; streaming uploads set their own pace). */
+static int body_too_slow(const conn *cx)
+{
+    return !cx->streaming &&
+           elapsed_us(&cx->t0) > (int64_t)cx->http->srv->cfg.body_timeout_s * 1000000;
 }
 
 /* The first access call: headers are in. */
@@ -538,6 +490,13 @@ static enum MHD_Result begin(conn *cx, struct MHD_Connection *c, const char *met
                          "No endpoint serves %s %s.", method, cx->path);
         return early_error(cx, c, content_length, cl != NULL);
     }
+    /* Admission (budget.h): refuse, before reading any of it, a body the
+     * budget cannot hold now. */
+    if (cl && content_length > 0) {
+        if (tally_budget_take(&h->budget, content_length) != 0)
+            return over_budget(cx, c);
+        cx->reserved = content_length;
+    }
     if (cl && content_length > 0 && tally_buf_reserve(&cx->body, (size_t)content_length) != 0) {
         tally_resp_error(&cx->resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
         cx->close_after = 1;
@@ -548,6 +507,8 @@ static enum MHD_Result begin(conn *cx, struct MHD_Connection *c, const char *met
 
 static enum MHD_Result body_piece(conn *cx, const char *data, size_t n)
 {
+    if (body_too_slow(cx))
+        return MHD_NO; /* closes the connection: it cannot hold a socket forever */
     if (cx->discarding) {
         cx->discarded += n;
         return cx->discarded > MAX_DISCARD ? MHD_NO : MHD_YES;
@@ -570,6 +531,18 @@ static enum MHD_Result body_piece(conn *cx, const char *data, size_t n)
         cx->discarded = cx->body.len + n;
         tally_buf_free(&cx->body);
         return MHD_YES;
+    }
+    if (cx->body.len + n > cx->reserved) {
+        /* Chunked (or longer than announced): reserve as it comes. */
+        uint64_t more = cx->body.len + n - cx->reserved;
+        if (tally_budget_take(&cx->http->budget, more) != 0) {
+            cx->over_budget = 1;
+            cx->discarding = 1;
+            cx->discarded = cx->body.len + n;
+            tally_buf_free(&cx->body);
+            return MHD_YES;
+        }
+        cx->reserved += more;
     }
     tally_buf_append(&cx->body, data, n);
     return MHD_YES;
@@ -604,6 +577,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
                                 "Request body exceeds the limit of %" PRIu64
                                 " bytes (max_body_bytes).",
                                 cx->body_limit);
+        cx->close_after = 1;
+    } else if (cx->over_budget) {
+        fill_over_budget(cx);
         cx->close_after = 1;
     } else if (cx->early) {
         /* resp already holds the error */
@@ -679,6 +655,10 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
         cx->counted = 0;
     }
     cx->phase = PH_IDLE;
+    if (cx->reserved) {
+        tally_budget_give(&h->budget, cx->reserved);
+        cx->reserved = 0;
+    }
     if (cx->body.cap > KEEP_BUF_BYTES)
         tally_buf_free(&cx->body);
     if (cx->resp.body.cap > KEEP_BUF_BYTES)
@@ -838,6 +818,10 @@ int tally_http_start(tally_server *srv, tally_http **out, char *err, size_t cap)
     }
     h->srv = srv;
     atomic_init(&h->draining, 0);
+    /* At least one largest body must fit, or it could never be admitted. */
+    tally_budget_init(&h->budget, srv->cfg.request_budget_bytes > srv->cfg.max_body_bytes
+                                      ? srv->cfg.request_budget_bytes
+                                      : srv->cfg.max_body_bytes);
     h->listen_fd = open_listener(&srv->cfg, &h->port, err, cap);
     if (h->listen_fd < 0) {
         free(h);
@@ -859,6 +843,7 @@ int tally_http_start(tally_server *srv, tally_http **out, char *err, size_t cap)
         {MHD_OPTION_LISTEN_SOCKET, h->listen_fd, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->cfg.connection_timeout_s, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_connections_per_ip, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)MHD_POOL_BYTES, NULL},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, h},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_log, h},

@@ -24,6 +24,12 @@
  *  (5) A non-streaming body larger than cfg.max_body_bytes is answered 413
  *      RESOURCE_EXHAUSTED without being buffered: at once when
  *      Content-Length says so, else (chunked) after discarding the rest.
+ *  (6) Bodies being received count against cfg.request_budget_bytes
+ *      (budget.h): one that does not fit is answered 429
+ *      REQUEST_LIMIT_EXCEEDED with Retry-After before it is buffered. A
+ *      non-streaming body still arriving cfg.body_timeout_s after the
+ *      request began closes the connection; at most
+ *      cfg.max_connections_per_ip connections per client address.
  */
 #ifndef TALLY_SERVER_HTTP_H
 #define TALLY_SERVER_HTTP_H

@@ -234,6 +234,16 @@ void tally_stats_write_prometheus(tally_stats *s, tally_engine *engine, int64_t 
         header(out, "tally_engine_poisoned", "gauge",
                "Nonzero (the error code) when a write failure poisoned the engine.");
         tally_buf_printf(out, "tally_engine_poisoned %d\n", es.poisoned);
+        header(out, "tally_engine_writes_paused", "gauge",
+               "0 writing; 1 paused after a disk error, probing the disk; 2 stopped until restart.");
+        tally_buf_printf(out, "tally_engine_writes_paused %d\n", es.writes_paused);
+        header(out, "tally_engine_write_failures_total", "counter",
+               "Disk errors that paused writes, since start.");
+        tally_buf_printf(out, "tally_engine_write_failures_total %" PRIu64 "\n", es.write_failures);
+        header(out, "tally_engine_write_recoveries_total", "counter",
+               "Times writes resumed by themselves after a disk error.");
+        tally_buf_printf(out, "tally_engine_write_recoveries_total %" PRIu64 "\n",
+                         es.write_recoveries);
     }
 
     int64_t rss = process_rss_bytes(), fds = process_open_fds();

@@ -54,7 +54,8 @@ extern "C" {
     X(TALLY_ELOCKED, -30008, "data directory is locked by another process")      \
     X(TALLY_ECLOSED, -30009, "engine is closing")                                \
     X(TALLY_ETOOBIG, -30010, "request exceeds a configured limit")               \
-    X(TALLY_EBUSY, -30011, "memory budget exhausted, retry later")
+    X(TALLY_EBUSY, -30011, "memory budget exhausted, retry later")              \
+    X(TALLY_ERETRY, -30012, "writes paused after an I/O error; the engine retries by itself")
 
 enum tally_error {
 #define TALLY_ERROR_ENUM_(name, code, text) name = code,
@@ -167,8 +168,11 @@ typedef struct tally_series_batch {
  * All or nothing: on error no point of the batch is visible or recovered.
  * Errors: TALLY_EINVAL (empty key, lengths), TALLY_ECOLLISION, TALLY_ETOOBIG
  * (batch larger than the memory budget allows), TALLY_EBUSY (budget full),
- * TALLY_EPOISONED (an earlier I/O failure), TALLY_ECLOSED, -errno of the
- * failed write or fsync. */
+ * TALLY_ERETRY (writes are paused after an I/O failure; the engine probes
+ * the disk and resumes by itself: retry later), TALLY_EPOISONED (a failure
+ * the engine cannot undo in place; reopen), TALLY_ECLOSED, -errno of the
+ * failed write or fsync. A batch that failed was not acknowledged: after a
+ * crash it may or may not be there (docs/engine.md, "Failures"). */
 TALLY_API int tally_engine_append(tally_engine *e, const tally_series_batch *series,
                                   size_t n_series);
 
@@ -362,7 +366,12 @@ typedef struct tally_engine_stats {
     uint64_t checkpoints;       /* since open */
     uint64_t recovered_records; /* WAL records replayed at open */
     int io_uring;               /* nonzero when io_uring is in use */
-    int poisoned;               /* the error that poisoned the engine, or 0 */
+    int poisoned;               /* the error that stopped writes, or 0 (see writes_paused) */
+    int writes_paused;          /* 0 writing; 1 paused, probing the disk (TALLY_ERETRY);
+                                   2 stopped until reopen (TALLY_EPOISONED) */
+    uint32_t retry_in_ms;       /* when paused: time to the next probe */
+    uint64_t write_failures;    /* I/O failures that paused writes, since open */
+    uint64_t write_recoveries;  /* times writes resumed after a probe succeeded */
 } tally_engine_stats;
 
 TALLY_API int tally_engine_stats_get(tally_engine *e, tally_engine_stats *out);
