@@ -41,6 +41,14 @@
  *      clean range has a single source.
  *  (5) Column arithmetic is done in 128 bits: no int64 range, width or
  *      relative shift overflows.
+ *  (6) M4 on the step axis reads a dense, NaN-free chunk cut by one column
+ *      edge lazily: the two points beside the edge give each side's
+ *      first/last, the chunk's argmin/argmax give the min/max of the side
+ *      holding them, and the other side's min (max) stays *pending*,
+ *      bounded by the chunk's. When the column closes, a pending run is
+ *      decoded only if its bound could still win (bound <= best min, or
+ *      >= best max: a tie may be an earlier point); candidates are then
+ *      compared by (value, x), which is the first occurrence (3).
  */
 #include <assert.h>
 #include <math.h>
@@ -132,6 +140,20 @@ typedef struct xrange {
     int64_t a, b;
 } xrange;
 
+/* A run of a chunk cut by one column edge, fed to its column from the
+ * chunk's record and the two points beside the edge (see feed_edge_chunk):
+ * its first/last points are exact, its min (max) may not be, and is then
+ * only bounded below (above) by the chunk's. Resolved when the column
+ * closes, and only if that bound could beat the column's best (6). */
+typedef struct pending_run {
+    uint32_t block, k;          /* the chunk */
+    const tally__rchunk *cr;    /* its record (borrowed from the rollup entry) */
+    uint32_t i, q;              /* the run: chunk indexes [i, q) */
+    int min_open, max_open;     /* the run's min (max) is not known yet */
+} pending_run;
+
+#define MAX_PENDING 4           /* a column has two edges: at most two runs pend */
+
 typedef struct ds_ctx {
     tally_engine *e;
     tally_snapshot *s;
@@ -173,6 +195,11 @@ typedef struct ds_ctx {
     tally_point *head_copy;      /* owned when the axis order differs from the snapshot's */
     tally_point *buf;            /* dirty gathering */
     size_t buf_n, buf_cap;
+    pending_run pend[MAX_PENDING]; /* the open column's runs with open min/max (6) */
+    uint32_t n_pend;
+    int rv_valid;                /* rv holds the values of chunk (rv_block, rv_k) */
+    uint32_t rv_block, rv_k;
+    double rv[CHUNK];            /* values of a chunk decoded to resolve a run */
     int64_t st[CHUNK], ts[CHUNK]; /* one decoded chunk */
     double v[CHUNK];
 } ds_ctx;
@@ -252,10 +279,17 @@ static int resolve(ds_ctx *c, const ref *r, int want_max, tally_point *out)
     return TALLY_EINVAL;
 }
 
+static int resolve_pending(ds_ctx *c);
+
 static int close_col(ds_ctx *c)
 {
     if (!c->open)
         return 0;
+    if (c->n_pend) {
+        int rc = resolve_pending(c);
+        if (rc)
+            return rc;
+    }
     c->open = 0;
     c->n_source += c->count;
     if (c->method == TALLY_DS_BUCKETS) {
@@ -323,6 +357,7 @@ static inline int goto_x(ds_ctx *c, int64_t x)
     c->have_col = 1;
 opened:
     c->open = 1;
+    c->n_pend = 0;
     c->count = c->n_nan = 0;
     c->sum = 0.0;
     c->has_valid = 0;
@@ -420,6 +455,166 @@ static int decode_chunk(ds_ctx *c, uint32_t block, uint32_t k, const tally__rchu
             c->ts[i] = (int64_t)((uint64_t)cr->first.timestamp_ms + (uint64_t)d * i);
     }
     return rc;
+}
+
+/* --- chunks cut by one column edge, read lazily (6) ------------------------------- */
+
+/* The step of the current min (want_max = 0) or max candidate of the open
+ * column; x = step here (feed_edge_chunk runs only on the step axis). */
+static int cand_step(ds_ctx *c, int want_max, int64_t *step)
+{
+    tally_point p;
+    int rc = resolve(c, want_max ? &c->max_r : &c->min_r, want_max, &p);
+    *step = p.step;
+    return rc;
+}
+
+/* Timestamp of point j of a pending run's chunk. */
+static int run_ts(ds_ctx *c, const pending_run *pr, uint32_t j, int64_t *ts)
+{
+    const tally__rchunk *cr = pr->cr;
+    if (cr->flags & TALLY__RCHUNK_TS_LINEAR) {
+        uint64_t d = cr->n_points > 1 ? ((uint64_t)cr->last.timestamp_ms -
+                                         (uint64_t)cr->first.timestamp_ms) / (cr->n_points - 1)
+                                      : 0;
+        *ts = (int64_t)((uint64_t)cr->first.timestamp_ms + d * j);
+        return 0;
+    }
+    return tally_snapshot_block_decode(c->s, pr->block, pr->k * CHUNK + j, 1, NULL, ts, NULL);
+}
+
+/* Offers point j of a pending run as the column's min (want_max = 0) or
+ * max: it wins when strictly better, or equal and earlier in x, which is
+ * the first occurrence over the whole column (3) whatever the order in
+ * which candidates were seen. */
+static int offer(ds_ctx *c, const pending_run *pr, uint32_t j, int want_max)
+{
+    double v = c->rv[j], cur = want_max ? c->max_v : c->min_v;
+    int64_t step = pr->cr->first.step + (int64_t)j;
+    if (want_max ? v < cur : v > cur)
+        return 0;
+    if (v == cur) {
+        int64_t cs;
+        int rc = cand_step(c, want_max, &cs);
+        if (rc || cs <= step)
+            return rc;
+    }
+    int64_t ts;
+    int rc = run_ts(c, pr, j, &ts);
+    if (rc)
+        return rc;
+    ref r = {REF_POINT, 0, {step, ts, v}};
+    if (want_max) {
+        c->max_v = v;
+        c->max_r = r;
+    } else {
+        c->min_v = v;
+        c->min_r = r;
+    }
+    return 0;
+}
+
+/* Settles the open column's pending runs: a run whose bound cannot beat
+ * the column's best (strictly: a tie may be an earlier point) is left
+ * alone; any other has its chunk's values decoded once and its exact first
+ * min / max offered. Order does not matter: offer() keeps the column's
+ * least (value, x), so each settled run only improves the candidate. */
+static int resolve_pending(ds_ctx *c)
+{
+    uint32_t n = c->n_pend;
+    c->n_pend = 0;
+    for (uint32_t t = 0; t < n; t++) {
+        const pending_run *pr = &c->pend[t];
+        const tally__rchunk *cr = pr->cr;
+        int need_min = pr->min_open && !(cr->min_pt.value > c->min_v);
+        int need_max = pr->max_open && !(cr->max_pt.value < c->max_v);
+        if (!need_min && !need_max)
+            continue;
+        if (!c->rv_valid || c->rv_block != pr->block || c->rv_k != pr->k) {
+            c->rv_valid = 0;
+            int rc = tally_snapshot_block_decode(c->s, pr->block, pr->k * CHUNK, cr->n_points, NULL,
+                                                 NULL, c->rv);
+            if (rc)
+                return rc;
+            c->rv_valid = 1;
+            c->rv_block = pr->block;
+            c->rv_k = pr->k;
+        }
+        const double *v = c->rv;
+        uint32_t jm = pr->i, jM = pr->i;
+        for (uint32_t j = pr->i + 1; j < pr->q; j++) {
+            jm = v[j] < v[jm] ? j : jm;
+            jM = v[j] > v[jM] ? j : jM;
+        }
+        int rc = need_min ? offer(c, pr, jm, 0) : 0;
+        if (rc == 0 && need_max)
+            rc = offer(c, pr, jM, 1);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* One run [i, q) of an edge chunk, whose first and last points are known,
+ * fed to the open column: the chunk's min (max) is the run's when its
+ * index falls in the run; otherwise the run's min (max) is pending, and
+ * the run's two known points stand in for it until the column closes. */
+static int feed_edge_run(ds_ctx *c, uint32_t block, uint32_t k, const tally__rchunk *cr, uint32_t i,
+                         uint32_t q, const tally_point *first, const tally_point *last)
+{
+    int min_in = cr->argmin >= i && cr->argmin < q;
+    int max_in = cr->argmax >= i && cr->argmax < q;
+    ref rmin = {REF_POINT, 0, cr->min_pt}, rmax = {REF_POINT, 0, cr->max_pt};
+    if (!min_in) /* first occurrence: the later point only if strictly less */
+        rmin.p = last->value < first->value ? *last : *first;
+    if (!max_in)
+        rmax.p = last->value > first->value ? *last : *first;
+    acc_summary(c, first, last, rmin.p.value, &rmin, rmax.p.value, &rmax, q - i, 0.0);
+    if (!min_in || !max_in) {
+        assert(c->n_pend < MAX_PENDING);
+        c->pend[c->n_pend++] = (pending_run){block, k, cr, i, q, !min_in, !max_in};
+    }
+    return 0;
+}
+
+/* M4 on the step axis over a chunk with dense steps, no NaN, wholly inside
+ * the piece and cut by exactly one column edge: reads only the two points
+ * beside the edge (O(1) codec look-ups) and feeds each side as a run.
+ * Returns 1 when it fed the chunk, 0 when the chunk does not qualify (the
+ * caller decodes it), or an error. */
+static int feed_edge_chunk(ds_ctx *c, uint32_t block, uint32_t k, const tally__rchunk *cr)
+{
+    int64_t fx = cr->first.step, lx = cr->last.step;
+    if (c->n_pend + 2 > MAX_PENDING || c->col + 1 >= c->width)
+        return 0;
+    i128 next_hi = col_start(c, c->col + 2) - 1;
+    if ((i128)lx > next_hi)
+        return 0; /* two or more edges: decode it */
+    uint32_t e = (uint32_t)(c->col_hi + 1 - fx); /* first index of the next column */
+    assert(e >= 1 && e < cr->n_points);
+    int64_t ts[2];
+    double v[2];
+    int linear = (cr->flags & TALLY__RCHUNK_TS_LINEAR) != 0;
+    int rc = tally_snapshot_block_decode(c->s, block, k * CHUNK + e - 1, 2, NULL,
+                                         linear ? NULL : ts, v);
+    if (rc)
+        return rc;
+    if (linear) {
+        pending_run tmp = {block, k, cr, 0, 0, 0, 0};
+        rc = run_ts(c, &tmp, e - 1, &ts[0]);
+        if (rc == 0)
+            rc = run_ts(c, &tmp, e, &ts[1]);
+        if (rc)
+            return rc;
+    }
+    tally_point left_last = {fx + (int64_t)e - 1, ts[0], v[0]};
+    tally_point right_first = {fx + (int64_t)e, ts[1], v[1]};
+    rc = feed_edge_run(c, block, k, cr, 0, e, &cr->first, &left_last);
+    if (rc == 0)
+        rc = goto_x(c, right_first.step);
+    if (rc == 0)
+        rc = feed_edge_run(c, block, k, cr, e, cr->n_points, &right_first, &cr->last);
+    return rc ? rc : 1;
 }
 
 /* First index in [i, n) of sorted xs with xs[index] > x, or n. */
@@ -537,6 +732,14 @@ static int feed_block(ds_ctx *c, uint32_t block, int64_t a, int64_t b)
                 acc_summary(c, &cr->first, &cr->last, cr->min_pt.value, &mn, cr->max_pt.value, &mx,
                             cr->n_points, cr->sum);
                 continue;
+            }
+            if (c->method == TALLY_DS_M4 && c->axis == TALLY__AXIS_STEP &&
+                (cr->flags & TALLY__RCHUNK_STEPS_DENSE)) {
+                rc = feed_edge_chunk(c, block, k, cr);
+                if (rc < 0)
+                    return rc;
+                if (rc == 1)
+                    continue;
             }
         }
         rc = decode_chunk(c, block, k, cr);
