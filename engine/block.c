@@ -894,3 +894,15 @@ int tally__block_view_decode(const tally__block_view *v, uint32_t from, uint32_t
     }
     return 0;
 }
+
+void tally__block_view_prefetch_chunk(const tally__block_view *v, uint32_t k)
+{
+    if (v->body == NULL || k >= v->n_chunks)
+        return;
+    const chunk_entry *e = &entries(v)[k];
+    const uint8_t *q = v->body + e->data_off, *end = v->body + e->data_end;
+    /* Four lines hold a chunk's column headers and, for the packed kernels
+     * of typical data, most of its first two columns. */
+    for (int l = 0; l < 4 && q < end; l++, q += 64)
+        __builtin_prefetch(q, 0, 3);
+}

@@ -707,6 +707,38 @@ static int feed_runs(ds_ctx *c, const tally__rchunk *cr, int64_t a, int64_t b,
     return 0;
 }
 
+/* Asks the engine to start loading every chunk of the block that a column
+ * edge in [a, b] cuts: those are the chunks feed_block will read points
+ * from, and their memory latency then overlaps instead of adding up. */
+static int prefetch_edges(ds_ctx *c, uint32_t block, const tally__rchunk *ch, uint32_t nc,
+                          int64_t a, int64_t b)
+{
+    uint32_t ks[64], nk = 0, k = 0;
+    int64_t lo = xof(c, &ch[0].first) > a ? xof(c, &ch[0].first) : a;
+    int64_t hi = xof(c, &ch[nc - 1].last) < b ? xof(c, &ch[nc - 1].last) : b;
+    if (lo > hi)
+        return 0;
+    for (uint32_t m = col_of(c, lo) + 1; m < c->width; m++) {
+        i128 edge = col_start(c, m);
+        if (edge > (i128)hi)
+            break;
+        while (k < nc && (i128)xof(c, &ch[k].last) < edge)
+            k++;
+        if (k == nc)
+            break;
+        if ((i128)xof(c, &ch[k].first) < edge && (nk == 0 || ks[nk - 1] != k)) {
+            ks[nk++] = k;
+            if (nk == sizeof ks / sizeof ks[0]) {
+                int rc = tally_snapshot_block_prefetch_chunks(c->s, block, ks, nk);
+                if (rc)
+                    return rc;
+                nk = 0;
+            }
+        }
+    }
+    return nk ? tally_snapshot_block_prefetch_chunks(c->s, block, ks, nk) : 0;
+}
+
 /* Feeds the points of a clean, sorted block with x in [a, b]: a chunk inside
  * one column without NaN as its cached record (2), any other chunk decoded. */
 static int feed_block(ds_ctx *c, uint32_t block, int64_t a, int64_t b)
@@ -716,6 +748,8 @@ static int feed_block(ds_ctx *c, uint32_t block, int64_t a, int64_t b)
     if (rc)
         return rc;
     uint32_t nc = tally__rollup_block(c->r, block)->n_chunks;
+    if (nc && c->axis == TALLY__AXIS_STEP && (rc = prefetch_edges(c, block, ch, nc, a, b)) != 0)
+        return rc;
     for (uint32_t k = 0; k < nc; k++) {
         const tally__rchunk *cr = &ch[k];
         int64_t fx = xof(c, &cr->first), lx = xof(c, &cr->last);

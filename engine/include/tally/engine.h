@@ -321,6 +321,15 @@ TALLY_API int tally_snapshot_block_chunks(tally_snapshot *s, uint32_t i, tally_c
  * Never fails, never blocks. */
 TALLY_API void tally_snapshot_block_prefetch(const tally_snapshot *s, uint32_t i);
 
+/* A hint that chunks[0..n) of block i (chunk k holds points
+ * [k * TALLY_CHUNK_POINTS, ...)) will be decoded soon: opens the block as a
+ * decode would (so errors are a decode's) and starts loading those chunks'
+ * first bytes into the CPU cache, so a caller that then reads a few points
+ * of each pays their memory latency once, not once per chunk. Chunk numbers
+ * past the block's are ignored. */
+TALLY_API int tally_snapshot_block_prefetch_chunks(tally_snapshot *s, uint32_t i,
+                                                   const uint32_t *chunks, size_t n);
+
 /* Decodes points [from, from + n) of block i into the given columns (any may
  * be NULL to skip it). Decoding a range inside one chunk touches only that
  * chunk. A block's body checksum is verified the first time the process
