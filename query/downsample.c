@@ -1047,6 +1047,24 @@ static int whole_node(const ds_ctx *c, const piece *pk, uint32_t *pos, uint32_t 
     return 1;
 }
 
+/* Cache hints for the block of the next piece read from a block: its header
+ * and chunk table (engine) and the first lines of its chunk records, so
+ * that their memory latency overlaps the current block's work. */
+static void prefetch_next(const ds_ctx *c, const piece *pc, size_t np, size_t k)
+{
+    for (size_t j = k + 1; j < np && j < k + 3; j++) {
+        if (pc[j].src == UINT32_MAX || c->src[pc[j].src].block == HEAD_SRC)
+            continue;
+        uint32_t blk = c->src[pc[j].src].block;
+        tally_snapshot_block_prefetch(c->s, blk);
+        const tally__rchunk *ch = tally__rollup_chunks_peek(c->r, blk);
+        if (ch)
+            for (int l = 0; l < 8; l++)
+                __builtin_prefetch((const char *)ch + 64 * l, 0, 3);
+        return;
+    }
+}
+
 static int run_pieces(ds_ctx *c, const piece *pc, size_t np)
 {
     int rc = 0;
@@ -1075,6 +1093,7 @@ static int run_pieces(ds_ctx *c, const piece *pc, size_t np)
             k = last;
             continue;
         }
+        prefetch_next(c, pc, np, k);
         rc = feed_block(c, sr->block, pk->a, pk->b);
     }
     if (rc == 0)

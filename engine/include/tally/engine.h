@@ -316,8 +316,9 @@ typedef struct tally_chunk_summary {
 TALLY_API int tally_snapshot_block_chunks(tally_snapshot *s, uint32_t i, tally_chunk_summary *out,
                                           size_t cap);
 
-/* A hint that block i will be read soon: starts loading its header into the
- * CPU cache, so a caller walking many blocks overlaps their memory latency.
+/* A hint that block i will be read soon: starts loading its header (and the
+ * chunk table at the end of a raw body) into the CPU cache, so a caller
+ * walking many blocks overlaps their memory latency.
  * Never fails, never blocks. */
 TALLY_API void tally_snapshot_block_prefetch(const tally_snapshot *s, uint32_t i);
 
