@@ -235,7 +235,7 @@ static inline uint32_t col_of(const ds_ctx *c, int64_t x)
 
 /* --- output ------------------------------------------------------------------ */
 
-static int push_point(ds_ctx *c, const tally_point *p)
+static inline int push_point(ds_ctx *c, const tally_point *p)
 {
     if (c->n_pts == c->cap_pts) {
         size_t cap = c->cap_pts ? 2 * c->cap_pts : 256;
@@ -263,7 +263,7 @@ static int push_bucket(ds_ctx *c, const tally_bucket *b)
 
 /* --- the column accumulator ------------------------------------------------------ */
 
-static int resolve(ds_ctx *c, const ref *r, int want_max, tally_point *out)
+static inline int resolve(ds_ctx *c, const ref *r, int want_max, tally_point *out)
 {
     switch (r->kind) {
     case REF_POINT:
@@ -661,7 +661,15 @@ static int feed_runs(ds_ctx *c, const tally__rchunk *cr, int64_t a, int64_t b,
          * (3), and its value is reported, so -0.0/+0.0 ties come out as the
          * scan's. The sum is only needed by buckets. */
         uint32_t amin = cr->argmin, amax = cr->argmax;
-        if (amin < i || amin >= q || amax < i || amax >= q) {
+        if (q - i <= 16 && (amin < i || amin >= q || amax < i || amax >= q)) {
+            /* A short run (a zoomed query: a few points per column): one
+             * pass keeping the first strict minimum and maximum. */
+            amin = amax = i;
+            for (uint32_t t = i + 1; t < q; t++) {
+                amin = v[t] < v[amin] ? t : amin;
+                amax = v[t] > v[amax] ? t : amax;
+            }
+        } else if (amin < i || amin >= q || amax < i || amax >= q) {
             double m0 = v[i], m1 = m0, m2 = m0, m3 = m0, x0 = m0, x1 = m0, x2 = m0, x3 = m0;
             uint32_t t = i;
             for (; t + 4 <= q; t += 4) {
