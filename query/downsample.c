@@ -49,6 +49,10 @@
  *      decoded only if its bound could still win (bound <= best min, or
  *      >= best max: a tie may be an earlier point); candidates are then
  *      compared by (value, x), which is the first occurrence (3).
+ *  (7) Whether an edge chunk is read lazily (6) or decoded is a cost choice
+ *      only (both are exact): a query that finds more than half of a window
+ *      of lazy edge chunks decoded anyway decodes the next ones directly for
+ *      a while, then tries again.
  */
 #include <assert.h>
 #include <math.h>
@@ -197,6 +201,8 @@ typedef struct ds_ctx {
     size_t buf_n, buf_cap;
     pending_run pend[MAX_PENDING]; /* the open column's runs with open min/max (6) */
     uint32_t n_pend;
+    uint32_t lz_seen, lz_dec;    /* edge chunks read lazily, and decoded to settle them (7) */
+    uint32_t lz_off;             /* edge chunks to decode directly before trying lazily again */
     int rv_valid;                /* rv holds the values of chunk (rv_block, rv_k) */
     uint32_t rv_block, rv_k;
     double rv[CHUNK];            /* values of a chunk decoded to resolve a run */
@@ -536,6 +542,7 @@ static int resolve_pending(ds_ctx *c)
                                                  NULL, c->rv);
             if (rc)
                 return rc;
+            c->lz_dec++;
             c->rv_valid = 1;
             c->rv_block = pr->block;
             c->rv_k = pr->k;
@@ -575,6 +582,23 @@ static int feed_edge_run(ds_ctx *c, uint32_t block, uint32_t k, const tally__rch
         c->pend[c->n_pend++] = (pending_run){block, k, cr, i, q, !min_in, !max_in};
     }
     return 0;
+}
+
+/* Counts one lazily read edge chunk and, every LZ_WINDOW of them, checks
+ * how many had to be decoded anyway: on data where most must (a smooth
+ * monotone series: each side's unknown min or max is its edge point, and
+ * the chunk's bound always ties or beats it), reading lazily costs the two
+ * points on top of the decode, so the next LZ_PAUSE edge chunks are
+ * decoded directly, then lazy reading is tried again (7). */
+#define LZ_WINDOW 32u
+#define LZ_PAUSE 512u
+static inline void lazy_policy(ds_ctx *c)
+{
+    if (++c->lz_seen < LZ_WINDOW)
+        return;
+    if (2 * c->lz_dec > c->lz_seen)
+        c->lz_off = LZ_PAUSE;
+    c->lz_seen = c->lz_dec = 0;
 }
 
 /* M4 on the step axis over a chunk with dense steps, no NaN, wholly inside
@@ -777,11 +801,17 @@ static int feed_block(ds_ctx *c, uint32_t block, int64_t a, int64_t b)
             }
             if (c->method == TALLY_DS_M4 && c->axis == TALLY__AXIS_STEP &&
                 (cr->flags & TALLY__RCHUNK_STEPS_DENSE)) {
-                rc = feed_edge_chunk(c, block, k, cr);
-                if (rc < 0)
-                    return rc;
-                if (rc == 1)
-                    continue;
+                if (c->lz_off) {
+                    c->lz_off--; /* (7) */
+                } else {
+                    rc = feed_edge_chunk(c, block, k, cr);
+                    if (rc < 0)
+                        return rc;
+                    if (rc == 1) {
+                        lazy_policy(c);
+                        continue;
+                    }
+                }
             }
         }
         rc = decode_chunk(c, block, k, cr);
