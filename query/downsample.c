@@ -591,7 +591,7 @@ static int feed_edge_run(ds_ctx *c, uint32_t block, uint32_t k, const tally__rch
  * points on top of the decode, so the next LZ_PAUSE edge chunks are
  * decoded directly, then lazy reading is tried again (7). */
 #define LZ_WINDOW 32u
-#define LZ_PAUSE 512u
+#define LZ_PAUSE 128u
 static inline void lazy_policy(ds_ctx *c)
 {
     if (++c->lz_seen < LZ_WINDOW)
