@@ -28,6 +28,9 @@
  *      n_nan, argmin and argmax are within the chunk. Every column chunk is
  *      then decoded against the end of its own chunk's data, so a damaged
  *      chunk can never make the codec read a neighbour or past the body.
+ *      A reopen of a block whose body the process verified (the open that
+ *      verified it checked all of this; blocks are immutable) decodes only
+ *      the offsets of a one-group table, skipping the other columns.
  *  (7) encode never allocates: the raw body is built in the caller's scratch
  *      and LZ4 writes straight into the caller's output, sized by
  *      tally__block_bound() to hold LZ4's worst case. The chunk table is
@@ -593,7 +596,8 @@ static inline const chunk_entry *entries(const tally__block_view *v)
 
 /* Decodes the chunk table in [columns_len, raw_body_len) of the raw body
  * into the owned buffer and checks it by invariant (6). */
-static int load_table(tally__block_view *v, uint32_t columns_len, int with_summaries)
+static int load_table(tally__block_view *v, uint32_t columns_len, int with_summaries,
+                      int body_verified)
 {
     int64_t min_len = 1 + !(v->flags & TALLY_BLOCK_F_STEPS_LINEAR) +
                       !(v->flags & TALLY_BLOCK_F_TS_LINEAR);
@@ -604,8 +608,11 @@ static int load_table(tally__block_view *v, uint32_t columns_len, int with_summa
     for (uint32_t g = 0; g < v->n_chunks; g += GROUP) {
         uint32_t m = v->n_chunks - g < GROUP ? v->n_chunks - g : GROUP;
         size_t used;
-        /* Stored order: data_off, min, max, sum, argmin, argmax, n_nan. */
-        for (int c = 0; c < (int)TALLY_BLOCK_TABLE_COLUMNS; c++) {
+        /* Stored order: data_off, min, max, sum, argmin, argmax, n_nan. A
+         * block verified earlier in the process passed this whole walk then
+         * (6); with one group, its offsets are all a reopen needs. */
+        int only_offsets = body_verified && !with_summaries && v->n_chunks <= GROUP;
+        for (int c = 0; c < (only_offsets ? 1 : (int)TALLY_BLOCK_TABLE_COLUMNS); c++) {
             int rc;
             /* Without summaries only the offsets are decoded; the other
              * columns are stepped over by their encoded size. */
@@ -645,7 +652,8 @@ static int load_table(tally__block_view *v, uint32_t columns_len, int with_summa
             e[k].sum = td[2][j];
         }
     }
-    RETURN_ERROR_IF(at != end, TALLY_ECORRUPT);
+    RETURN_ERROR_IF(at != end && !(body_verified && !with_summaries && v->n_chunks <= GROUP),
+                    TALLY_ECORRUPT);
     v->summaries_loaded = with_summaries;
     return 0;
 }
@@ -699,7 +707,7 @@ int tally__block_view_open_ex(tally__block_view *v, const uint8_t *p, const uint
     v->n_chunks = h.n_chunks;
     v->columns_len = h.columns_len;
     /* Offsets now; the chunk summaries only when someone asks for them. */
-    rc = load_table(v, h.columns_len, 0);
+    rc = load_table(v, h.columns_len, 0, body_verified);
     if (rc != 0) {
         v->body = v->body_end = NULL;
         v->n_points = v->n_chunks = 0;
@@ -720,7 +728,7 @@ int tally__block_view_chunks(tally__block_view *v, tally_chunk_summary *out, siz
     RETURN_ERROR_IF(v->body == NULL || cap < v->n_chunks, TALLY_EINVAL);
     if (!v->summaries_loaded) {
         /* A damaged summary column fails this call; the points stay readable. */
-        int lrc = load_table(v, v->columns_len, 1);
+        int lrc = load_table(v, v->columns_len, 1, 0);
         if (lrc != 0)
             return lrc;
     }
@@ -893,4 +901,16 @@ int tally__block_view_decode(const tally__block_view *v, uint32_t from, uint32_t
         at = base + b;
     }
     return 0;
+}
+
+void tally__block_view_prefetch_chunk(const tally__block_view *v, uint32_t k)
+{
+    if (v->body == NULL || k >= v->n_chunks)
+        return;
+    const chunk_entry *e = &entries(v)[k];
+    const uint8_t *q = v->body + e->data_off, *end = v->body + e->data_end;
+    /* Four lines hold a chunk's column headers and, for the packed kernels
+     * of typical data, most of its first two columns. */
+    for (int l = 0; l < 4 && q < end; l++, q += 64)
+        __builtin_prefetch(q, 0, 3);
 }

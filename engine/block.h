@@ -104,4 +104,9 @@ int tally__block_view_chunks(tally__block_view *v, tally_chunk_summary *out, siz
 int tally__block_view_decode(const tally__block_view *v, uint32_t from, uint32_t n,
                              int64_t *steps, int64_t *timestamps_ms, double *values);
 
+/* Starts loading the first bytes of chunk k's column data (where the column
+ * headers and the first packed words are) into the CPU cache: a hint, no
+ * effect on results; k >= n_chunks or no open block is ignored. */
+void tally__block_view_prefetch_chunk(const tally__block_view *v, uint32_t k);
+
 #endif /* TALLY_BLOCK_H */

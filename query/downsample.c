@@ -41,6 +41,18 @@
  *      clean range has a single source.
  *  (5) Column arithmetic is done in 128 bits: no int64 range, width or
  *      relative shift overflows.
+ *  (6) M4 on the step axis reads a dense, NaN-free chunk cut by one column
+ *      edge lazily: the two points beside the edge give each side's
+ *      first/last, the chunk's argmin/argmax give the min/max of the side
+ *      holding them, and the other side's min (max) stays *pending*,
+ *      bounded by the chunk's. When the column closes, a pending run is
+ *      decoded only if its bound could still win (bound <= best min, or
+ *      >= best max: a tie may be an earlier point); candidates are then
+ *      compared by (value, x), which is the first occurrence (3).
+ *  (7) Whether an edge chunk is read lazily (6) or decoded is a cost choice
+ *      only (both are exact): a query that finds more than half of a window
+ *      of lazy edge chunks decoded anyway decodes the next ones directly for
+ *      a while, then tries again.
  */
 #include <assert.h>
 #include <math.h>
@@ -132,6 +144,20 @@ typedef struct xrange {
     int64_t a, b;
 } xrange;
 
+/* A run of a chunk cut by one column edge, fed to its column from the
+ * chunk's record and the two points beside the edge (see feed_edge_chunk):
+ * its first/last points are exact, its min (max) may not be, and is then
+ * only bounded below (above) by the chunk's. Resolved when the column
+ * closes, and only if that bound could beat the column's best (6). */
+typedef struct pending_run {
+    uint32_t block, k;          /* the chunk */
+    const tally__rchunk *cr;    /* its record (borrowed from the rollup entry) */
+    uint32_t i, q;              /* the run: chunk indexes [i, q) */
+    int min_open, max_open;     /* the run's min (max) is not known yet */
+} pending_run;
+
+#define MAX_PENDING 4           /* a column has two edges: at most two runs pend */
+
 typedef struct ds_ctx {
     tally_engine *e;
     tally_snapshot *s;
@@ -173,6 +199,13 @@ typedef struct ds_ctx {
     tally_point *head_copy;      /* owned when the axis order differs from the snapshot's */
     tally_point *buf;            /* dirty gathering */
     size_t buf_n, buf_cap;
+    pending_run pend[MAX_PENDING]; /* the open column's runs with open min/max (6) */
+    uint32_t n_pend;
+    uint32_t lz_seen, lz_dec;    /* edge chunks read lazily, and decoded to settle them (7) */
+    uint32_t lz_off;             /* edge chunks to decode directly before trying lazily again */
+    int rv_valid;                /* rv holds the values of chunk (rv_block, rv_k) */
+    uint32_t rv_block, rv_k;
+    double rv[CHUNK];            /* values of a chunk decoded to resolve a run */
     int64_t st[CHUNK], ts[CHUNK]; /* one decoded chunk */
     double v[CHUNK];
 } ds_ctx;
@@ -208,7 +241,7 @@ static inline uint32_t col_of(const ds_ctx *c, int64_t x)
 
 /* --- output ------------------------------------------------------------------ */
 
-static int push_point(ds_ctx *c, const tally_point *p)
+static inline int push_point(ds_ctx *c, const tally_point *p)
 {
     if (c->n_pts == c->cap_pts) {
         size_t cap = c->cap_pts ? 2 * c->cap_pts : 256;
@@ -236,7 +269,7 @@ static int push_bucket(ds_ctx *c, const tally_bucket *b)
 
 /* --- the column accumulator ------------------------------------------------------ */
 
-static int resolve(ds_ctx *c, const ref *r, int want_max, tally_point *out)
+static inline int resolve(ds_ctx *c, const ref *r, int want_max, tally_point *out)
 {
     switch (r->kind) {
     case REF_POINT:
@@ -252,10 +285,17 @@ static int resolve(ds_ctx *c, const ref *r, int want_max, tally_point *out)
     return TALLY_EINVAL;
 }
 
+static int resolve_pending(ds_ctx *c);
+
 static int close_col(ds_ctx *c)
 {
     if (!c->open)
         return 0;
+    if (c->n_pend) {
+        int rc = resolve_pending(c);
+        if (rc)
+            return rc;
+    }
     c->open = 0;
     c->n_source += c->count;
     if (c->method == TALLY_DS_BUCKETS) {
@@ -323,6 +363,7 @@ static inline int goto_x(ds_ctx *c, int64_t x)
     c->have_col = 1;
 opened:
     c->open = 1;
+    c->n_pend = 0;
     c->count = c->n_nan = 0;
     c->sum = 0.0;
     c->has_valid = 0;
@@ -422,6 +463,184 @@ static int decode_chunk(ds_ctx *c, uint32_t block, uint32_t k, const tally__rchu
     return rc;
 }
 
+/* --- chunks cut by one column edge, read lazily (6) ------------------------------- */
+
+/* The step of the current min (want_max = 0) or max candidate of the open
+ * column; x = step here (feed_edge_chunk runs only on the step axis). */
+static int cand_step(ds_ctx *c, int want_max, int64_t *step)
+{
+    tally_point p;
+    int rc = resolve(c, want_max ? &c->max_r : &c->min_r, want_max, &p);
+    *step = p.step;
+    return rc;
+}
+
+/* Timestamp of point j of a pending run's chunk. */
+static int run_ts(ds_ctx *c, const pending_run *pr, uint32_t j, int64_t *ts)
+{
+    const tally__rchunk *cr = pr->cr;
+    if (cr->flags & TALLY__RCHUNK_TS_LINEAR) {
+        uint64_t d = cr->n_points > 1 ? ((uint64_t)cr->last.timestamp_ms -
+                                         (uint64_t)cr->first.timestamp_ms) / (cr->n_points - 1)
+                                      : 0;
+        *ts = (int64_t)((uint64_t)cr->first.timestamp_ms + d * j);
+        return 0;
+    }
+    return tally_snapshot_block_decode(c->s, pr->block, pr->k * CHUNK + j, 1, NULL, ts, NULL);
+}
+
+/* Offers point j of a pending run as the column's min (want_max = 0) or
+ * max: it wins when strictly better, or equal and earlier in x, which is
+ * the first occurrence over the whole column (3) whatever the order in
+ * which candidates were seen. */
+static int offer(ds_ctx *c, const pending_run *pr, uint32_t j, int want_max)
+{
+    double v = c->rv[j], cur = want_max ? c->max_v : c->min_v;
+    int64_t step = pr->cr->first.step + (int64_t)j;
+    if (want_max ? v < cur : v > cur)
+        return 0;
+    if (v == cur) {
+        int64_t cs;
+        int rc = cand_step(c, want_max, &cs);
+        if (rc || cs <= step)
+            return rc;
+    }
+    int64_t ts;
+    int rc = run_ts(c, pr, j, &ts);
+    if (rc)
+        return rc;
+    ref r = {REF_POINT, 0, {step, ts, v}};
+    if (want_max) {
+        c->max_v = v;
+        c->max_r = r;
+    } else {
+        c->min_v = v;
+        c->min_r = r;
+    }
+    return 0;
+}
+
+/* Settles the open column's pending runs: a run whose bound cannot beat
+ * the column's best (strictly: a tie may be an earlier point) is left
+ * alone; any other has its chunk's values decoded once and its exact first
+ * min / max offered. Order does not matter: offer() keeps the column's
+ * least (value, x), so each settled run only improves the candidate. */
+static int resolve_pending(ds_ctx *c)
+{
+    uint32_t n = c->n_pend;
+    c->n_pend = 0;
+    for (uint32_t t = 0; t < n; t++) {
+        const pending_run *pr = &c->pend[t];
+        const tally__rchunk *cr = pr->cr;
+        int need_min = pr->min_open && !(cr->min_pt.value > c->min_v);
+        int need_max = pr->max_open && !(cr->max_pt.value < c->max_v);
+        if (!need_min && !need_max)
+            continue;
+        if (!c->rv_valid || c->rv_block != pr->block || c->rv_k != pr->k) {
+            c->rv_valid = 0;
+            int rc = tally_snapshot_block_decode(c->s, pr->block, pr->k * CHUNK, cr->n_points, NULL,
+                                                 NULL, c->rv);
+            if (rc)
+                return rc;
+            c->lz_dec++;
+            c->rv_valid = 1;
+            c->rv_block = pr->block;
+            c->rv_k = pr->k;
+        }
+        const double *v = c->rv;
+        uint32_t jm = pr->i, jM = pr->i;
+        for (uint32_t j = pr->i + 1; j < pr->q; j++) {
+            jm = v[j] < v[jm] ? j : jm;
+            jM = v[j] > v[jM] ? j : jM;
+        }
+        int rc = need_min ? offer(c, pr, jm, 0) : 0;
+        if (rc == 0 && need_max)
+            rc = offer(c, pr, jM, 1);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* One run [i, q) of an edge chunk, whose first and last points are known,
+ * fed to the open column: the chunk's min (max) is the run's when its
+ * index falls in the run; otherwise the run's min (max) is pending, and
+ * the run's two known points stand in for it until the column closes. */
+static int feed_edge_run(ds_ctx *c, uint32_t block, uint32_t k, const tally__rchunk *cr, uint32_t i,
+                         uint32_t q, const tally_point *first, const tally_point *last)
+{
+    int min_in = cr->argmin >= i && cr->argmin < q;
+    int max_in = cr->argmax >= i && cr->argmax < q;
+    ref rmin = {REF_POINT, 0, cr->min_pt}, rmax = {REF_POINT, 0, cr->max_pt};
+    if (!min_in) /* first occurrence: the later point only if strictly less */
+        rmin.p = last->value < first->value ? *last : *first;
+    if (!max_in)
+        rmax.p = last->value > first->value ? *last : *first;
+    acc_summary(c, first, last, rmin.p.value, &rmin, rmax.p.value, &rmax, q - i, 0.0);
+    if (!min_in || !max_in) {
+        assert(c->n_pend < MAX_PENDING);
+        c->pend[c->n_pend++] = (pending_run){block, k, cr, i, q, !min_in, !max_in};
+    }
+    return 0;
+}
+
+/* Counts one lazily read edge chunk and, every LZ_WINDOW of them, checks
+ * how many had to be decoded anyway: on data where most must (a smooth
+ * monotone series: each side's unknown min or max is its edge point, and
+ * the chunk's bound always ties or beats it), reading lazily costs the two
+ * points on top of the decode, so the next LZ_PAUSE edge chunks are
+ * decoded directly, then lazy reading is tried again (7). */
+#define LZ_WINDOW 32u
+#define LZ_PAUSE 128u
+static inline void lazy_policy(ds_ctx *c)
+{
+    if (++c->lz_seen < LZ_WINDOW)
+        return;
+    if (2 * c->lz_dec > c->lz_seen)
+        c->lz_off = LZ_PAUSE;
+    c->lz_seen = c->lz_dec = 0;
+}
+
+/* M4 on the step axis over a chunk with dense steps, no NaN, wholly inside
+ * the piece and cut by exactly one column edge: reads only the two points
+ * beside the edge (O(1) codec look-ups) and feeds each side as a run.
+ * Returns 1 when it fed the chunk, 0 when the chunk does not qualify (the
+ * caller decodes it), or an error. */
+static int feed_edge_chunk(ds_ctx *c, uint32_t block, uint32_t k, const tally__rchunk *cr)
+{
+    int64_t fx = cr->first.step, lx = cr->last.step;
+    if (c->n_pend + 2 > MAX_PENDING || c->col + 1 >= c->width)
+        return 0;
+    i128 next_hi = col_start(c, c->col + 2) - 1;
+    if ((i128)lx > next_hi)
+        return 0; /* two or more edges: decode it */
+    uint32_t e = (uint32_t)(c->col_hi + 1 - fx); /* first index of the next column */
+    assert(e >= 1 && e < cr->n_points);
+    int64_t ts[2];
+    double v[2];
+    int linear = (cr->flags & TALLY__RCHUNK_TS_LINEAR) != 0;
+    int rc = tally_snapshot_block_decode(c->s, block, k * CHUNK + e - 1, 2, NULL,
+                                         linear ? NULL : ts, v);
+    if (rc)
+        return rc;
+    if (linear) {
+        pending_run tmp = {block, k, cr, 0, 0, 0, 0};
+        rc = run_ts(c, &tmp, e - 1, &ts[0]);
+        if (rc == 0)
+            rc = run_ts(c, &tmp, e, &ts[1]);
+        if (rc)
+            return rc;
+    }
+    tally_point left_last = {fx + (int64_t)e - 1, ts[0], v[0]};
+    tally_point right_first = {fx + (int64_t)e, ts[1], v[1]};
+    rc = feed_edge_run(c, block, k, cr, 0, e, &cr->first, &left_last);
+    if (rc == 0)
+        rc = goto_x(c, right_first.step);
+    if (rc == 0)
+        rc = feed_edge_run(c, block, k, cr, e, cr->n_points, &right_first, &cr->last);
+    return rc ? rc : 1;
+}
+
 /* First index in [i, n) of sorted xs with xs[index] > x, or n. */
 static inline uint32_t upper_index(const int64_t *xs, uint32_t i, uint32_t n, i128 x)
 {
@@ -466,7 +685,15 @@ static int feed_runs(ds_ctx *c, const tally__rchunk *cr, int64_t a, int64_t b,
          * (3), and its value is reported, so -0.0/+0.0 ties come out as the
          * scan's. The sum is only needed by buckets. */
         uint32_t amin = cr->argmin, amax = cr->argmax;
-        if (amin < i || amin >= q || amax < i || amax >= q) {
+        if (q - i <= 16 && (amin < i || amin >= q || amax < i || amax >= q)) {
+            /* A short run (a zoomed query: a few points per column): one
+             * pass keeping the first strict minimum and maximum. */
+            amin = amax = i;
+            for (uint32_t t = i + 1; t < q; t++) {
+                amin = v[t] < v[amin] ? t : amin;
+                amax = v[t] > v[amax] ? t : amax;
+            }
+        } else if (amin < i || amin >= q || amax < i || amax >= q) {
             double m0 = v[i], m1 = m0, m2 = m0, m3 = m0, x0 = m0, x1 = m0, x2 = m0, x3 = m0;
             uint32_t t = i;
             for (; t + 4 <= q; t += 4) {
@@ -512,6 +739,38 @@ static int feed_runs(ds_ctx *c, const tally__rchunk *cr, int64_t a, int64_t b,
     return 0;
 }
 
+/* Asks the engine to start loading every chunk of the block that a column
+ * edge in [a, b] cuts: those are the chunks feed_block will read points
+ * from, and their memory latency then overlaps instead of adding up. */
+static int prefetch_edges(ds_ctx *c, uint32_t block, const tally__rchunk *ch, uint32_t nc,
+                          int64_t a, int64_t b)
+{
+    uint32_t ks[64], nk = 0, k = 0;
+    int64_t lo = xof(c, &ch[0].first) > a ? xof(c, &ch[0].first) : a;
+    int64_t hi = xof(c, &ch[nc - 1].last) < b ? xof(c, &ch[nc - 1].last) : b;
+    if (lo > hi)
+        return 0;
+    for (uint32_t m = col_of(c, lo) + 1; m < c->width; m++) {
+        i128 edge = col_start(c, m);
+        if (edge > (i128)hi)
+            break;
+        while (k < nc && (i128)xof(c, &ch[k].last) < edge)
+            k++;
+        if (k == nc)
+            break;
+        if ((i128)xof(c, &ch[k].first) < edge && (nk == 0 || ks[nk - 1] != k)) {
+            ks[nk++] = k;
+            if (nk == sizeof ks / sizeof ks[0]) {
+                int rc = tally_snapshot_block_prefetch_chunks(c->s, block, ks, nk);
+                if (rc)
+                    return rc;
+                nk = 0;
+            }
+        }
+    }
+    return nk ? tally_snapshot_block_prefetch_chunks(c->s, block, ks, nk) : 0;
+}
+
 /* Feeds the points of a clean, sorted block with x in [a, b]: a chunk inside
  * one column without NaN as its cached record (2), any other chunk decoded. */
 static int feed_block(ds_ctx *c, uint32_t block, int64_t a, int64_t b)
@@ -521,6 +780,8 @@ static int feed_block(ds_ctx *c, uint32_t block, int64_t a, int64_t b)
     if (rc)
         return rc;
     uint32_t nc = tally__rollup_block(c->r, block)->n_chunks;
+    if (nc && c->axis == TALLY__AXIS_STEP && (rc = prefetch_edges(c, block, ch, nc, a, b)) != 0)
+        return rc;
     for (uint32_t k = 0; k < nc; k++) {
         const tally__rchunk *cr = &ch[k];
         int64_t fx = xof(c, &cr->first), lx = xof(c, &cr->last);
@@ -537,6 +798,20 @@ static int feed_block(ds_ctx *c, uint32_t block, int64_t a, int64_t b)
                 acc_summary(c, &cr->first, &cr->last, cr->min_pt.value, &mn, cr->max_pt.value, &mx,
                             cr->n_points, cr->sum);
                 continue;
+            }
+            if (c->method == TALLY_DS_M4 && c->axis == TALLY__AXIS_STEP &&
+                (cr->flags & TALLY__RCHUNK_STEPS_DENSE)) {
+                if (c->lz_off) {
+                    c->lz_off--; /* (7) */
+                } else {
+                    rc = feed_edge_chunk(c, block, k, cr);
+                    if (rc < 0)
+                        return rc;
+                    if (rc == 1) {
+                        lazy_policy(c);
+                        continue;
+                    }
+                }
             }
         }
         rc = decode_chunk(c, block, k, cr);
@@ -810,6 +1085,24 @@ static int whole_node(const ds_ctx *c, const piece *pk, uint32_t *pos, uint32_t 
     return 1;
 }
 
+/* Cache hints for the block of the next piece read from a block: its header
+ * and chunk table (engine) and the first lines of its chunk records, so
+ * that their memory latency overlaps the current block's work. */
+static void prefetch_next(const ds_ctx *c, const piece *pc, size_t np, size_t k)
+{
+    for (size_t j = k + 1; j < np && j < k + 3; j++) {
+        if (pc[j].src == UINT32_MAX || c->src[pc[j].src].block == HEAD_SRC)
+            continue;
+        uint32_t blk = c->src[pc[j].src].block;
+        tally_snapshot_block_prefetch(c->s, blk);
+        const tally__rchunk *ch = tally__rollup_chunks_peek(c->r, blk);
+        if (ch)
+            for (int l = 0; l < 8; l++)
+                __builtin_prefetch((const char *)ch + 64 * l, 0, 3);
+        return;
+    }
+}
+
 static int run_pieces(ds_ctx *c, const piece *pc, size_t np)
 {
     int rc = 0;
@@ -838,6 +1131,7 @@ static int run_pieces(ds_ctx *c, const piece *pc, size_t np)
             k = last;
             continue;
         }
+        prefetch_next(c, pc, np, k);
         rc = feed_block(c, sr->block, pk->a, pk->b);
     }
     if (rc == 0)

@@ -382,6 +382,11 @@ static int chunks_build(tally_snapshot *s, uint32_t i, uint32_t n_chunks, tally_
     return rc;
 }
 
+const tally__rchunk *tally__rollup_chunks_peek(const tally__rollup *r, uint32_t i)
+{
+    return atomic_load_explicit(&r->chunks[i], memory_order_acquire);
+}
+
 int tally__rollup_chunks(tally__rollup *r, tally_snapshot *s, uint32_t i,
                          const tally__rchunk **out)
 {

@@ -136,6 +136,10 @@ int tally__rollup_block_extremes(tally__rollup *r, tally_snapshot *s, uint32_t i
 int tally__rollup_chunks(tally__rollup *r, tally_snapshot *s, uint32_t i,
                          const tally__rchunk **out);
 
+/* Block i's chunk records if they are built already, else NULL: for
+ * prefetching, never builds. */
+const tally__rchunk *tally__rollup_chunks_peek(const tally__rollup *r, uint32_t i);
+
 /* The pyramid for axis, built on first use. Borrowed like tally__rollup_block.
  * NULL only when out of memory. */
 const tally__pyramid *tally__rollup_pyramid(tally__rollup *r, tally__axis axis);

@@ -517,6 +517,66 @@ static void test_edge_spikes(void)
     test_rmdir(dir);
 }
 
+/* Chunks cut by one column edge (dense steps, columns wider than a chunk):
+ * M4 reads them lazily from the points beside the edge and the chunk's
+ * argmin/argmax, and decodes one only when the side whose min or max is
+ * unknown could still win its column. Values from a handful of levels make
+ * ties everywhere (-0.0 and +0.0 included), so "first occurrence" is what
+ * decides; the other shapes put the chunk's min or max on either side of
+ * the edge, or make the edge chunk hold the column's extreme. Zooms whose
+ * ends cut chunks, and widths giving 1..6 edges per 4096-point block. */
+static void test_lazy_edges(void)
+{
+    static const double levels[] = {-1.0, -0.0, 0.0, 1.0, 0.5};
+    static const uint32_t ws[] = {10, 37, 100, 250, 333, 700};
+    for (int shape = 0; shape < 4; shape++) {
+        char dir[512];
+        rng_state = 40 + (uint64_t)shape;
+        test_tmpdir(dir, sizeof dir, "m4-lazy");
+        tally_engine *e = open_engine(dir, shape == 3 ? 1024 : 4096);
+        size_t n = 60000;
+        tally_point *p = malloc(n * sizeof *p);
+        for (size_t i = 0; i < n; i++) {
+            double v;
+            switch (shape) {
+            case 0: /* ties: five levels */
+                v = levels[rnd_below(5)];
+                break;
+            case 1: /* a falling loss with noise: the column min sits at its end */
+                v = 2.0 / (1.0 + (double)i / 500.0) * (1.0 + 0.03 * (rnd_unit() - 0.5));
+                break;
+            case 2: /* a rising staircase: min at the start, max at the end, ties within */
+                v = (double)(i / 97);
+                break;
+            default: /* noise with rare spikes of both signs */
+                v = rnd_unit() + (rnd_below(300) == 0 ? (rnd_below(2) ? 50.0 : -50.0) : 0.0);
+                break;
+            }
+            p[i] = (tally_point){(int64_t)i + 5, 1700000000000 + (int64_t)i * 10, v};
+        }
+        append_batches(e, p, n, 7000, 3);
+        ASSERT_OK(tally_engine_checkpoint(e));
+        tally_series_id id = tally_series_id_of(RUN, strlen(RUN), KEY, strlen(KEY));
+        size_t na;
+        tally_point *all = all_points(e, id, &na);
+        ASSERT_EQ(na, n);
+        for (size_t w = 0; w < sizeof ws / sizeof ws[0]; w++) {
+            tally_ds_req req = {TALLY_DS_M4, TALLY_X_STEP, 1, 0, 0, ws[w]};
+            check_query(e, id, all, na, &req);
+            for (int z = 0; z < 6; z++) {
+                int64_t a = 5 + (int64_t)rnd_below(n / 2);
+                int64_t b = a + 2000 + (int64_t)rnd_below(n / 2);
+                tally_ds_req zr = {TALLY_DS_M4, TALLY_X_STEP, 0, a, b, ws[rnd_below(3)]};
+                check_query(e, id, all, na, &zr);
+            }
+        }
+        free(all);
+        free(p);
+        ASSERT_OK(tally_engine_close(e));
+        test_rmdir(dir);
+    }
+}
+
 static void test_single_point_and_empty(void)
 {
     char dir[512];
@@ -839,6 +899,7 @@ int main(void)
     TEST_RUN(test_random_walk);
     TEST_RUN(test_default_blocks);
     TEST_RUN(test_edge_spikes);
+    TEST_RUN(test_lazy_edges);
     TEST_RUN(test_duplicate_steps);
     TEST_RUN(test_overlapping_blocks);
     TEST_RUN(test_nan_inf);

@@ -320,10 +320,20 @@ typedef struct tally_chunk_summary {
 TALLY_API int tally_snapshot_block_chunks(tally_snapshot *s, uint32_t i, tally_chunk_summary *out,
                                           size_t cap);
 
-/* A hint that block i will be read soon: starts loading its header into the
- * CPU cache, so a caller walking many blocks overlaps their memory latency.
+/* A hint that block i will be read soon: starts loading its header (and the
+ * chunk table at the end of a raw body) into the CPU cache, so a caller
+ * walking many blocks overlaps their memory latency.
  * Never fails, never blocks. */
 TALLY_API void tally_snapshot_block_prefetch(const tally_snapshot *s, uint32_t i);
+
+/* A hint that chunks[0..n) of block i (chunk k holds points
+ * [k * TALLY_CHUNK_POINTS, ...)) will be decoded soon: opens the block as a
+ * decode would (so errors are a decode's) and starts loading those chunks'
+ * first bytes into the CPU cache, so a caller that then reads a few points
+ * of each pays their memory latency once, not once per chunk. Chunk numbers
+ * past the block's are ignored. */
+TALLY_API int tally_snapshot_block_prefetch_chunks(tally_snapshot *s, uint32_t i,
+                                                   const uint32_t *chunks, size_t n);
 
 /* Decodes points [from, from + n) of block i into the given columns (any may
  * be NULL to skip it). Decoding a range inside one chunk touches only that
