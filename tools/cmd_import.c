@@ -19,8 +19,10 @@ static const char usage_text[] =
     "\n"
     "Imports an MLflow file store (the mlruns directory) or an MLflow SQLite\n"
     "database into the Tally data directory DATA (created if needed; no server\n"
-    "may be running on it): experiments, runs, params, tags, every metric point\n"
-    "and the artifacts of local artifact stores. MLflow run ids are kept.\n"
+    "may be running on it): experiments, runs, params, tags, every metric point,\n"
+    "the artifacts of local artifact stores and the model registry (registered\n"
+    "models, versions, stages, tags, aliases). MLflow run ids and version\n"
+    "numbers are kept.\n"
     "Running it again imports nothing twice; after an interruption it resumes.\n"
     "\n"
     "  --data DATA           the Tally data directory\n"
@@ -99,12 +101,16 @@ int cmd_import(int argc, char **argv)
     if (import_close(&c) != 0)
         bad = 1;
     printf("%s: %llu experiments, %llu runs imported, %llu already done, %llu metric points, "
-           "%llu artifact files (%llu bytes)\n",
+           "%llu artifact files (%llu bytes), %llu registered models imported (%llu versions), "
+           "%llu already done\n",
            bad ? "import failed (run again to resume)" : "imported",
            (unsigned long long)atomic_load(&c.n_experiments),
            (unsigned long long)atomic_load(&c.n_runs_imported),
            (unsigned long long)atomic_load(&c.n_runs_skipped), (unsigned long long)pts,
            (unsigned long long)atomic_load(&c.n_artifact_files),
-           (unsigned long long)atomic_load(&c.n_artifact_bytes));
+           (unsigned long long)atomic_load(&c.n_artifact_bytes),
+           (unsigned long long)atomic_load(&c.n_models_imported),
+           (unsigned long long)atomic_load(&c.n_versions),
+           (unsigned long long)atomic_load(&c.n_models_skipped));
     return bad ? 1 : 0;
 }

@@ -288,3 +288,22 @@ int import_copy_artifacts(import_ctx *c, const char *src, const char *artifact_u
     }
     return copy_tree(c, src, dst);
 }
+
+int import_model(import_ctx *c, tally_import_model *m)
+{
+    char err[1024];
+    int written = 0;
+    m->source = c->source;
+    if (tally_store_import_model(c->store, m, &written, err, sizeof err) != 0) {
+        fprintf(stderr, "tally import: registered model '%s': %s\n", m->name ? m->name : "",
+                err);
+        return 1;
+    }
+    if (written) {
+        atomic_fetch_add(&c->n_models_imported, 1);
+        atomic_fetch_add(&c->n_versions, m->n_versions);
+    } else {
+        atomic_fetch_add(&c->n_models_skipped, 1);
+    }
+    return 0;
+}

@@ -14,6 +14,9 @@
  *             and at import_close, the engine is synced and then the queued
  *             runs are marked done in the ledger — store_cli.h invariant 2)
  *
+ * Registered models come after the runs (their versions name runs), one
+ * import_model call per model, on one thread.
+ *
  * Invariants:
  *  (1) The engine runs in async durability during an import and is synced
  *      before any run is marked done, so "done" always means durable.
@@ -34,6 +37,7 @@
 
 #include "store.h"
 #include "store_cli.h"
+#include "store_registry_import.h"
 #include "tally/engine.h"
 
 #define IMPORT_DONE_BATCH 64 /* runs marked done per engine sync */
@@ -52,6 +56,9 @@ typedef struct import_ctx {
     atomic_uint_fast64_t n_experiments;   /* experiments mapped */
     atomic_uint_fast64_t n_artifact_files;/* artifact files copied */
     atomic_uint_fast64_t n_artifact_bytes;
+    atomic_uint_fast64_t n_models_imported; /* registered models written now */
+    atomic_uint_fast64_t n_models_skipped;  /* registered models the ledger had */
+    atomic_uint_fast64_t n_versions;        /* their versions written now */
     pthread_mutex_t done_mu;      /* guards done_ids */
     char *done_ids[IMPORT_DONE_BATCH]; /* source run ids waiting to be marked done */
     size_t n_done_ids;
@@ -74,6 +81,11 @@ int import_run_series(import_ctx *c, const char *run_id, const char *key, size_t
 /* Appends n series (one engine batch, one WAL record) holding n_points
  * points in all; each series at most 4 G points. 0, or 1 with a message. */
 int import_append(import_ctx *c, const tally_series_batch *b, size_t n, uint64_t n_points);
+
+/* Writes one registered model whole (store_registry_import.h), with
+ * m->source set to the import's source; counts it imported or skipped.
+ * 0, or 1 with a message on stderr. */
+int import_model(import_ctx *c, tally_import_model *m);
 
 /* Queues a finished run to be marked done (invariant 1). 0 or 1. */
 int import_run_finish(import_ctx *c, const char *source_run_id);

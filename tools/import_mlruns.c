@@ -17,8 +17,7 @@
  *   DIR/<exp id>/<run id>/tags/<key>      the value
  *   DIR/<exp id>/<run id>/artifacts/      (the usual artifact_uri of a local store)
  *   DIR/.trash/<exp id>/...           deleted experiments, same layout
- *   DIR/models/...                    registered models (not imported here: the
- *                                     registry tables are not in this build)
+ *   DIR/models/...                    registered models (import_mlruns_models.c)
  *
  * Keys containing '/' are nested directories; the key is the relative path.
  * A deleted run stays in place with lifecycle_stage: deleted.
@@ -46,8 +45,7 @@
 
 /* snprintf into a path buffer; 0, or -1 (with a message) when it does not
  * fit. Through va_list so the compiler's truncation analysis stays out. */
-__attribute__((format(printf, 3, 4))) static int pathf(char *buf, size_t cap, const char *fmt,
-                                                       ...)
+int import_pathf(char *buf, size_t cap, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -62,12 +60,7 @@ __attribute__((format(printf, 3, 4))) static int pathf(char *buf, size_t cap, co
 
 /* ---- growing buffers ---------------------------------------------------- */
 
-typedef struct kv_list {
-    tally_kv *v;
-    size_t n, cap;
-} kv_list;
-
-static void kv_free(kv_list *l)
+void import_kv_free(import_kv_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         free((char *)l->v[i].key);
@@ -119,9 +112,7 @@ static ssize_t read_file(const char *path, char **buf, size_t *cap)
     return (ssize_t)got;
 }
 
-/* Reads every file under dir into l, keyed by its path relative to the
- * top (prefix). A missing dir is fine. 0 or 1 with a message. */
-static int read_kv_dir(const char *dir, const char *prefix, kv_list *l)
+int import_read_kv_dir(const char *dir, const char *prefix, import_kv_list *l)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -134,8 +125,8 @@ static int read_kv_dir(const char *dir, const char *prefix, kv_list *l)
     while (!bad && (de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        if (pathf(path, sizeof path, "%s/%s", dir, de->d_name) ||
-            pathf(key, sizeof key, "%s%s%s", prefix, *prefix ? "/" : "", de->d_name)) {
+        if (import_pathf(path, sizeof path, "%s/%s", dir, de->d_name) ||
+            import_pathf(key, sizeof key, "%s%s%s", prefix, *prefix ? "/" : "", de->d_name)) {
             bad = 1;
             break;
         }
@@ -143,7 +134,7 @@ static int read_kv_dir(const char *dir, const char *prefix, kv_list *l)
         if (stat(path, &st) != 0)
             continue;
         if (S_ISDIR(st.st_mode)) {
-            bad = read_kv_dir(path, key, l);
+            bad = import_read_kv_dir(path, key, l);
             continue;
         }
         char *buf = NULL;
@@ -382,8 +373,8 @@ static int import_metric_dir(import_ctx *ic, const char *run_id, const char *dir
     while (!bad && (de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        if (pathf(path, sizeof path, "%s/%s", dir, de->d_name) ||
-            pathf(key, sizeof key, "%s%s%s", prefix, *prefix ? "/" : "", de->d_name)) {
+        if (import_pathf(path, sizeof path, "%s/%s", dir, de->d_name) ||
+            import_pathf(key, sizeof key, "%s%s%s", prefix, *prefix ? "/" : "", de->d_name)) {
             bad = 1;
             break;
         }
@@ -443,14 +434,15 @@ static int import_experiment_dir(import_ctx *c, const char *exp_dir, const char 
 {
     char path[PATH_CAP], err[1024];
     yaml_meta m;
-    if (pathf(path, sizeof path, "%s/meta.yaml", exp_dir))
+    if (import_pathf(path, sizeof path, "%s/meta.yaml", exp_dir))
         return 1;
     if (yaml_meta_load(path, &m, err, sizeof err) != 0) {
         fprintf(stderr, "tally import: %s\n", err);
         return 1;
     }
-    kv_list tags = {0};
-    int bad = pathf(path, sizeof path, "%s/tags", exp_dir) || read_kv_dir(path, "", &tags);
+    import_kv_list tags = {0};
+    int bad = import_pathf(path, sizeof path, "%s/tags", exp_dir) ||
+              import_read_kv_dir(path, "", &tags);
     const char *src_id = yaml_meta_get(&m, "experiment_id");
     if (!src_id)
         src_id = dir_name;
@@ -476,7 +468,7 @@ static int import_experiment_dir(import_ctx *c, const char *exp_dir, const char 
         fprintf(stderr, "tally import: experiment %s (%s): %s\n", src_id, exp_dir, err);
         bad = 1;
     }
-    kv_free(&tags);
+    import_kv_free(&tags);
     yaml_meta_free(&m);
     if (bad)
         return 1;
@@ -492,7 +484,7 @@ static int import_experiment_dir(import_ctx *c, const char *exp_dir, const char 
         if (de->d_name[0] == '.' || strcmp(de->d_name, "tags") == 0)
             continue;
         struct stat st;
-        if (pathf(path, sizeof path, "%s/%s/meta.yaml", exp_dir, de->d_name)) {
+        if (import_pathf(path, sizeof path, "%s/%s/meta.yaml", exp_dir, de->d_name)) {
             bad = 1;
             break;
         }
@@ -508,7 +500,8 @@ static int import_experiment_dir(import_ctx *c, const char *exp_dir, const char 
             w->runs = nr;
             w->cap = nc;
         }
-        (void)pathf(path, sizeof path, "%s/%s", exp_dir, de->d_name); /* shorter than above */
+        /* shorter than above: fits */
+        (void)import_pathf(path, sizeof path, "%s/%s", exp_dir, de->d_name);
         if (!(w->runs[w->n].dir = strdup(path))) {
             bad = 1;
             break;
@@ -562,7 +555,7 @@ static int import_run_dir(import_ctx *c, size_t i, void *arg)
     char path[PATH_CAP], err[1024], uri[PATH_CAP];
     atomic_fetch_add(&c->n_runs_seen, 1);
     yaml_meta m;
-    if (pathf(path, sizeof path, "%s/meta.yaml", t->dir))
+    if (import_pathf(path, sizeof path, "%s/meta.yaml", t->dir))
         return 1;
     if (yaml_meta_load(path, &m, err, sizeof err) != 0) {
         fprintf(stderr, "tally import: %s\n", err);
@@ -575,9 +568,11 @@ static int import_run_dir(import_ctx *c, size_t i, void *arg)
         src_id = yaml_meta_get(&m, "run_uuid");
     if (!src_id)
         src_id = base;
-    kv_list params = {0}, tags = {0};
-    int bad = pathf(path, sizeof path, "%s/params", t->dir) || read_kv_dir(path, "", &params);
-    bad = bad || pathf(path, sizeof path, "%s/tags", t->dir) || read_kv_dir(path, "", &tags);
+    import_kv_list params = {0}, tags = {0};
+    int bad = import_pathf(path, sizeof path, "%s/params", t->dir) ||
+              import_read_kv_dir(path, "", &params);
+    bad = bad || import_pathf(path, sizeof path, "%s/tags", t->dir) ||
+          import_read_kv_dir(path, "", &tags);
 
     tally_import_run r = {
         .source_run_id = src_id,
@@ -628,7 +623,7 @@ static int import_run_dir(import_ctx *c, size_t i, void *arg)
         columns *cols = thread_columns();
         if (cols)
             columns_reset(cols); /* a failed run may have left some behind */
-        bad = !cols || pathf(path, sizeof path, "%s/metrics", t->dir) ||
+        bad = !cols || import_pathf(path, sizeof path, "%s/metrics", t->dir) ||
               import_metric_dir(c, run_id, path, "", cols) || columns_flush(c, run_id, cols);
         if (!bad && !r.artifact_uri)
             bad = import_copy_artifacts(c, art_src, uri);
@@ -637,8 +632,8 @@ static int import_run_dir(import_ctx *c, size_t i, void *arg)
         if (!bad)
             atomic_fetch_add(&c->n_runs_imported, 1);
     }
-    kv_free(&params);
-    kv_free(&tags);
+    import_kv_free(&params);
+    import_kv_free(&tags);
     yaml_meta_free(&m);
     return bad;
 }
@@ -660,13 +655,13 @@ static int walk_experiments(import_ctx *c, const char *dir, int in_trash, walk *
         if (de->d_name[0] == '.' || (!in_trash && strcmp(de->d_name, "models") == 0))
             continue;
         struct stat st;
-        if (pathf(path, sizeof path, "%s/%s/meta.yaml", dir, de->d_name)) {
+        if (import_pathf(path, sizeof path, "%s/%s/meta.yaml", dir, de->d_name)) {
             bad = 1;
             break;
         }
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
-        (void)pathf(path, sizeof path, "%s/%s", dir, de->d_name);
+        (void)import_pathf(path, sizeof path, "%s/%s", dir, de->d_name);
         bad = import_experiment_dir(c, path, de->d_name, in_trash, w);
     }
     closedir(d);
@@ -691,6 +686,8 @@ int import_mlruns(import_ctx *c, const char *root, int quiet)
     }
     if (!bad)
         bad = import_run_tasks(c, w.n, import_run_dir, &w, "import mlruns", quiet);
+    if (!bad) /* after the runs: versions refer to them (store_registry_import.h (4)) */
+        bad = import_mlruns_models(c, root);
     for (size_t i = 0; i < w.n; i++)
         free(w.runs[i].dir);
     free(w.runs);
