@@ -43,9 +43,7 @@ int import_open(import_ctx *c, const char *data_dir, const char *source, int thr
     if (rc) {
         fprintf(stderr, "tally import: cannot open the metric engine at %s: %s%s\n", path,
                 tally_strerror(rc),
-                rc == TALLY_ELOCKED ? " (a server is running on it: stop it, or import "
-                                      "through it with --to URL)"
-                                    : "");
+                rc == TALLY_ELOCKED ? " (a server is running on it: stop it first)" : "");
         return 1;
     }
     snprintf(path, sizeof path, "%s/meta.db", data_dir);
