@@ -172,7 +172,7 @@ static int import_experiments(db_ctx *d)
             .n_tags = tn,
         };
         int64_t id;
-        if (tally_store_import_experiment(d->c->store, &e, &id, NULL, err, sizeof err) != 0) {
+        if (import_experiment(d->c, &e, &id, err, sizeof err) != 0) {
             fprintf(stderr, "tally import: experiment %s: %s\n", sid, err);
             bad = 1;
         }
@@ -315,8 +315,8 @@ static int import_runs(db_ctx *d)
         if (!run.status) {
             fprintf(stderr, "tally import: run %s: invalid status '%s'\n", sid, col(st, 3));
             bad = 1;
-        } else if (tally_store_import_run(d->c->store, &run, &state, dr.run_id, uri, sizeof uri,
-                                          err, sizeof err) != 0) {
+        } else if (import_run(d->c, &run, &state, dr.run_id, uri, sizeof uri, err,
+                              sizeof err) != 0) {
             fprintf(stderr, "tally import: run %s: %s\n", sid, err);
             bad = 1;
         }

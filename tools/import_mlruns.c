@@ -464,7 +464,7 @@ static int import_experiment_dir(import_ctx *c, const char *exp_dir, const char 
     if (yaml_meta_int(&m, "last_update_time", &t) == 1)
         e.last_update_time_ms = t;
     int64_t id = 0;
-    if (!bad && tally_store_import_experiment(c->store, &e, &id, NULL, err, sizeof err) != 0) {
+    if (!bad && import_experiment(c, &e, &id, err, sizeof err) != 0) {
         fprintf(stderr, "tally import: experiment %s (%s): %s\n", src_id, exp_dir, err);
         bad = 1;
     }
@@ -612,8 +612,7 @@ static int import_run_dir(import_ctx *c, size_t i, void *arg)
 
     tally_import_state state = TALLY_IMPORT_DONE;
     char run_id[TALLY_RUN_ID_LEN + 1];
-    if (!bad && tally_store_import_run(c->store, &r, &state, run_id, uri, sizeof uri, err,
-                                       sizeof err) != 0) {
+    if (!bad && import_run(c, &r, &state, run_id, uri, sizeof uri, err, sizeof err) != 0) {
         fprintf(stderr, "tally import: run %s (%s): %s\n", src_id, t->dir, err);
         bad = 1;
     }
