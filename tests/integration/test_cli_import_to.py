@@ -1,0 +1,169 @@
+"""test_cli_import_to.py — `tally import ... --to URL`: an MLflow file store
+and an MLflow SQLite database (mlflow_stores.py, with a model registry)
+imported into a running `tally serve` over its REST, native ingest and
+artifact endpoints, then compared through the same server: experiments
+(by name), runs (mapped through the client-side ledger: new ids), params
+and tags (long values truncated as the REST API does), every metric point,
+artifact bytes, registered models with version numbers (gaps kept through
+deleted placeholders), stages, sources, mapped run ids, tags, aliases. A
+second import sends nothing; a ledger of another destination is refused.
+"""
+
+import math
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from server_harness import TallyServer  # noqa: E402
+import mlflow_stores  # noqa: E402
+from test_cli_import import ImportCase, point_key, same, tally  # noqa: E402
+
+
+def read_ledger(path):
+    """source run id -> Tally run id, from the R records (last wins)."""
+    ids = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f.read().split("\n")[1:]:
+            fld = line.split("\t")
+            if fld[0] == "R":
+                ids[fld[1]] = fld[2]
+    return ids
+
+
+class TestImportTo(ImportCase):
+    def check_remote(self, srv, data, models, ids, from_sql=False):
+        api = srv.api
+        st, body = api("experiments/search", {"view_type": "ALL", "max_results": 1000})
+        self.assertEqual(st, 200, body)
+        by_name = {e["name"]: e for e in body["experiments"]}
+        for e in data["experiments"]:
+            got = by_name[e["name"]]
+            self.assertEqual(got["lifecycle_stage"], e["lifecycle"])
+            tags = {t["key"]: t["value"] for t in got.get("tags", [])}
+            for k, v in e["tags"].items():
+                self.assertEqual(tags.get(k), v, k)
+            for r in e["runs"]:
+                self.check_remote_run(srv, got["experiment_id"], r, ids[r["id"]], from_sql)
+        for m in models:
+            st, b = api("registered-models/get", method="GET", params={"name": m["name"]})
+            self.assertEqual(st, 200, b)
+            got = b["registered_model"]
+            self.assertEqual(got["description"], m["description"] or "")
+            self.assertEqual({t["key"]: t["value"] for t in got.get("tags", [])}, m["tags"])
+            self.assertEqual({a["alias"]: int(a["version"]) for a in got.get("aliases", [])},
+                             m["aliases"])
+            for v in m["versions"]:
+                q = {"name": m["name"], "version": str(v["version"])}
+                st, vb = api("model-versions/get", method="GET", params=q)
+                if v["stage"] == "Deleted_Internal":
+                    self.assertEqual(st, 404, vb)
+                    continue
+                self.assertEqual(st, 200, vb)
+                gv = vb["model_version"]
+                self.assertEqual(gv["current_stage"], v["stage"])
+                self.assertEqual(gv["source"], v["source"])
+                self.assertEqual(gv["run_id"], ids[v["run_id"]])  # mapped to the new id
+                self.assertEqual(gv["run_link"], v["run_link"])
+                self.assertEqual(gv["description"], v["description"] or "")
+                self.assertEqual({t["key"]: t["value"] for t in gv.get("tags", [])}, v["tags"])
+            top = max([v["version"] for v in m["versions"]] or [0])
+            st, cb = api("model-versions/create", {"name": m["name"], "source": "s3://b/new"})
+            self.assertEqual(st, 200, cb)
+            self.assertEqual(cb["model_version"]["version"], str(top + 1))
+
+    def check_remote_run(self, srv, exp_id, r, rid, from_sql):
+        st, body = srv.api("runs/get", method="GET", params={"run_id": rid})
+        self.assertEqual(st, 200, body)
+        info, d = body["run"]["info"], body["run"]["data"]
+        self.assertEqual(info["experiment_id"], exp_id)
+        self.assertEqual(info["run_name"], r["name"])
+        self.assertEqual(info["user_id"], r["user"])
+        self.assertEqual(info["status"], r["status"])
+        self.assertEqual(int(info["start_time"]), r["start"])
+        if r["end"] is not None:
+            self.assertEqual(int(info["end_time"]), r["end"])
+        self.assertEqual(info["lifecycle_stage"], r["lifecycle"])
+        params = {p["key"]: p["value"] for p in d.get("params", [])}
+        self.assertEqual(params, {k: v[:6000] for k, v in r["params"].items()})
+        tags = {t["key"]: t["value"] for t in d.get("tags", [])}
+        for k, v in r["tags"].items():
+            self.assertEqual(tags.get(k), v[:8000], k)
+        for key, pts in r["metrics"].items():
+            want = set()
+            for ts, v, step in pts:
+                if from_sql:
+                    sv, nan = mlflow_stores.sql_value(v)
+                    v = float("nan") if nan else sv
+                want.add((ts, v, step))
+            # exact duplicates (NaN compares unequal in a set: dedupe by bits)
+            want = sorted({(t, ("nan" if math.isnan(v) else v), s) for t, v, s in want},
+                          key=lambda p: (p[2], p[0], str(p[1])))
+            st, hb = srv.api("metrics/get-history", method="GET",
+                             params={"run_id": rid, "metric_key": key})
+            self.assertEqual(st, 200, hb)
+            got = sorted(((int(m["timestamp"]), float(m["value"]), int(m["step"]))
+                          for m in hb.get("metrics", [])), key=point_key)
+            want = sorted(((t, float("nan") if v == "nan" else v, s) for t, v, s in want),
+                          key=point_key)
+            self.assertEqual(len(got), len(want), f"{r['name']}/{key}")
+            for g, w in zip(got, want):
+                self.assertEqual((g[0], g[2]), (w[0], w[2]), key)
+                self.assertTrue(same(g[1], w[1]), (key, g, w))
+        uri = info["artifact_uri"]
+        self.assertTrue(uri.startswith("mlflow-artifacts:/"), uri)
+        for rel, b in r["artifacts"].items():
+            st, _, got = srv.request(
+                "GET", "/api/2.0/mlflow-artifacts/artifacts/" + uri[len("mlflow-artifacts:/"):]
+                + "/" + rel)
+            self.assertEqual(st, 200, rel)
+            self.assertEqual(got, b, rel)
+
+    def test_mlruns_to_server(self):
+        data = mlflow_stores.sample_data(seed=21)
+        models = mlflow_stores.sample_registry(data)
+        mlruns = os.path.join(self.tmp, "mlruns")
+        mlflow_stores.write_file_store(mlruns, data, models=models)
+        with TallyServer() as srv:
+            p = tally("import", "mlruns", mlruns, "--to", srv.base_url, check=0)
+            self.assertIn("6 runs imported, 0 already done", p.stdout)
+            self.assertIn("2 registered models imported (6 versions), 0 already done", p.stdout)
+            p = tally("import", "mlruns", mlruns, "--to", srv.base_url, check=0)
+            self.assertIn("0 runs imported, 6 already done, 0 metric points, 0 artifact files",
+                          p.stdout)
+            self.assertIn("0 registered models imported (0 versions), 2 already done", p.stdout)
+            ids = read_ledger(mlruns + ".tally-import-ledger")
+            self.assertEqual(len(ids), 6)
+            self.check_remote(srv, data, models, ids)
+            # the ledger belongs to this server: another URL is refused
+            p = tally("import", "mlruns", mlruns, "--to", srv.base_url + "/x/..", check=1)
+            self.assertIn("is the ledger of another import", p.stderr)
+
+    def test_mlflow_db_to_server(self):
+        data = mlflow_stores.sample_data(seed=22)
+        models = mlflow_stores.sample_registry(data)
+        db = os.path.join(self.tmp, "mlflow.db")
+        art = os.path.join(self.tmp, "mlartifacts")
+        mlflow_stores.write_sqlite_db(db, data, art, models=models)
+        ledger = os.path.join(self.tmp, "my.ledger")
+        with TallyServer() as srv:
+            p = tally("import", "mlflow-db", db, "--artifact-root", art, "--to",
+                      srv.base_url, "--ledger", ledger, check=0)
+            self.assertIn("6 runs imported", p.stdout)
+            p = tally("import", "mlflow-db", db, "--artifact-root", art, "--to",
+                      srv.base_url, "--ledger", ledger, check=0)
+            self.assertIn("0 runs imported, 6 already done, 0 metric points", p.stdout)
+            self.check_remote(srv, data, models, read_ledger(ledger), from_sql=True)
+
+    def test_usage(self):
+        p = tally("import", "mlruns", self.tmp, "--to", "http://127.0.0.1:9", "--data", self.tmp)
+        self.assertEqual(p.returncode, 2)
+        p = tally("import", "mlruns", self.tmp, "--data", self.tmp, "--ledger", "x")
+        self.assertEqual(p.returncode, 2)
+        p = tally("import", "mlruns", self.tmp, "--to", "http://127.0.0.1:9")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not an MLflow tracking server that answers", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
