@@ -6,7 +6,9 @@ artifact endpoints, then compared through the same server: experiments
 and tags (long values truncated as the REST API does), every metric point,
 artifact bytes, registered models with version numbers (gaps kept through
 deleted placeholders), stages, sources, mapped run ids, tags, aliases. A
-second import sends nothing; a ledger of another destination is refused.
+second import sends nothing; an import that failed half-way resumes its
+created runs instead of making new ones; a ledger of another destination
+is refused.
 """
 
 import math
@@ -138,6 +140,34 @@ class TestImportTo(ImportCase):
             # the ledger belongs to this server: another URL is refused
             p = tally("import", "mlruns", mlruns, "--to", srv.base_url + "/x/..", check=1)
             self.assertIn("is the ledger of another import", p.stderr)
+
+    def test_failure_then_resume(self):
+        data = mlflow_stores.sample_data(seed=23)
+        models = mlflow_stores.sample_registry(data)
+        mlruns = os.path.join(self.tmp, "mlruns")
+        mlflow_stores.write_file_store(mlruns, data, models=models)
+        run = data["experiments"][1]["runs"][0]  # params, tags, points and artifacts
+        bad = os.path.join(mlruns, "1", run["id"], "metrics", "zz_bad")
+        with open(bad, "w") as f:
+            f.write("1700000000000 0.5 0\nnot a metric line\n")
+        with TallyServer() as srv:
+            p = tally("import", "mlruns", mlruns, "--to", srv.base_url, "--threads", "1",
+                      check=1)
+            self.assertIn("zz_bad:2", p.stderr)
+            os.unlink(bad)
+            p = tally("import", "mlruns", mlruns, "--to", srv.base_url, check=0)
+            ids = read_ledger(mlruns + ".tally-import-ledger")
+            self.assertEqual(len(ids), 6)
+            st, eb = srv.api("experiments/get-by-name", method="GET",
+                             params={"experiment_name": data["experiments"][1]["name"]})
+            self.assertEqual(st, 200, eb)
+            eid = eb["experiment"]["experiment_id"]
+            st, body = srv.api("runs/search", {"experiment_ids": [eid], "run_view_type": "ALL",
+                                               "max_results": 1000})
+            self.assertEqual(st, 200, body)
+            n = sum(1 for r in body.get("runs", []) if r["info"]["run_name"] == run["name"])
+            self.assertEqual(n, 1)  # resumed, not created twice
+            self.check_remote(srv, data, models, ids)
 
     def test_mlflow_db_to_server(self):
         data = mlflow_stores.sample_data(seed=22)
