@@ -11,7 +11,6 @@ created runs instead of making new ones; a ledger of another destination
 is refused.
 """
 
-import math
 import os
 import sys
 import unittest
@@ -19,7 +18,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server_harness import TallyServer  # noqa: E402
 import mlflow_stores  # noqa: E402
-from test_cli_import import ImportCase, point_key, same, tally  # noqa: E402
+from test_cli_import import ImportCase, tally  # noqa: E402
 
 
 def read_ledger(path):
@@ -35,91 +34,18 @@ def read_ledger(path):
 
 class TestImportTo(ImportCase):
     def check_remote(self, srv, data, models, ids, from_sql=False):
-        api = srv.api
-        st, body = api("experiments/search", {"view_type": "ALL", "max_results": 1000})
+        st, body = srv.api("experiments/search", {"view_type": "ALL", "max_results": 1000})
         self.assertEqual(st, 200, body)
         by_name = {e["name"]: e for e in body["experiments"]}
         for e in data["experiments"]:
-            got = by_name[e["name"]]
+            got = by_name[e["name"]]  # ids are the server's
             self.assertEqual(got["lifecycle_stage"], e["lifecycle"])
             tags = {t["key"]: t["value"] for t in got.get("tags", [])}
             for k, v in e["tags"].items():
                 self.assertEqual(tags.get(k), v, k)
             for r in e["runs"]:
-                self.check_remote_run(srv, got["experiment_id"], r, ids[r["id"]], from_sql)
-        for m in models:
-            st, b = api("registered-models/get", method="GET", params={"name": m["name"]})
-            self.assertEqual(st, 200, b)
-            got = b["registered_model"]
-            self.assertEqual(got["description"], m["description"] or "")
-            self.assertEqual({t["key"]: t["value"] for t in got.get("tags", [])}, m["tags"])
-            self.assertEqual({a["alias"]: int(a["version"]) for a in got.get("aliases", [])},
-                             m["aliases"])
-            for v in m["versions"]:
-                q = {"name": m["name"], "version": str(v["version"])}
-                st, vb = api("model-versions/get", method="GET", params=q)
-                if v["stage"] == "Deleted_Internal":
-                    self.assertEqual(st, 404, vb)
-                    continue
-                self.assertEqual(st, 200, vb)
-                gv = vb["model_version"]
-                self.assertEqual(gv["current_stage"], v["stage"])
-                self.assertEqual(gv["source"], v["source"])
-                self.assertEqual(gv["run_id"], ids[v["run_id"]])  # mapped to the new id
-                self.assertEqual(gv["run_link"], v["run_link"])
-                self.assertEqual(gv["description"], v["description"] or "")
-                self.assertEqual({t["key"]: t["value"] for t in gv.get("tags", [])}, v["tags"])
-            top = max([v["version"] for v in m["versions"]] or [0])
-            st, cb = api("model-versions/create", {"name": m["name"], "source": "s3://b/new"})
-            self.assertEqual(st, 200, cb)
-            self.assertEqual(cb["model_version"]["version"], str(top + 1))
-
-    def check_remote_run(self, srv, exp_id, r, rid, from_sql):
-        st, body = srv.api("runs/get", method="GET", params={"run_id": rid})
-        self.assertEqual(st, 200, body)
-        info, d = body["run"]["info"], body["run"]["data"]
-        self.assertEqual(info["experiment_id"], exp_id)
-        self.assertEqual(info["run_name"], r["name"])
-        self.assertEqual(info["user_id"], r["user"])
-        self.assertEqual(info["status"], r["status"])
-        self.assertEqual(int(info["start_time"]), r["start"])
-        if r["end"] is not None:
-            self.assertEqual(int(info["end_time"]), r["end"])
-        self.assertEqual(info["lifecycle_stage"], r["lifecycle"])
-        params = {p["key"]: p["value"] for p in d.get("params", [])}
-        self.assertEqual(params, {k: v[:6000] for k, v in r["params"].items()})
-        tags = {t["key"]: t["value"] for t in d.get("tags", [])}
-        for k, v in r["tags"].items():
-            self.assertEqual(tags.get(k), v[:8000], k)
-        for key, pts in r["metrics"].items():
-            want = set()
-            for ts, v, step in pts:
-                if from_sql:
-                    sv, nan = mlflow_stores.sql_value(v)
-                    v = float("nan") if nan else sv
-                want.add((ts, v, step))
-            # exact duplicates (NaN compares unequal in a set: dedupe by bits)
-            want = sorted({(t, ("nan" if math.isnan(v) else v), s) for t, v, s in want},
-                          key=lambda p: (p[2], p[0], str(p[1])))
-            st, hb = srv.api("metrics/get-history", method="GET",
-                             params={"run_id": rid, "metric_key": key})
-            self.assertEqual(st, 200, hb)
-            got = sorted(((int(m["timestamp"]), float(m["value"]), int(m["step"]))
-                          for m in hb.get("metrics", [])), key=point_key)
-            want = sorted(((t, float("nan") if v == "nan" else v, s) for t, v, s in want),
-                          key=point_key)
-            self.assertEqual(len(got), len(want), f"{r['name']}/{key}")
-            for g, w in zip(got, want):
-                self.assertEqual((g[0], g[2]), (w[0], w[2]), key)
-                self.assertTrue(same(g[1], w[1]), (key, g, w))
-        uri = info["artifact_uri"]
-        self.assertTrue(uri.startswith("mlflow-artifacts:/"), uri)
-        for rel, b in r["artifacts"].items():
-            st, _, got = srv.request(
-                "GET", "/api/2.0/mlflow-artifacts/artifacts/" + uri[len("mlflow-artifacts:/"):]
-                + "/" + rel)
-            self.assertEqual(st, 200, rel)
-            self.assertEqual(got, b, rel)
+                self.check_run(srv, e, r, from_sql, remote=(got["experiment_id"], ids[r["id"]]))
+        self.check_registry(srv, models, run_ids=ids)
 
     def test_mlruns_to_server(self):
         data = mlflow_stores.sample_data(seed=21)
