@@ -36,6 +36,25 @@ static const char *dup_col(tally_arena *a, sqlite3_stmt *st, int i)
              : NULL;
 }
 
+/* arr (n elements of elem bytes, room for *cap) with room for one more:
+ * arr itself, or a bigger copy in the arena; NULL (with a message) out of
+ * memory. */
+static void *room(tally_arena *a, void *arr, size_t elem, size_t n, size_t *cap)
+{
+    if (n < *cap)
+        return arr;
+    size_t nc = *cap ? *cap * 2 : 8;
+    void *nv = tally_arena_alloc(a, nc * elem);
+    if (!nv) {
+        fprintf(stderr, "tally import: out of memory\n");
+        return NULL;
+    }
+    if (n)
+        memcpy(nv, arr, n * elem);
+    *cap = nc;
+    return nv;
+}
+
 static int db_error(reader *r, const char *what)
 {
     fprintf(stderr, "tally import: reading %s: %s\n", what, sqlite3_errmsg(r->db));
@@ -51,19 +70,12 @@ static int read_kvs(reader *r, sqlite3_stmt *st, tally_arena *a, tally_kv **out,
     *out = NULL;
     *n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t nc = cap ? cap * 2 : 8;
-            tally_kv *nv = tally_arena_alloc(a, nc * sizeof *nv);
-            if (!nv) {
-                sqlite3_reset(st);
-                fprintf(stderr, "tally import: out of memory\n");
-                return 1;
-            }
-            if (*n)
-                memcpy(nv, *out, *n * sizeof *nv);
-            *out = nv;
-            cap = nc;
+        tally_kv *nv = room(a, *out, sizeof *nv, *n, &cap);
+        if (!nv) {
+            sqlite3_reset(st);
+            return 1;
         }
+        *out = nv;
         (*out)[*n].key = dup_col(a, st, 0);
         (*out)[*n].value = dup_col(a, st, 1);
         if (!(*out)[*n].key)
@@ -81,19 +93,12 @@ static int read_versions(reader *r, const char *name, tally_arena *a, tally_impo
     int rc;
     sqlite3_bind_text(r->versions, 1, name, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(r->versions)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 8;
-            tally_import_version *nv = tally_arena_alloc(a, nc * sizeof *nv);
-            if (!nv) {
-                sqlite3_reset(r->versions);
-                fprintf(stderr, "tally import: out of memory\n");
-                return 1;
-            }
-            if (n)
-                memcpy(nv, vs, n * sizeof *nv);
-            vs = nv;
-            cap = nc;
+        tally_import_version *nv = room(a, vs, sizeof *nv, n, &cap);
+        if (!nv) {
+            sqlite3_reset(r->versions);
+            return 1;
         }
+        vs = nv;
         sqlite3_stmt *st = r->versions;
         tally_import_version *v = &vs[n++];
         memset(v, 0, sizeof *v);
@@ -142,19 +147,12 @@ static int read_aliases(reader *r, const char *name, tally_arena *a, tally_impor
     int rc;
     sqlite3_bind_text(r->aliases, 1, name, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(r->aliases)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 4;
-            tally_model_alias *nv = tally_arena_alloc(a, nc * sizeof *nv);
-            if (!nv) {
-                sqlite3_reset(r->aliases);
-                fprintf(stderr, "tally import: out of memory\n");
-                return 1;
-            }
-            if (n)
-                memcpy(nv, out, n * sizeof *nv);
-            out = nv;
-            cap = nc;
+        tally_model_alias *nv = room(a, out, sizeof *nv, n, &cap);
+        if (!nv) {
+            sqlite3_reset(r->aliases);
+            return 1;
         }
+        out = nv;
         out[n].alias = dup_col(a, r->aliases, 0);
         out[n].version = sqlite3_column_int64(r->aliases, 1);
         n++;

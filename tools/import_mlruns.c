@@ -637,12 +637,12 @@ static int import_run_dir(import_ctx *c, size_t i, void *arg)
     return bad;
 }
 
-/* Lists DIR's experiment directories (those with a meta.yaml). */
-static int walk_experiments(import_ctx *c, const char *dir, int in_trash, walk *w)
+int import_each_meta_dir(import_ctx *c, const char *dir, const char *skip, int missing_ok,
+                         import_dir_fn fn, void *arg)
 {
     DIR *d = opendir(dir);
     if (!d) {
-        if (in_trash && errno == ENOENT)
+        if (missing_ok && errno == ENOENT)
             return 0;
         fprintf(stderr, "tally import: %s: %s\n", dir, strerror(errno));
         return 1;
@@ -651,7 +651,7 @@ static int walk_experiments(import_ctx *c, const char *dir, int in_trash, walk *
     int bad = 0;
     char path[PATH_CAP];
     while (!bad && (de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.' || (!in_trash && strcmp(de->d_name, "models") == 0))
+        if (de->d_name[0] == '.' || (skip && strcmp(de->d_name, skip) == 0))
             continue;
         struct stat st;
         if (import_pathf(path, sizeof path, "%s/%s/meta.yaml", dir, de->d_name)) {
@@ -661,10 +661,29 @@ static int walk_experiments(import_ctx *c, const char *dir, int in_trash, walk *
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         (void)import_pathf(path, sizeof path, "%s/%s", dir, de->d_name);
-        bad = import_experiment_dir(c, path, de->d_name, in_trash, w);
+        bad = fn(c, path, de->d_name, arg);
     }
     closedir(d);
     return bad;
+}
+
+typedef struct exp_walk {
+    walk *w;
+    int in_trash;
+} exp_walk;
+
+static int experiment_dir_fn(import_ctx *c, const char *path, const char *name, void *arg)
+{
+    exp_walk *e = arg;
+    return import_experiment_dir(c, path, name, e->in_trash, e->w);
+}
+
+/* Lists DIR's experiment directories (those with a meta.yaml). */
+static int walk_experiments(import_ctx *c, const char *dir, int in_trash, walk *w)
+{
+    exp_walk e = {w, in_trash};
+    return import_each_meta_dir(c, dir, in_trash ? NULL : "models", in_trash, experiment_dir_fn,
+                                &e);
 }
 
 int import_mlruns(import_ctx *c, const char *root, int quiet)

@@ -200,33 +200,16 @@ static int read_model(import_ctx *c, const char *dir, const char *dir_name)
     return bad;
 }
 
+static int model_dir_fn(import_ctx *c, const char *path, const char *name, void *arg)
+{
+    (void)arg;
+    return read_model(c, path, name);
+}
+
 int import_mlruns_models(import_ctx *c, const char *root)
 {
-    char dir[PATH_CAP], path[PATH_CAP];
+    char dir[PATH_CAP];
     if (import_pathf(dir, sizeof dir, "%s/models", root))
         return 1;
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT)
-            return 0; /* no registry */
-        fprintf(stderr, "tally import: %s: %s\n", dir, strerror(errno));
-        return 1;
-    }
-    struct dirent *de;
-    int bad = 0;
-    while (!bad && (de = readdir(d)) != NULL) {
-        struct stat st;
-        if (de->d_name[0] == '.')
-            continue;
-        if (import_pathf(path, sizeof path, "%s/%s/meta.yaml", dir, de->d_name)) {
-            bad = 1;
-            break;
-        }
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        (void)import_pathf(path, sizeof path, "%s/%s", dir, de->d_name);
-        bad = read_model(c, path, de->d_name);
-    }
-    closedir(d);
-    return bad;
+    return import_each_meta_dir(c, dir, NULL, 1, model_dir_fn, NULL); /* none: no registry */
 }

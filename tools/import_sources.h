@@ -30,6 +30,14 @@ int import_db_has_column(struct sqlite3 *db, const char *table, const char *colu
 __attribute__((format(printf, 3, 4))) int import_pathf(char *buf, size_t cap, const char *fmt,
                                                        ...);
 
+/* Calls fn(c, "<dir>/<name>", name, arg) for each entry of dir that is not
+ * hidden, not named skip (may be NULL) and holds a meta.yaml file, until
+ * one fails. A missing dir is nothing to do when missing_ok. 0, or 1 with a
+ * message (import_mlruns.c). */
+typedef int (*import_dir_fn)(import_ctx *c, const char *path, const char *name, void *arg);
+int import_each_meta_dir(import_ctx *c, const char *dir, const char *skip, int missing_ok,
+                         import_dir_fn fn, void *arg);
+
 /* Key/value pairs read from a directory of files (tags, params). */
 typedef struct import_kv_list {
     tally_kv *v;
