@@ -67,24 +67,28 @@ class ImportCase(unittest.TestCase):
 
     # -- comparison against a server on the imported directory -------------
 
-    def check_all(self, srv, data, from_sql=False):
+    def check_all(self, srv, data, from_sql=False, run_ids=None):
+        """run_ids: source run id -> Tally run id after --to (experiments are
+        then found by name: their ids and times are the server's)."""
         api = srv.api
         st, body = api("experiments/search", {"view_type": "ALL", "max_results": 1000})
         self.assertEqual(st, 200, body)
         by_id = {e["experiment_id"]: e for e in body["experiments"]}
+        by_name = {e["name"]: e for e in body["experiments"]}
         for e in data["experiments"]:
-            got = by_id.get(e["id"])
+            got = by_name.get(e["name"]) if run_ids else by_id.get(e["id"])
             self.assertIsNotNone(got, f"experiment {e['id']} missing")
             self.assertEqual(got["name"], e["name"])
             self.assertEqual(got["lifecycle_stage"], e["lifecycle"])
-            if e["id"] != "0":  # Default exists in Tally already (merged into)
+            if e["id"] != "0" and not run_ids:  # Default exists in Tally already (merged into)
                 self.assertEqual(int(got["creation_time"]), e["created"])
                 self.assertEqual(int(got["last_update_time"]), e["updated"])
             tags = {t["key"]: t["value"] for t in got.get("tags", [])}
             for k, v in e["tags"].items():
                 self.assertEqual(tags.get(k), v, k)
             for r in e["runs"]:
-                self.check_run(srv, e, r, from_sql)
+                self.check_run(srv, e, r, from_sql,
+                               (got["experiment_id"], run_ids[r["id"]]) if run_ids else None)
 
     def check_run(self, srv, e, r, from_sql, remote=None):
         """remote: (experiment id, run id) on a server imported into with

@@ -34,17 +34,7 @@ def read_ledger(path):
 
 class TestImportTo(ImportCase):
     def check_remote(self, srv, data, models, ids, from_sql=False):
-        st, body = srv.api("experiments/search", {"view_type": "ALL", "max_results": 1000})
-        self.assertEqual(st, 200, body)
-        by_name = {e["name"]: e for e in body["experiments"]}
-        for e in data["experiments"]:
-            got = by_name[e["name"]]  # ids are the server's
-            self.assertEqual(got["lifecycle_stage"], e["lifecycle"])
-            tags = {t["key"]: t["value"] for t in got.get("tags", [])}
-            for k, v in e["tags"].items():
-                self.assertEqual(tags.get(k), v, k)
-            for r in e["runs"]:
-                self.check_run(srv, e, r, from_sql, remote=(got["experiment_id"], ids[r["id"]]))
+        self.check_all(srv, data, from_sql, run_ids=ids)
         self.check_registry(srv, models, run_ids=ids)
 
     def test_mlruns_to_server(self):
