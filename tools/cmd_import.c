@@ -118,6 +118,8 @@ int cmd_import(int argc, char **argv)
                                           : import_mlflow_db(&c, canon, art_root, quiet);
     free(canon);
     uint64_t pts = atomic_load(&c.n_points);
+    if (bad && to) /* the source's deleted experiments wait for a complete import */
+        atomic_store(&c.failed, 1);
     if (import_close(&c) != 0)
         bad = 1;
     printf("%s: %llu experiments, %llu runs imported, %llu already done, %llu metric points, "
