@@ -50,6 +50,8 @@
  * Migration 7 (cli): import_experiments (source, source_experiment_id) PK
  * -> experiment_id; import_runs source_run_id PK -> run_uuid, state
  * ('metadata' | 'done'), imported_time — the ledger of store_cli.h.
+ * Migration 9 (importreg): import_models (source, name) PK, imported_time —
+ * registered models imported whole (store_registry_import.h).
  *
  * Indexes serve runs/search: runs by experiment (and lifecycle, start_time),
  * params and tags by (key, value) so a filter `params.k = 'v'` is an index
@@ -362,6 +364,16 @@ static const migration migrations[] = {
      "  run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),"
      "  state TEXT NOT NULL CHECK (state IN ('metadata', 'done')),"
      "  imported_time INTEGER NOT NULL"
+     ") STRICT, WITHOUT ROWID;"},
+    /* 9 (importreg): registered models `tally import` has written, per
+     * source (store_registry_import.h). No foreign key: a model deleted or
+     * renamed in Tally afterwards must not be imported again. */
+    {9, "import ledger of registered models",
+     "CREATE TABLE import_models ("
+     "  source TEXT NOT NULL,"
+     "  name TEXT NOT NULL,"
+     "  imported_time INTEGER NOT NULL,"
+     "  PRIMARY KEY (source, name)"
      ") STRICT, WITHOUT ROWID;"},
 };
 

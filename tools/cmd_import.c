@@ -13,17 +13,24 @@
 #include "import_sources.h"
 
 static const char usage_text[] =
-    "usage: tally import mlruns DIR --data DATA [--threads N] [--quiet]\n"
-    "       tally import mlflow-db FILE --data DATA [--artifact-root DIR] [--threads N]\n"
-    "                                               [--quiet]\n"
+    "usage: tally import mlruns DIR (--data DATA | --to URL [--ledger FILE])\n"
+    "                              [--threads N] [--quiet]\n"
+    "       tally import mlflow-db FILE (--data DATA | --to URL [--ledger FILE])\n"
+    "                              [--artifact-root DIR] [--threads N] [--quiet]\n"
     "\n"
     "Imports an MLflow file store (the mlruns directory) or an MLflow SQLite\n"
     "database into the Tally data directory DATA (created if needed; no server\n"
-    "may be running on it): experiments, runs, params, tags, every metric point\n"
-    "and the artifacts of local artifact stores. MLflow run ids are kept.\n"
+    "may be running on it): experiments, runs, params, tags, every metric point,\n"
+    "the artifacts of local artifact stores and the model registry (registered\n"
+    "models, versions, stages, tags, aliases). MLflow run ids and version\n"
+    "numbers are kept.\n"
     "Running it again imports nothing twice; after an interruption it resumes.\n"
     "\n"
     "  --data DATA           the Tally data directory\n"
+    "  --to URL              a running Tally server instead (its REST, ingest and\n"
+    "                        artifact endpoints; new run ids, see docs/cli.md)\n"
+    "  --ledger FILE         with --to: the client-side ledger (default:\n"
+    "                        SOURCE.tally-import-ledger)\n"
     "  --artifact-root DIR   mlflow-db: the server's local artifact root, for\n"
     "                        artifact URIs that are not absolute file paths\n"
     "  --threads N           reader threads (default: the number of CPUs)\n"
@@ -42,7 +49,8 @@ int cmd_import(int argc, char **argv)
         fputs(usage_text, stderr);
         return 2;
     }
-    const char *kind = argv[0], *src = argv[1], *data = NULL, *art_root = NULL;
+    const char *kind = argv[0], *src = argv[1], *data = NULL, *art_root = NULL, *to = NULL,
+               *ledger = NULL;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     int quiet = 0;
     if (strcmp(kind, "mlruns") != 0 && strcmp(kind, "mlflow-db") != 0) {
@@ -58,6 +66,10 @@ int cmd_import(int argc, char **argv)
             quiet = 1;
         } else if (i + 1 < argc && strcmp(a, "--data") == 0) {
             data = argv[++i];
+        } else if (i + 1 < argc && strcmp(a, "--to") == 0) {
+            to = argv[++i];
+        } else if (i + 1 < argc && strcmp(a, "--ledger") == 0) {
+            ledger = argv[++i];
         } else if (i + 1 < argc && strcmp(a, "--artifact-root") == 0 &&
                    strcmp(kind, "mlflow-db") == 0) {
             art_root = argv[++i];
@@ -73,8 +85,12 @@ int cmd_import(int argc, char **argv)
             return 2;
         }
     }
-    if (!data) {
-        fprintf(stderr, "tally import: --data DATA is required\n");
+    if (!data == !to) {
+        fprintf(stderr, "tally import: give one of --data DATA and --to URL\n");
+        return 2;
+    }
+    if (ledger && !to) {
+        fprintf(stderr, "tally import: --ledger goes with --to\n");
         return 2;
     }
     if (threads < 1)
@@ -88,7 +104,13 @@ int cmd_import(int argc, char **argv)
     char source[1200];
     snprintf(source, sizeof source, "%s:%s", kind, canon);
     import_ctx c;
-    if (import_open(&c, data, source, (int)threads) != 0) {
+    char ledger_buf[1300];
+    if (to && !ledger) {
+        snprintf(ledger_buf, sizeof ledger_buf, "%s.tally-import-ledger", canon);
+        ledger = ledger_buf;
+    }
+    if (to ? import_open_remote(&c, to, ledger, source, (int)threads) != 0
+           : import_open(&c, data, source, (int)threads) != 0) {
         free(canon);
         return 1;
     }
@@ -96,15 +118,21 @@ int cmd_import(int argc, char **argv)
                                           : import_mlflow_db(&c, canon, art_root, quiet);
     free(canon);
     uint64_t pts = atomic_load(&c.n_points);
+    if (bad && to) /* the source's deleted experiments wait for a complete import */
+        atomic_store(&c.failed, 1);
     if (import_close(&c) != 0)
         bad = 1;
     printf("%s: %llu experiments, %llu runs imported, %llu already done, %llu metric points, "
-           "%llu artifact files (%llu bytes)\n",
+           "%llu artifact files (%llu bytes), %llu registered models imported (%llu versions), "
+           "%llu already done\n",
            bad ? "import failed (run again to resume)" : "imported",
            (unsigned long long)atomic_load(&c.n_experiments),
            (unsigned long long)atomic_load(&c.n_runs_imported),
            (unsigned long long)atomic_load(&c.n_runs_skipped), (unsigned long long)pts,
            (unsigned long long)atomic_load(&c.n_artifact_files),
-           (unsigned long long)atomic_load(&c.n_artifact_bytes));
+           (unsigned long long)atomic_load(&c.n_artifact_bytes),
+           (unsigned long long)atomic_load(&c.n_models_imported),
+           (unsigned long long)atomic_load(&c.n_versions),
+           (unsigned long long)atomic_load(&c.n_models_skipped));
     return bad ? 1 : 0;
 }

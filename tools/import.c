@@ -17,9 +17,12 @@
 
 #define MAX_BATCH_POINTS (1u << 20) /* points per engine append, well under the budget */
 
+static const import_dest_ops local_ops;
+
 int import_open(import_ctx *c, const char *data_dir, const char *source, int threads)
 {
     memset(c, 0, sizeof *c);
+    c->ops = &local_ops;
     pthread_mutex_init(&c->done_mu, NULL);
     c->threads = threads < 1 ? 1 : threads;
     if (snprintf(c->data_dir, sizeof c->data_dir, "%s", data_dir) >= (int)sizeof c->data_dir ||
@@ -43,9 +46,7 @@ int import_open(import_ctx *c, const char *data_dir, const char *source, int thr
     if (rc) {
         fprintf(stderr, "tally import: cannot open the metric engine at %s: %s%s\n", path,
                 tally_strerror(rc),
-                rc == TALLY_ELOCKED ? " (a server is running on it: stop it, or import "
-                                      "through it with --to URL)"
-                                    : "");
+                rc == TALLY_ELOCKED ? " (a server is running on it: stop it first)" : "");
         return 1;
     }
     snprintf(path, sizeof path, "%s/meta.db", data_dir);
@@ -81,7 +82,7 @@ static int flush_done_locked(import_ctx *c)
     return 0;
 }
 
-int import_run_finish(import_ctx *c, const char *source_run_id)
+static int local_run_finish(import_ctx *c, const char *source_run_id)
 {
     char *id = strdup(source_run_id);
     if (!id) {
@@ -97,7 +98,7 @@ int import_run_finish(import_ctx *c, const char *source_run_id)
     return rc;
 }
 
-int import_close(import_ctx *c)
+static int local_close(import_ctx *c)
 {
     int rc = 0;
     pthread_mutex_lock(&c->done_mu);
@@ -122,28 +123,8 @@ int import_close(import_ctx *c)
     return rc;
 }
 
-int import_run_series(import_ctx *c, const char *run_id, const char *key, size_t key_len,
-                      const int64_t *steps, const int64_t *ts, const double *values, size_t n)
-{
-    for (size_t off = 0; off < n;) {
-        size_t k = n - off > MAX_BATCH_POINTS ? MAX_BATCH_POINTS : n - off;
-        tally_series_batch b = {run_id, strlen(run_id), key, key_len, (uint32_t)k,
-                                steps + off, ts + off, values + off};
-        int rc;
-        while ((rc = tally_engine_append(c->engine, &b, 1)) == TALLY_EBUSY)
-            ; /* the budget frees as the sealer catches up */
-        if (rc) {
-            fprintf(stderr, "tally import: appending metric '%.*s' of run %s: %s\n",
-                    (int)key_len, key, run_id, tally_strerror(rc));
-            return 1;
-        }
-        off += k;
-        atomic_fetch_add(&c->n_points, k);
-    }
-    return 0;
-}
-
-int import_append(import_ctx *c, const tally_series_batch *b, size_t n, uint64_t n_points)
+/* One engine append, waiting while the budget is full. */
+static int local_append(import_ctx *c, const tally_series_batch *b, size_t n)
 {
     int rc;
     while ((rc = tally_engine_append(c->engine, b, n)) == TALLY_EBUSY)
@@ -153,6 +134,28 @@ int import_append(import_ctx *c, const tally_series_batch *b, size_t n, uint64_t
                 b->run_id, tally_strerror(rc));
         return 1;
     }
+    return 0;
+}
+
+int import_run_series(import_ctx *c, const char *run_id, const char *key, size_t key_len,
+                      const int64_t *steps, const int64_t *ts, const double *values, size_t n)
+{
+    for (size_t off = 0; off < n;) {
+        size_t k = n - off > MAX_BATCH_POINTS ? MAX_BATCH_POINTS : n - off;
+        tally_series_batch b = {run_id, strlen(run_id), key, key_len, (uint32_t)k,
+                                steps + off, ts + off, values + off};
+        if (c->ops->append(c, &b, 1) != 0)
+            return 1;
+        off += k;
+        atomic_fetch_add(&c->n_points, k);
+    }
+    return 0;
+}
+
+int import_append(import_ctx *c, const tally_series_batch *b, size_t n, uint64_t n_points)
+{
+    if (c->ops->append(c, b, n) != 0)
+        return 1;
     atomic_fetch_add(&c->n_points, n_points);
     return 0;
 }
@@ -281,10 +284,87 @@ int import_copy_artifacts(import_ctx *c, const char *src, const char *artifact_u
         fprintf(stderr, "tally import: refusing artifact URI %s\n", artifact_uri);
         return 1;
     }
+    return c->ops->copy_tree(c, src, rel);
+}
+
+static int local_copy_tree(import_ctx *c, const char *src, const char *rel)
+{
     char dst[4096];
     if (snprintf(dst, sizeof dst, "%s/%s", c->artifact_root, rel) >= (int)sizeof dst) {
-        fprintf(stderr, "tally import: artifact path too long: %s\n", artifact_uri);
+        fprintf(stderr, "tally import: artifact path too long: %s\n", rel);
         return 1;
     }
     return copy_tree(c, src, dst);
 }
+
+int import_model(import_ctx *c, tally_import_model *m)
+{
+    char err[1024];
+    int written = 0;
+    m->source = c->source;
+    if (c->ops->model(c, m, &written, err, sizeof err) != 0) {
+        fprintf(stderr, "tally import: registered model '%s': %s\n", m->name ? m->name : "",
+                err);
+        return 1;
+    }
+    if (written) {
+        atomic_fetch_add(&c->n_models_imported, 1);
+        atomic_fetch_add(&c->n_versions, m->n_versions);
+    } else {
+        atomic_fetch_add(&c->n_models_skipped, 1);
+    }
+    return 0;
+}
+
+int import_run_finish(import_ctx *c, const char *source_run_id)
+{
+    return c->ops->run_finish(c, source_run_id);
+}
+
+int import_close(import_ctx *c)
+{
+    return c->ops->close(c);
+}
+
+int import_experiment(import_ctx *c, const tally_import_experiment *in, int64_t *id, char *err,
+                      size_t cap)
+{
+    return c->ops->experiment(c, in, id, err, cap);
+}
+
+int import_run(import_ctx *c, const tally_import_run *in, tally_import_state *state,
+               char run_id[TALLY_RUN_ID_LEN + 1], char *uri, size_t uri_cap, char *err,
+               size_t cap)
+{
+    return c->ops->run(c, in, state, run_id, uri, uri_cap, err, cap);
+}
+
+/* ---- the data directory as the destination ------------------------------ */
+
+static int local_experiment(import_ctx *c, const tally_import_experiment *in, int64_t *id,
+                            char *err, size_t cap)
+{
+    return tally_store_import_experiment(c->store, in, id, NULL, err, cap);
+}
+
+static int local_run(import_ctx *c, const tally_import_run *in, tally_import_state *state,
+                     char run_id[TALLY_RUN_ID_LEN + 1], char *uri, size_t uri_cap, char *err,
+                     size_t cap)
+{
+    return tally_store_import_run(c->store, in, state, run_id, uri, uri_cap, err, cap);
+}
+
+static int local_model(import_ctx *c, tally_import_model *m, int *written, char *err, size_t cap)
+{
+    return tally_store_import_model(c->store, m, written, err, cap);
+}
+
+static const import_dest_ops local_ops = {
+    .experiment = local_experiment,
+    .run = local_run,
+    .append = local_append,
+    .copy_tree = local_copy_tree,
+    .run_finish = local_run_finish,
+    .model = local_model,
+    .close = local_close,
+};

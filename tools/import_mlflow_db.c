@@ -17,7 +17,8 @@
  *
  * Order: experiments, then every run's metadata (ledger state per run),
  * then one pass over metrics ordered by (run_uuid, key) appending the
- * series of runs not yet done, then artifacts, then the runs are finished.
+ * series of runs not yet done, then artifacts, then the runs are finished,
+ * then the model registry (import_mlflow_db_models.c).
  * Older databases without deleted_time or experiments.creation_time are
  * read with NULLs in their place.
  */
@@ -54,7 +55,7 @@ static const char *col(sqlite3_stmt *st, int i)
     return (const char *)sqlite3_column_text(st, i);
 }
 
-static int has_column(sqlite3 *db, const char *table, const char *column)
+int import_db_has_column(sqlite3 *db, const char *table, const char *column)
 {
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT 1 FROM pragma_table_info('%s') WHERE name = '%s'", table,
@@ -128,7 +129,7 @@ static void free_kv(tally_kv *v, size_t n)
 
 static int import_experiments(db_ctx *d)
 {
-    const char *sql = has_column(d->db, "experiments", "creation_time")
+    const char *sql = import_db_has_column(d->db, "experiments", "creation_time")
                           ? "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
                             "creation_time, last_update_time FROM experiments ORDER BY experiment_id"
                           : "SELECT experiment_id, name, artifact_location, lifecycle_stage, "
@@ -171,7 +172,7 @@ static int import_experiments(db_ctx *d)
             .n_tags = tn,
         };
         int64_t id;
-        if (tally_store_import_experiment(d->c->store, &e, &id, NULL, err, sizeof err) != 0) {
+        if (import_experiment(d->c, &e, &id, err, sizeof err) != 0) {
             fprintf(stderr, "tally import: experiment %s: %s\n", sid, err);
             bad = 1;
         }
@@ -235,7 +236,7 @@ static char *artifact_source(db_ctx *d, const char *uri)
 
 static int import_runs(db_ctx *d)
 {
-    int has_deleted = has_column(d->db, "runs", "deleted_time");
+    int has_deleted = import_db_has_column(d->db, "runs", "deleted_time");
     const char *sql =
         has_deleted ? "SELECT run_uuid, name, user_id, status, start_time, end_time, "
                       "lifecycle_stage, artifact_uri, experiment_id, deleted_time FROM runs "
@@ -314,8 +315,8 @@ static int import_runs(db_ctx *d)
         if (!run.status) {
             fprintf(stderr, "tally import: run %s: invalid status '%s'\n", sid, col(st, 3));
             bad = 1;
-        } else if (tally_store_import_run(d->c->store, &run, &state, dr.run_id, uri, sizeof uri,
-                                          err, sizeof err) != 0) {
+        } else if (import_run(d->c, &run, &state, dr.run_id, uri, sizeof uri, err,
+                              sizeof err) != 0) {
             fprintf(stderr, "tally import: run %s: %s\n", sid, err);
             bad = 1;
         }
@@ -487,7 +488,8 @@ int import_mlflow_db(import_ctx *c, const char *db, const char *artifact_root, i
     }
     sqlite3_busy_timeout(d.db, 10000);
     int bad = 0;
-    if (!has_column(d.db, "runs", "run_uuid") || !has_column(d.db, "metrics", "is_nan")) {
+    if (!import_db_has_column(d.db, "runs", "run_uuid") ||
+        !import_db_has_column(d.db, "metrics", "is_nan")) {
         fprintf(stderr, "tally import: %s is not an MLflow tracking database (no runs.run_uuid "
                         "or metrics.is_nan)\n",
                 db);
@@ -501,6 +503,8 @@ int import_mlflow_db(import_ctx *c, const char *db, const char *artifact_root, i
         bad = import_metrics(&d, quiet);
     if (!bad)
         bad = import_run_tasks(c, d.n_runs, finish_run, &d, "import mlflow-db runs", quiet);
+    if (!bad) /* after the runs: versions refer to them (store_registry_import.h (4)) */
+        bad = import_mlflow_db_models(c, d.db);
     for (size_t i = 0; i < d.n_runs; i++) {
         free(d.runs[i].source_id);
         free(d.runs[i].art_src);

@@ -17,8 +17,7 @@
  *   DIR/<exp id>/<run id>/tags/<key>      the value
  *   DIR/<exp id>/<run id>/artifacts/      (the usual artifact_uri of a local store)
  *   DIR/.trash/<exp id>/...           deleted experiments, same layout
- *   DIR/models/...                    registered models (not imported here: the
- *                                     registry tables are not in this build)
+ *   DIR/models/...                    registered models (import_mlruns_models.c)
  *
  * Keys containing '/' are nested directories; the key is the relative path.
  * A deleted run stays in place with lifecycle_stage: deleted.
@@ -46,8 +45,7 @@
 
 /* snprintf into a path buffer; 0, or -1 (with a message) when it does not
  * fit. Through va_list so the compiler's truncation analysis stays out. */
-__attribute__((format(printf, 3, 4))) static int pathf(char *buf, size_t cap, const char *fmt,
-                                                       ...)
+int import_pathf(char *buf, size_t cap, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -62,12 +60,7 @@ __attribute__((format(printf, 3, 4))) static int pathf(char *buf, size_t cap, co
 
 /* ---- growing buffers ---------------------------------------------------- */
 
-typedef struct kv_list {
-    tally_kv *v;
-    size_t n, cap;
-} kv_list;
-
-static void kv_free(kv_list *l)
+void import_kv_free(import_kv_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         free((char *)l->v[i].key);
@@ -119,9 +112,7 @@ static ssize_t read_file(const char *path, char **buf, size_t *cap)
     return (ssize_t)got;
 }
 
-/* Reads every file under dir into l, keyed by its path relative to the
- * top (prefix). A missing dir is fine. 0 or 1 with a message. */
-static int read_kv_dir(const char *dir, const char *prefix, kv_list *l)
+int import_read_kv_dir(const char *dir, const char *prefix, import_kv_list *l)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -134,8 +125,8 @@ static int read_kv_dir(const char *dir, const char *prefix, kv_list *l)
     while (!bad && (de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        if (pathf(path, sizeof path, "%s/%s", dir, de->d_name) ||
-            pathf(key, sizeof key, "%s%s%s", prefix, *prefix ? "/" : "", de->d_name)) {
+        if (import_pathf(path, sizeof path, "%s/%s", dir, de->d_name) ||
+            import_pathf(key, sizeof key, "%s%s%s", prefix, *prefix ? "/" : "", de->d_name)) {
             bad = 1;
             break;
         }
@@ -143,7 +134,7 @@ static int read_kv_dir(const char *dir, const char *prefix, kv_list *l)
         if (stat(path, &st) != 0)
             continue;
         if (S_ISDIR(st.st_mode)) {
-            bad = read_kv_dir(path, key, l);
+            bad = import_read_kv_dir(path, key, l);
             continue;
         }
         char *buf = NULL;
@@ -382,8 +373,8 @@ static int import_metric_dir(import_ctx *ic, const char *run_id, const char *dir
     while (!bad && (de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        if (pathf(path, sizeof path, "%s/%s", dir, de->d_name) ||
-            pathf(key, sizeof key, "%s%s%s", prefix, *prefix ? "/" : "", de->d_name)) {
+        if (import_pathf(path, sizeof path, "%s/%s", dir, de->d_name) ||
+            import_pathf(key, sizeof key, "%s%s%s", prefix, *prefix ? "/" : "", de->d_name)) {
             bad = 1;
             break;
         }
@@ -443,14 +434,15 @@ static int import_experiment_dir(import_ctx *c, const char *exp_dir, const char 
 {
     char path[PATH_CAP], err[1024];
     yaml_meta m;
-    if (pathf(path, sizeof path, "%s/meta.yaml", exp_dir))
+    if (import_pathf(path, sizeof path, "%s/meta.yaml", exp_dir))
         return 1;
     if (yaml_meta_load(path, &m, err, sizeof err) != 0) {
         fprintf(stderr, "tally import: %s\n", err);
         return 1;
     }
-    kv_list tags = {0};
-    int bad = pathf(path, sizeof path, "%s/tags", exp_dir) || read_kv_dir(path, "", &tags);
+    import_kv_list tags = {0};
+    int bad = import_pathf(path, sizeof path, "%s/tags", exp_dir) ||
+              import_read_kv_dir(path, "", &tags);
     const char *src_id = yaml_meta_get(&m, "experiment_id");
     if (!src_id)
         src_id = dir_name;
@@ -472,11 +464,11 @@ static int import_experiment_dir(import_ctx *c, const char *exp_dir, const char 
     if (yaml_meta_int(&m, "last_update_time", &t) == 1)
         e.last_update_time_ms = t;
     int64_t id = 0;
-    if (!bad && tally_store_import_experiment(c->store, &e, &id, NULL, err, sizeof err) != 0) {
+    if (!bad && import_experiment(c, &e, &id, err, sizeof err) != 0) {
         fprintf(stderr, "tally import: experiment %s (%s): %s\n", src_id, exp_dir, err);
         bad = 1;
     }
-    kv_free(&tags);
+    import_kv_free(&tags);
     yaml_meta_free(&m);
     if (bad)
         return 1;
@@ -492,7 +484,7 @@ static int import_experiment_dir(import_ctx *c, const char *exp_dir, const char 
         if (de->d_name[0] == '.' || strcmp(de->d_name, "tags") == 0)
             continue;
         struct stat st;
-        if (pathf(path, sizeof path, "%s/%s/meta.yaml", exp_dir, de->d_name)) {
+        if (import_pathf(path, sizeof path, "%s/%s/meta.yaml", exp_dir, de->d_name)) {
             bad = 1;
             break;
         }
@@ -508,7 +500,8 @@ static int import_experiment_dir(import_ctx *c, const char *exp_dir, const char 
             w->runs = nr;
             w->cap = nc;
         }
-        (void)pathf(path, sizeof path, "%s/%s", exp_dir, de->d_name); /* shorter than above */
+        /* shorter than above: fits */
+        (void)import_pathf(path, sizeof path, "%s/%s", exp_dir, de->d_name);
         if (!(w->runs[w->n].dir = strdup(path))) {
             bad = 1;
             break;
@@ -562,7 +555,7 @@ static int import_run_dir(import_ctx *c, size_t i, void *arg)
     char path[PATH_CAP], err[1024], uri[PATH_CAP];
     atomic_fetch_add(&c->n_runs_seen, 1);
     yaml_meta m;
-    if (pathf(path, sizeof path, "%s/meta.yaml", t->dir))
+    if (import_pathf(path, sizeof path, "%s/meta.yaml", t->dir))
         return 1;
     if (yaml_meta_load(path, &m, err, sizeof err) != 0) {
         fprintf(stderr, "tally import: %s\n", err);
@@ -575,9 +568,11 @@ static int import_run_dir(import_ctx *c, size_t i, void *arg)
         src_id = yaml_meta_get(&m, "run_uuid");
     if (!src_id)
         src_id = base;
-    kv_list params = {0}, tags = {0};
-    int bad = pathf(path, sizeof path, "%s/params", t->dir) || read_kv_dir(path, "", &params);
-    bad = bad || pathf(path, sizeof path, "%s/tags", t->dir) || read_kv_dir(path, "", &tags);
+    import_kv_list params = {0}, tags = {0};
+    int bad = import_pathf(path, sizeof path, "%s/params", t->dir) ||
+              import_read_kv_dir(path, "", &params);
+    bad = bad || import_pathf(path, sizeof path, "%s/tags", t->dir) ||
+          import_read_kv_dir(path, "", &tags);
 
     tally_import_run r = {
         .source_run_id = src_id,
@@ -617,8 +612,7 @@ static int import_run_dir(import_ctx *c, size_t i, void *arg)
 
     tally_import_state state = TALLY_IMPORT_DONE;
     char run_id[TALLY_RUN_ID_LEN + 1];
-    if (!bad && tally_store_import_run(c->store, &r, &state, run_id, uri, sizeof uri, err,
-                                       sizeof err) != 0) {
+    if (!bad && import_run(c, &r, &state, run_id, uri, sizeof uri, err, sizeof err) != 0) {
         fprintf(stderr, "tally import: run %s (%s): %s\n", src_id, t->dir, err);
         bad = 1;
     }
@@ -628,7 +622,7 @@ static int import_run_dir(import_ctx *c, size_t i, void *arg)
         columns *cols = thread_columns();
         if (cols)
             columns_reset(cols); /* a failed run may have left some behind */
-        bad = !cols || pathf(path, sizeof path, "%s/metrics", t->dir) ||
+        bad = !cols || import_pathf(path, sizeof path, "%s/metrics", t->dir) ||
               import_metric_dir(c, run_id, path, "", cols) || columns_flush(c, run_id, cols);
         if (!bad && !r.artifact_uri)
             bad = import_copy_artifacts(c, art_src, uri);
@@ -637,18 +631,18 @@ static int import_run_dir(import_ctx *c, size_t i, void *arg)
         if (!bad)
             atomic_fetch_add(&c->n_runs_imported, 1);
     }
-    kv_free(&params);
-    kv_free(&tags);
+    import_kv_free(&params);
+    import_kv_free(&tags);
     yaml_meta_free(&m);
     return bad;
 }
 
-/* Lists DIR's experiment directories (those with a meta.yaml). */
-static int walk_experiments(import_ctx *c, const char *dir, int in_trash, walk *w)
+int import_each_meta_dir(import_ctx *c, const char *dir, const char *skip, int missing_ok,
+                         import_dir_fn fn, void *arg)
 {
     DIR *d = opendir(dir);
     if (!d) {
-        if (in_trash && errno == ENOENT)
+        if (missing_ok && errno == ENOENT)
             return 0;
         fprintf(stderr, "tally import: %s: %s\n", dir, strerror(errno));
         return 1;
@@ -657,20 +651,39 @@ static int walk_experiments(import_ctx *c, const char *dir, int in_trash, walk *
     int bad = 0;
     char path[PATH_CAP];
     while (!bad && (de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.' || (!in_trash && strcmp(de->d_name, "models") == 0))
+        if (de->d_name[0] == '.' || (skip && strcmp(de->d_name, skip) == 0))
             continue;
         struct stat st;
-        if (pathf(path, sizeof path, "%s/%s/meta.yaml", dir, de->d_name)) {
+        if (import_pathf(path, sizeof path, "%s/%s/meta.yaml", dir, de->d_name)) {
             bad = 1;
             break;
         }
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
-        (void)pathf(path, sizeof path, "%s/%s", dir, de->d_name);
-        bad = import_experiment_dir(c, path, de->d_name, in_trash, w);
+        (void)import_pathf(path, sizeof path, "%s/%s", dir, de->d_name);
+        bad = fn(c, path, de->d_name, arg);
     }
     closedir(d);
     return bad;
+}
+
+typedef struct exp_walk {
+    walk *w;
+    int in_trash;
+} exp_walk;
+
+static int experiment_dir_fn(import_ctx *c, const char *path, const char *name, void *arg)
+{
+    exp_walk *e = arg;
+    return import_experiment_dir(c, path, name, e->in_trash, e->w);
+}
+
+/* Lists DIR's experiment directories (those with a meta.yaml). */
+static int walk_experiments(import_ctx *c, const char *dir, int in_trash, walk *w)
+{
+    exp_walk e = {w, in_trash};
+    return import_each_meta_dir(c, dir, in_trash ? NULL : "models", in_trash, experiment_dir_fn,
+                                &e);
 }
 
 int import_mlruns(import_ctx *c, const char *root, int quiet)
@@ -691,6 +704,8 @@ int import_mlruns(import_ctx *c, const char *root, int quiet)
     }
     if (!bad)
         bad = import_run_tasks(c, w.n, import_run_dir, &w, "import mlruns", quiet);
+    if (!bad) /* after the runs: versions refer to them (store_registry_import.h (4)) */
+        bad = import_mlruns_models(c, root);
     for (size_t i = 0; i < w.n; i++)
         free(w.runs[i].dir);
     free(w.runs);

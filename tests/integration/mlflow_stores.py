@@ -15,6 +15,16 @@ MLflow writes them, for the import tests (not a test itself).
   +-inf values, duplicate steps, an old two-field metric line, nested keys,
   long param and tag values, deleted runs, a deleted experiment, a large
   random-style experiment id, artifacts in subdirectories.
+* sample_registry(data): registered models over those runs: version numbers
+  with a gap (a deleted version), every stage, statuses, tags (nested keys,
+  multi-line values), aliases, a models:/ source, a model without versions.
+  write_file_store(..., models=) writes them as MLflow's registry FileStore
+  does (mlflow/store/model_registry/file_store.py): models/<name>/meta.yaml,
+  tags/<key>, aliases/<alias> holding the version, version-<n>/meta.yaml
+  (current_stage Deleted_Internal once deleted, the directory kept) and
+  version-<n>/tags/<key>; write_sqlite_db(..., models=) into the registry
+  tables, a deleted version redacted and without tags as SqlModelVersion
+  delete leaves it.
 """
 
 import os
@@ -89,6 +99,36 @@ def sample_data(seed=7, n_bulk_runs=0, bulk_points=0):
     return {"experiments": exps}
 
 
+def sample_registry(data):
+    """A list of registered models (dicts) whose versions name runs of data."""
+    t0 = 1_700_100_000_000
+    runs = [r for e in data["experiments"] for r in e["runs"]]
+
+    def version(n, stage, run, tags=None, status="READY", source=None, desc=None):
+        return {"version": n, "created": t0 + 10 * n, "updated": t0 + 10 * n + 3,
+                "stage": stage, "source": source or "runs:/%s/model" % run["id"],
+                "run_id": run["id"], "run_link": "http://mlflow.example/#/runs/" + run["id"],
+                "status": status, "description": desc, "tags": tags or {},
+                "user_id": "alice"}
+
+    return [
+        {"name": "resnet 50", "created": t0, "updated": t0 + 99,
+         "description": "image model\nsecond line",
+         "tags": {"team": "vision", "nested/key": "v", "long": "L" * 3000},
+         "versions": [
+             version(1, "Archived", runs[0], tags={"v": "1"}, desc="first"),
+             version(2, "Deleted_Internal", runs[1]),
+             version(3, "Production", runs[0], tags={"validated": "yes", "a/b": "c\nd"}),
+             version(4, "Staging", runs[2], status="PENDING_REGISTRATION"),
+             version(5, "None", runs[3], status="FAILED_REGISTRATION"),
+             version(7, "Staging", runs[4], source="models:/resnet 50/3"),
+         ],
+         "aliases": {"champion": 3, "challenger": 7}},
+        {"name": "empty", "created": t0 + 1, "updated": t0 + 1, "description": None,
+         "tags": {}, "versions": [], "aliases": {}},
+    ]
+
+
 def _write(path, text):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
@@ -106,9 +146,43 @@ def file_uri(path):
     return Path(os.path.abspath(path)).as_uri()
 
 
-def write_file_store(root, data, old_style_line=True):
-    """MLflow's file store under root (the mlruns directory)."""
+def write_file_registry(root, models):
+    """MLflow's registry FileStore under root/models."""
+    for m in models:
+        mdir = os.path.join(root, "models", m["name"])
+        _write_yaml(os.path.join(mdir, "meta.yaml"), {
+            "aliases": {a: str(v) for a, v in m["aliases"].items()},
+            "creation_timestamp": m["created"], "deployment_job_id": None,
+            "description": m["description"], "last_updated_timestamp": m["updated"],
+            "name": m["name"]})
+        for k, v in m["tags"].items():
+            _write(os.path.join(mdir, "tags", k), v)
+        for a, v in m["aliases"].items():
+            _write(os.path.join(mdir, "aliases", a), str(v))
+        for v in m["versions"]:
+            vdir = os.path.join(mdir, "version-%d" % v["version"])
+            storage = v["source"]
+            if v["source"].startswith("models:/"):
+                storage = "runs:/%s/model" % v["run_id"]
+            _write_yaml(os.path.join(vdir, "meta.yaml"), {
+                "aliases": [a for a, n in m["aliases"].items() if n == v["version"]],
+                "creation_timestamp": v["created"], "current_stage": v["stage"],
+                "description": v["description"],
+                "last_updated_timestamp": v["updated"], "name": m["name"],
+                "run_id": v["run_id"], "run_link": v["run_link"], "source": v["source"],
+                "status": v["status"], "status_message": None,
+                "storage_location": storage, "user_id": v["user_id"],
+                "version": v["version"]})
+            for k, val in v["tags"].items():
+                _write(os.path.join(vdir, "tags", k), val)
+
+
+def write_file_store(root, data, old_style_line=True, models=None):
+    """MLflow's file store under root (the mlruns directory); models: a
+    sample_registry() list written under root/models."""
     os.makedirs(root, exist_ok=True)
+    if models:
+        write_file_registry(root, models)
     for e in data["experiments"]:
         edir = os.path.join(root, ".trash" if e["lifecycle"] == "deleted" else "", e["id"])
         _write_yaml(os.path.join(edir, "meta.yaml"), {
@@ -232,12 +306,41 @@ def sql_value(v):
     return v, 0
 
 
-def write_sqlite_db(path, data, artifact_root):
+def write_sql_registry(db, models):
+    """The registry tables of MLflow's SQL store."""
+    for m in models:
+        db.execute("INSERT INTO registered_models VALUES (?,?,?,?)",
+                   (m["name"], m["created"], m["updated"], m["description"]))
+        for k, v in m["tags"].items():
+            db.execute("INSERT INTO registered_model_tags VALUES (?,?,?)", (k, v, m["name"]))
+        for v in m["versions"]:
+            deleted = v["stage"] == "Deleted_Internal"
+            src = "REDACTED-SOURCE-PATH" if deleted else v["source"]
+            db.execute("INSERT INTO model_versions(name, version, creation_time, "
+                       "last_updated_time, description, user_id, current_stage, source, "
+                       "run_id, status, status_message, run_link, storage_location) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (m["name"], v["version"], v["created"], v["updated"], v["description"],
+                        v["user_id"], v["stage"], src,
+                        "REDACTED-RUN-ID" if deleted else v["run_id"], v["status"], None,
+                        "REDACTED-RUN-LINK" if deleted else v["run_link"],
+                        "runs:/%s/model" % v["run_id"]))
+            for k, val in ({} if deleted else v["tags"]).items():
+                db.execute("INSERT INTO model_version_tags VALUES (?,?,?,?)",
+                           (k, val, m["name"], v["version"]))
+        for a, n in m["aliases"].items():
+            db.execute("INSERT INTO registered_model_aliases VALUES (?,?,?)", (a, n, m["name"]))
+
+
+def write_sqlite_db(path, data, artifact_root, models=None):
     """MLflow's SQL store in a SQLite file; run artifacts under artifact_root
     as `mlflow server --artifacts-destination` keeps them
-    (mlflow-artifacts:/<exp>/<run>/artifacts)."""
+    (mlflow-artifacts:/<exp>/<run>/artifacts); models: a sample_registry()
+    list in the registry tables."""
     db = sqlite3.connect(path)
     db.executescript(SQL_SCHEMA)
+    if models:
+        write_sql_registry(db, models)
     for e in data["experiments"]:
         db.execute("INSERT INTO experiments VALUES (?,?,?,?,?,?)",
                    (int(e["id"]), e["name"], "mlflow-artifacts:/" + e["id"], e["lifecycle"],
