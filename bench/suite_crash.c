@@ -7,16 +7,18 @@
  * Each round starts `tally serve` on the same data directory, runs one
  * writer thread per kind of write — metrics (runs/log-batch, 50 points),
  * params (runs/log-parameter), tags (runs/set-tag), native ingest frames
- * (tally/ingest, 200 points) — each on its own keep-alive connection as fast
+ * (tally/ingest, 200 points), registry changes (model-versions/create with
+ * a tag), artifact files (PUT through the mlflow-artifacts proxy) — each on its own keep-alive connection as fast
  * as the server answers, sends SIGKILL after a random 100-700 ms, restarts,
  * and reads back through the API every write acknowledged (HTTP 200) in any
  * round so far. A write in flight at the kill was not acknowledged and is
  * not checked; its index is never reused.
  *
- * Figures: acked_writes_lost (must be 0), restarts, acked_writes,
+ * Figures: acked_writes_lost (must be 0; and acked_writes_lost_<kind>
+ * per kind), restarts, acked_writes,
  * restart_ready_ms_p50 (from exec to accepting again: recovery included).
  *
- * Adding a kind (artifacts, registry changes) is one entry in KINDS: a
+ * Adding a kind is one entry in KINDS: a
  * write function (one request for index i; the HTTP status) and a check
  * function (how many of the acknowledged indexes are missing).
  *
@@ -58,6 +60,13 @@ struct kind {
     char run[64];
     int64_t next;        /* next index to write (never reused) */
     acked_set acked;
+    /* registry only: the version number answered for index i (0: none),
+     * the highest version present at the last restart, and versions
+     * answered at or below it (numbers handed out twice) */
+    int64_t *version;
+    size_t version_cap;
+    int64_t floor;
+    int64_t reused;
 };
 
 static void acked_add(acked_set *s, int64_t i)
@@ -226,11 +235,204 @@ static int64_t check_kv(kind *k, bench_hconn *h, const char *field, char prefix,
 static int64_t check_params(kind *k, bench_hconn *h) { return check_kv(k, h, "params", 'p', "v"); }
 static int64_t check_tags(kind *k, bench_hconn *h) { return check_kv(k, h, "tags", 't', "tag"); }
 
+/* --- registry: one model version per write ----------------------------------
+ * model-versions/create of REGISTRY_MODEL with source s3://bucket/<i> and tag
+ * idx=<i>. Checked through one model-versions/search: every acknowledged
+ * version is there with its number, source and tag; the versions present
+ * are exactly 1..max (version = 1 + max, never reused, and nothing is
+ * deleted here, so no gap); no number was acknowledged twice; a version
+ * acknowledged after a restart is above every version present then. */
+
+#define REGISTRY_MODEL "crash-model"
+
+static int write_registry(kind *k, bench_hconn *h, int64_t i)
+{
+    char body[512];
+    int n = snprintf(body, sizeof body,
+                     "{\"name\":\"" REGISTRY_MODEL "\",\"source\":\"s3://bucket/%lld\","
+                     "\"tags\":[{\"key\":\"idx\",\"value\":\"%lld\"}]}",
+                     (long long)i, (long long)i);
+    int64_t floor = k->floor;
+    int st = bench_hreq(h, "POST", "/api/2.0/mlflow/model-versions/create", NULL, body, (size_t)n);
+    if (st != 200)
+        return st;
+    cJSON *j = cJSON_Parse(bench_hbody(h));
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "model_version"), "version");
+    long long version = cJSON_IsString(v) ? atoll(v->valuestring) : 0; /* 0: checked as lost */
+    cJSON_Delete(j);
+    if ((size_t)i >= k->version_cap) {
+        size_t cap = k->version_cap ? k->version_cap * 2 : 1024;
+        while (cap <= (size_t)i)
+            cap *= 2;
+        int64_t *nv = realloc(k->version, cap * sizeof *nv);
+        if (!nv)
+            abort();
+        memset(nv + k->version_cap, 0, (cap - k->version_cap) * sizeof *nv);
+        k->version = nv;
+        k->version_cap = cap;
+    }
+    k->version[i] = version;
+    if (version <= floor)
+        k->reused++;
+    return st;
+}
+
+static int64_t check_registry(kind *k, bench_hconn *h)
+{
+    if (bench_hreq(h, "GET",
+                   "/api/2.0/mlflow/model-versions/search?filter=name%3D%27" REGISTRY_MODEL
+                   "%27&max_results=200000",
+                   NULL, NULL, 0) != 200)
+        return -1;
+    cJSON *j = cJSON_Parse(bench_hbody(h));
+    if (!j)
+        return -1;
+    const cJSON *mvs = cJSON_GetObjectItem(j, "model_versions"), *mv;
+    int64_t top = 0, count = 0;
+    cJSON_ArrayForEach(mv, mvs)
+    {
+        const cJSON *v = cJSON_GetObjectItem(mv, "version");
+        long long n = cJSON_IsString(v) ? atoll(v->valuestring) : 0;
+        top = n > top ? n : top;
+        count++;
+    }
+    /* present[v]: index i whose source and tag version v carries, or -1 */
+    int64_t *present = malloc(((size_t)top + 1) * sizeof *present);
+    if (!present) {
+        cJSON_Delete(j);
+        return -1;
+    }
+    for (int64_t v = 0; v <= top; v++)
+        present[v] = -1;
+    int64_t bad = k->reused, distinct = 0;
+    cJSON_ArrayForEach(mv, mvs)
+    {
+        const cJSON *v = cJSON_GetObjectItem(mv, "version"), *src = cJSON_GetObjectItem(mv, "source");
+        long long n = cJSON_IsString(v) ? atoll(v->valuestring) : 0;
+        long long si = -1, ti = -2;
+        if (cJSON_IsString(src) && strncmp(src->valuestring, "s3://bucket/", 12) == 0)
+            si = atoll(src->valuestring + 12);
+        const cJSON *t;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(mv, "tags"))
+        {
+            const cJSON *key = cJSON_GetObjectItem(t, "key"), *val = cJSON_GetObjectItem(t, "value");
+            if (cJSON_IsString(key) && cJSON_IsString(val) && strcmp(key->valuestring, "idx") == 0)
+                ti = atoll(val->valuestring);
+        }
+        if (n >= 1 && present[n] == -1) {
+            present[n] = si == ti ? si : -2;
+            distinct++;
+        }
+    }
+    cJSON_Delete(j);
+    if (distinct != top || count != top) {
+        fprintf(stderr, "crash: registry: %lld versions present, numbered up to %lld (a gap)\n",
+                (long long)count, (long long)top);
+        bad++;
+    }
+    uint8_t *seen = calloc((size_t)top + 1, 1);
+    for (size_t a = 0; a < k->acked.n; a++) {
+        int64_t i = k->acked.idx[a], v = k->version[i];
+        if (v < 1 || v > top || present[v] != i || (seen && seen[v]))
+            bad++;
+        else if (seen)
+            seen[v] = 1;
+    }
+    free(seen);
+    free(present);
+    k->floor = top;
+    return bad;
+}
+
+/* --- artifacts: one PUT of a small file per write --------------------------
+ * PUT mlflow-artifacts/artifacts/crash/<i>.txt with artifact_content(i),
+ * 1-19 KiB (sized by i, so a torn file differs in length). Checked: every
+ * acknowledged file downloads with exactly its content, and every file
+ * listed at all (also an upload in flight at the kill) has its full
+ * content: never a torn one. */
+
+#define ARTIFACT_MAX (19 * 16 * 64)
+
+static size_t artifact_content(int64_t i, char *buf)
+{
+    char line[65];
+    int n = snprintf(line, sizeof line, "artifact i%lld ", (long long)i);
+    memset(line + n, '.', (size_t)(63 - n));
+    line[63] = '\n';
+    size_t lines = 16 + (size_t)(i % 19) * 16, len = 0;
+    for (size_t l = 0; l < lines; l++, len += 64)
+        memcpy(buf + len, line, 64);
+    return len;
+}
+
+static int write_artifact(kind *k, bench_hconn *h, int64_t i)
+{
+    (void)k;
+    char path[128], body[ARTIFACT_MAX];
+    snprintf(path, sizeof path, "/api/2.0/mlflow-artifacts/artifacts/crash/%lld.txt", (long long)i);
+    size_t len = artifact_content(i, body);
+    return bench_hreq(h, "PUT", path, "application/octet-stream", body, len);
+}
+
+static int64_t check_artifacts(kind *k, bench_hconn *h)
+{
+    if (bench_hreq(h, "GET", "/api/2.0/mlflow-artifacts/artifacts?path=crash", NULL, NULL, 0) != 200)
+        return -1;
+    cJSON *j = cJSON_Parse(bench_hbody(h));
+    if (!j)
+        return -1;
+    /* want[i]: 1 acknowledged, 2 listed, 3 both */
+    uint8_t *want = calloc((size_t)k->next + 1, 1);
+    int64_t bad = 0;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(j, "files"))
+    {
+        const cJSON *p = cJSON_GetObjectItem(f, "path");
+        char *end = NULL;
+        long long i = cJSON_IsString(p) ? strtoll(p->valuestring, &end, 10) : -1;
+        if (i < 0 || i > k->next || !end || strcmp(end, ".txt") != 0) {
+            fprintf(stderr, "crash: artifacts: unexpected file listed: %s\n",
+                    cJSON_IsString(p) ? p->valuestring : "?");
+            bad++;
+            continue;
+        }
+        want[i] |= 2;
+    }
+    cJSON_Delete(j);
+    for (size_t a = 0; a < k->acked.n; a++)
+        want[k->acked.idx[a]] |= 1;
+    char expect[ARTIFACT_MAX];
+    for (int64_t i = 0; i <= k->next && bad >= 0; i++) {
+        if (!want[i])
+            continue;
+        char path[128];
+        snprintf(path, sizeof path, "/api/2.0/mlflow-artifacts/artifacts/crash/%lld.txt",
+                 (long long)i);
+        int st = bench_hreq(h, "GET", path, NULL, NULL, 0);
+        if (st < 0) {
+            bad = -1;
+            break;
+        }
+        size_t len = artifact_content(i, expect);
+        if (st != 200 || h->body_len != len || memcmp(bench_hbody(h), expect, len) != 0) {
+            if (!(want[i] & 1))
+                fprintf(stderr, "crash: artifacts: unacknowledged file %lld.txt is torn "
+                                "(%zu bytes, %zu expected)\n",
+                        (long long)i, h->body_len, len);
+            bad++;
+        }
+    }
+    free(want);
+    return bad;
+}
+
 static kind KINDS[] = {
-    {"metrics", write_metrics, check_metrics, "", 0, {0}},
-    {"params", write_param, check_params, "", 0, {0}},
-    {"tags", write_tag, check_tags, "", 0, {0}},
-    {"native", write_native, check_native, "", 0, {0}},
+    {"metrics", write_metrics, check_metrics, "", 0, {0}, NULL, 0, 0, 0},
+    {"params", write_param, check_params, "", 0, {0}, NULL, 0, 0, 0},
+    {"tags", write_tag, check_tags, "", 0, {0}, NULL, 0, 0, 0},
+    {"native", write_native, check_native, "", 0, {0}, NULL, 0, 0, 0},
+    {"registry", write_registry, check_registry, "", 0, {0}, NULL, 0, 0, 0},
+    {"artifacts", write_artifact, check_artifacts, "", 0, {0}, NULL, 0, 0, 0},
 };
 #define N_KINDS (sizeof KINDS / sizeof KINDS[0])
 
@@ -283,8 +485,13 @@ int bench_suite_crash(bench_ctx *c)
     for (size_t k = 0; k < N_KINDS && rc == 0; k++) {
         KINDS[k].next = 0;
         KINDS[k].acked.n = 0;
+        KINDS[k].floor = KINDS[k].reused = 0;
         rc = bench_create_run(&h, "crash", KINDS[k].run);
     }
+    if (rc == 0 && bench_hreq(&h, "POST", "/api/2.0/mlflow/registered-models/create", NULL,
+                              "{\"name\":\"" REGISTRY_MODEL "\"}",
+                              strlen("{\"name\":\"" REGISTRY_MODEL "\"}")) != 200)
+        rc = 1;
     bench_hconn_close(&h);
     if (rc) {
         fprintf(stderr, "crash: set-up failed\n");
@@ -292,7 +499,7 @@ int bench_suite_crash(bench_ctx *c)
         return 1;
     }
     srand(8);
-    int64_t lost = 0, refused = 0;
+    int64_t lost = 0, refused = 0, lost_by_kind[N_KINDS] = {0};
     double *ready_ms = calloc((size_t)rounds, sizeof *ready_ms);
     int done = 0;
     for (int r = 0; r < rounds; r++) {
@@ -332,6 +539,7 @@ int bench_suite_crash(bench_ctx *c)
                 fprintf(stderr, "crash: restart %d: %lld acknowledged %s writes missing\n", r + 1,
                         (long long)m, KINDS[k].name);
                 lost += m;
+                lost_by_kind[k] += m;
             }
         }
         bench_hconn_close(&h);
@@ -348,9 +556,17 @@ int bench_suite_crash(bench_ctx *c)
             fprintf(stderr, "crash: %s: %zu acknowledged\n", KINDS[k].name, KINDS[k].acked.n);
         free(KINDS[k].acked.idx);
         KINDS[k].acked = (acked_set){0};
+        free(KINDS[k].version);
+        KINDS[k].version = NULL;
+        KINDS[k].version_cap = 0;
     }
     if (rc == 0) {
         bench_report(c, "acked_writes_lost", (double)lost, "writes", NULL, 0, 0);
+        for (size_t k = 0; k < N_KINDS; k++) {
+            char figure[64];
+            snprintf(figure, sizeof figure, "acked_writes_lost_%s", KINDS[k].name);
+            bench_report(c, figure, (double)lost_by_kind[k], "writes", NULL, 0, 0);
+        }
         bench_report(c, "restarts", done, "restarts", NULL, 0, 1);
         bench_report(c, "acked_writes", (double)acked, "writes", NULL, 0, 1);
         qsort(ready_ms, (size_t)done, sizeof *ready_ms, cmp_dbl);

@@ -51,8 +51,13 @@ static int open_component(int dfd, const char *name, int create)
             return fd;
         int e = errno;
         if (e == ENOENT && create && attempt == 0) {
-            if (mkdirat(dfd, name, 0755) != 0 && errno != EEXIST)
-                return -errno;
+            if (mkdirat(dfd, name, 0755) != 0) {
+                if (errno != EEXIST)
+                    return -errno;
+            } else if (fsync(dfd) != 0) {
+                return -errno; /* the new entry must outlive a power cut, like the file
+                                  that will be acknowledged inside it (invariant (2)) */
+            }
             continue;
         }
         if (e == ENOTDIR || e == ELOOP) {

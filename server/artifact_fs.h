@@ -9,7 +9,8 @@
  *
  * Uploads are atomic (tally_artifact_upload_*):
  *
- *   begin   open (creating) the parent directories, then an anonymous file
+ *   begin   open (creating) the parent directories, each new one's entry
+ *           fsync'd in its parent, then an anonymous file
  *           in the target's directory (O_TMPFILE), or where the filesystem
  *           has none a named one ".tally-upload-<random>"
  *   write   bytes gathered into 256 KiB writes as they arrive (the only

@@ -1,6 +1,8 @@
 """test_kill_restart.py — kill -9 under load, N times (issue 8): writer
 threads log metrics (runs/log-batch), params (runs/log-parameter), tags
-(runs/set-tag) and native ingest frames (tally/ingest) as fast as the server
+(runs/set-tag), native ingest frames (tally/ingest), registry changes
+(model-versions/create) and artifact files (PUT through the mlflow-artifacts
+proxy) as fast as the server
 takes them; at a random moment the server gets SIGKILL; it is restarted on
 the same data directory and every write that was acknowledged (HTTP 200
 received) before the kill must be there, with its value. Writes in flight at
@@ -10,7 +12,7 @@ checked about them.
 N is TALLY_KILL_RESTARTS (default 6, which keeps this test well under two
 minutes); `tally-bench crash` does the 100-restart run in C.
 
-Adding a kind of write (artifacts, registry changes) is one class with three
+Adding a kind of write is one class with three
 methods — setup(srv) once, write(conn, i) per request returning what to
 remember when it is acknowledged, check(srv, acked) after each restart
 returning the missing ones — and one entry in KINDS."""
@@ -165,7 +167,112 @@ class Native(Kind):
         return missing
 
 
-KINDS = [Metrics(), Params(), Tags(), Native()]
+class Registry(Kind):
+    """One model version per write (model-versions/create, with a tag), all
+    of one registered model. Checked after each restart: every acknowledged
+    version is there with its number, source and tag; the versions present
+    are exactly 1..max (mlflow-rest-api.md §3.7: version = 1 + max, never
+    reused, and nothing is ever deleted here, so no gap may appear); and a
+    version acknowledged after a restart is numbered above every version
+    present at that restart (a number lost and handed out again would show
+    here or as a source mismatch)."""
+    name = "registry"
+    MODEL = "kill-restart-model"
+
+    def setup(self, srv):
+        st, body = srv.api("registered-models/create", {"name": self.MODEL})
+        assert st == 200, body
+        self.floor = 0     # highest version present at the last restart
+        self.problems = []
+
+    def write(self, conn, writer, i):
+        floor = self.floor
+        st, data = post(conn, "/api/2.0/mlflow/model-versions/create",
+                        {"name": self.MODEL, "source": f"s3://bucket/w{writer}/{i}",
+                         "tags": [{"key": "idx", "value": f"{writer}_{i}"}]})
+        if st != 200:
+            return None
+        version = int(json.loads(data)["model_version"]["version"])
+        if version <= floor:
+            self.problems.append(("reused", version, writer, i))
+        return (version, writer, i)
+
+    def check(self, srv, acked):
+        st, body = srv.api("model-versions/search", method="GET",
+                           params={"filter": f"name='{self.MODEL}'", "max_results": 200000})
+        assert st == 200, (st, body)
+        present = {}
+        for mv in body.get("model_versions", []):
+            tags = {t["key"]: t["value"] for t in mv.get("tags", [])}
+            present[int(mv["version"])] = (mv.get("source"), tags.get("idx"))
+        missing = list(self.problems)
+        numbers = [a[0] for a in acked]
+        if len(set(numbers)) != len(numbers):
+            missing.append(("version acknowledged twice", sorted(numbers)))
+        for version, writer, i in acked:
+            if present.get(version) != (f"s3://bucket/w{writer}/{i}", f"{writer}_{i}"):
+                missing.append((version, writer, i, present.get(version)))
+        top = max(present, default=0)
+        if sorted(present) != list(range(1, top + 1)):
+            missing.append(("gap in version numbers", sorted(set(range(1, top + 1)) - set(present))))
+        self.floor = top
+        return missing
+
+
+def artifact_content(writer, i):
+    """What file w<writer>/<i>.txt holds: sized by i (1-19 KiB) so that a
+    torn file differs in length, and every line names its file."""
+    line = f"artifact w{writer} i{i} ".ljust(63, ".") + "\n"
+    return (line * (16 + (i % 19) * 16)).encode()
+
+
+class Artifacts(Kind):
+    """One PUT of a small file through the artifact proxy per write.
+    Checked after each restart: every acknowledged file downloads with
+    exactly its content, and every file listed at all (acknowledged or an
+    upload in flight at the kill) has its full content: never a torn one."""
+    name = "artifacts"
+    ROOT = "kill-restart"
+
+    def write(self, conn, writer, i):
+        conn.request("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{self.ROOT}/w{writer}/{i}.txt",
+                     body=artifact_content(writer, i),
+                     headers={"Content-Type": "application/octet-stream"})
+        r = conn.getresponse()
+        r.read()
+        return (writer, i) if r.status == 200 else None
+
+    def check(self, srv, acked):
+        conn = srv.connection(timeout=30)
+        missing, acked_set = [], set(acked)
+        try:
+            listed = set()
+            for writer in range(WRITERS_PER_KIND):
+                conn.request("GET", "/api/2.0/mlflow-artifacts/artifacts?path="
+                             f"{self.ROOT}/w{writer}")
+                r = conn.getresponse()
+                body = json.loads(r.read() or b"{}")
+                assert r.status == 200, (r.status, body)
+                for f in body.get("files", []):
+                    name = f["path"]
+                    if not name.endswith(".txt") or not name[:-4].isdigit():
+                        missing.append(("unexpected file", writer, name))
+                        continue
+                    listed.add((writer, int(name[:-4])))
+            for writer, i in sorted(listed | acked_set):
+                conn.request("GET", f"/api/2.0/mlflow-artifacts/artifacts/{self.ROOT}/"
+                             f"w{writer}/{i}.txt")
+                r = conn.getresponse()
+                data = r.read()
+                if r.status != 200 or data != artifact_content(writer, i):
+                    missing.append((writer, i, r.status, len(data),
+                                    "acknowledged" if (writer, i) in acked_set else "not acknowledged"))
+        finally:
+            conn.close()
+        return missing
+
+
+KINDS = [Metrics(), Params(), Tags(), Native(), Registry(), Artifacts()]
 
 
 def make_run(srv):
@@ -236,8 +343,9 @@ class KillRestart(unittest.TestCase):
                 total_acked = sum(len(v) for v in acked.values())
             for k in KINDS:
                 self.assertGreater(len(acked[k.name]), 0, f"no {k.name} write was acknowledged")
-            print(f"{RESTARTS} kill -9 restarts, {total_acked} acknowledged writes, 0 lost",
-                  file=sys.stderr)
+            per_kind = ", ".join(f"{k.name} {len(acked[k.name])}" for k in KINDS)
+            print(f"{RESTARTS} kill -9 restarts, {total_acked} acknowledged writes ({per_kind}), "
+                  "0 lost", file=sys.stderr)
         finally:
             srv.stop()
             first.cleanup()
