@@ -182,6 +182,19 @@ int tally_store_user_get_by_id(tally_store *s, int64_t id, tally_arena *a, tally
     return tally__store_read(s, do_user_get, &o, err, cap);
 }
 
+/* Runs a prepared one-user UPDATE (bound by the caller): 0, or
+ * TALLY_STORE_ENOTFOUND when no user has that name. */
+static int step_user_update(tally__conn *c, sqlite3_stmt *st, const char *username, char *err,
+                            size_t cap)
+{
+    int rc = sqlite3_step(st);
+    int changed = sqlite3_changes(tally__conn_db(c));
+    tally__stmt_done(st);
+    if (rc != SQLITE_DONE)
+        return tally__conn_error(c, err, cap);
+    return changed ? 0 : not_found_user(username, err, cap);
+}
+
 static int do_user_set_password(tally__conn *c, void *arg, char *err, size_t cap)
 {
     user_op *o = arg;
@@ -191,12 +204,7 @@ static int do_user_set_password(tally__conn *c, void *arg, char *err, size_t cap
         return tally__conn_error(c, err, cap);
     sqlite3_bind_text(st, 1, o->username, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, o->hash, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    int changed = sqlite3_changes(tally__conn_db(c));
-    tally__stmt_done(st);
-    if (rc != SQLITE_DONE)
-        return tally__conn_error(c, err, cap);
-    return changed ? 0 : not_found_user(o->username, err, cap);
+    return step_user_update(c, st, o->username, err, cap);
 }
 
 int tally_store_user_set_password(tally_store *s, const char *username, const char *password_hash,
@@ -215,12 +223,7 @@ static int do_user_set_admin(tally__conn *c, void *arg, char *err, size_t cap)
         return tally__conn_error(c, err, cap);
     sqlite3_bind_text(st, 1, o->username, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, o->is_admin ? 1 : 0);
-    int rc = sqlite3_step(st);
-    int changed = sqlite3_changes(tally__conn_db(c));
-    tally__stmt_done(st);
-    if (rc != SQLITE_DONE)
-        return tally__conn_error(c, err, cap);
-    return changed ? 0 : not_found_user(o->username, err, cap);
+    return step_user_update(c, st, o->username, err, cap);
 }
 
 int tally_store_user_set_admin(tally_store *s, const char *username, int is_admin, char *err,
