@@ -72,10 +72,8 @@ static void handle_list(tally_server *srv, const tally_req *req, tally_resp *res
             tally_resp_error(resp, TALLY_API_INTERNAL_ERROR, "cannot read the artifact directory");
         goto out;
     }
-    tally_buf_reset(&resp->body);
     tally_json j;
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_kv_string(&j, "root_uri", run.info.artifact_uri);
     if (n) {
         tally_json_key(&j, "files");

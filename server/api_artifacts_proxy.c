@@ -208,10 +208,8 @@ static void send_listing(tally_server *srv, const char *rel, const char *prefix,
         fs_error(resp, rc, rel);
         return;
     }
-    tally_buf_reset(&resp->body);
     tally_json j;
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     if (root_uri)
         tally_json_kv_string(&j, "root_uri", root_uri);
     if (n) {

@@ -91,9 +91,7 @@ static void handle_audit_search(tally_server *srv, const tally_req *req, tally_r
         goto out;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, "records");
     tally_json_array_open(&j);
     for (size_t i = 0; i < n; i++) {
@@ -116,8 +114,7 @@ static void handle_audit_search(tally_server *srv, const tally_req *req, tally_r
         snprintf(tok, sizeof tok, "%" PRId64, recs[n - 1].id);
         tally_json_kv_string(&j, "next_page_token", tok);
     }
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 out:
     tally_arena_free(a);
     tally_params_close(&p);

@@ -103,9 +103,7 @@ static void respond_user(tally_server *srv, tally_resp *resp, const tally_user *
         return;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, "user");
     tally_json_object_open(&j);
     tally_json_kv_int(&j, "id", u->id);
@@ -117,8 +115,7 @@ static void respond_user(tally_server *srv, tally_resp *resp, const tally_user *
     tally_json_array_open(&j);
     tally_json_array_close(&j);
     tally_json_object_close(&j);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 }
 
 static void handle_user_create(tally_server *srv, const tally_req *req, tally_resp *resp)
@@ -342,9 +339,7 @@ static void permission(tally_server *srv, const tally_req *req, tally_resp *resp
         goto out;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, kind == TALLY_PERM_MODEL ? "registered_model_permission"
                                                 : "experiment_permission");
     tally_json_object_open(&j);
@@ -352,8 +347,7 @@ static void permission(tally_server *srv, const tally_req *req, tally_resp *resp
     tally_json_kv_int(&j, "user_id", uid);
     tally_json_kv_string(&j, "permission", tally_perm_name(perm));
     tally_json_object_close(&j);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 out:
     tally_params_close(&p);
 }
@@ -462,14 +456,11 @@ static void handle_token_create(tally_server *srv, const tally_req *req, tally_r
         goto out;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_kv_string(&j, "token", secret);
     tally_json_key(&j, "token_info");
     write_token(&j, &t);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 out:
     tally_arena_free(a);
     tally_params_close(&p);
@@ -504,16 +495,13 @@ static void handle_token_list(tally_server *srv, const tally_req *req, tally_res
         goto out;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, "tokens");
     tally_json_array_open(&j);
     for (size_t i = 0; i < n; i++)
         write_token(&j, &list[i]);
     tally_json_array_close(&j);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 out:
     tally_arena_free(a);
     tally_params_close(&p);

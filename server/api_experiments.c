@@ -84,13 +84,10 @@ out:
 static void respond_experiment(tally_resp *resp, const tally_experiment *e)
 {
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, "experiment");
     tally_api_write_experiment(&j, e);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 }
 
 static void handle_get(tally_server *srv, const tally_req *req, tally_resp *resp)
@@ -298,24 +295,11 @@ static void search_respond(tally_resp *resp, tally_experiment *all, size_t n,
     size_t from = offset < nh ? (size_t)offset : nh;
     size_t to = paged && nh - from > max_results ? from + max_results : nh;
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
-    if (to > from) {
-        tally_json_key(&j, "experiments");
-        tally_json_array_open(&j);
-        for (size_t i = from; i < to; i++)
-            tally_api_write_experiment(&j, hits[i]);
-        tally_json_array_close(&j);
-    }
-    if (paged && to < nh) {
-        char tok[64];
-        tally_api_page_token_encode(to, tok, sizeof tok);
-        tally_json_kv_string(&j, "next_page_token", tok);
-    }
-    tally_json_object_close(&j);
+    tally_api_list_begin(&j, resp, "experiments", to - from);
+    for (size_t i = from; i < to; i++)
+        tally_api_write_experiment(&j, hits[i]);
+    tally_api_list_end(&j, resp, to - from, paged && to < nh, to);
     free(hits);
-    tally_api_ok_json(resp);
 }
 
 static void handle_search(tally_server *srv, const tally_req *req, tally_resp *resp)

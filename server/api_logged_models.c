@@ -82,14 +82,11 @@ static void write_model(tally_json *j, const tally_logged_model *m)
 /* {"model": ...} */
 static void send_model(const tally_logged_model *m, tally_resp *resp)
 {
-    tally_buf_reset(&resp->body);
     tally_json j;
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, "model");
     write_model(&j, m);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -269,10 +266,8 @@ static void list_artifacts(tally_server *srv, tally_params *p, const char *id, t
         tally_arena_free(a);
         return;
     }
-    tally_buf_reset(&resp->body);
     tally_json j;
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_kv_string(&j, "root_uri", m.artifact_location);
     if (n) {
         tally_json_key(&j, "files");
@@ -479,24 +474,11 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
     tally_lm_sort(v, kept, keys, n_keys);
     size_t begin = offset < kept ? (size_t)offset : kept;
     size_t end = kept - begin > (size_t)max_results ? begin + (size_t)max_results : kept;
-    tally_buf_reset(&resp->body);
     tally_json j;
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
-    if (end > begin) {
-        tally_json_key(&j, "models");
-        tally_json_array_open(&j);
-        for (size_t i = begin; i < end; i++)
-            write_model(&j, &v[i]);
-        tally_json_array_close(&j);
-    }
-    if (end < kept) {
-        char tok[64];
-        tally_api_page_token_encode(end, tok, sizeof tok);
-        tally_json_kv_string(&j, "next_page_token", tok);
-    }
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_list_begin(&j, resp, "models", end - begin);
+    for (size_t i = begin; i < end; i++)
+        write_model(&j, &v[i]);
+    tally_api_list_end(&j, resp, end - begin, end < kept, end);
 out:
     tally_lm_filter_free(&f);
     tally_arena_free(a);

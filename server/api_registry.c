@@ -80,25 +80,19 @@ void tally_api_respond_model_version(tally_resp *resp, const char *key,
                                      const tally_model_version *v)
 {
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, key);
     tally_api_write_model_version(&j, v);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 }
 
 void tally_api_respond_registered_model(tally_resp *resp, const tally_registered_model *m)
 {
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, "registered_model");
     tally_api_write_registered_model(&j, m);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 }
 
 int tally_api_require_version(tally_params *p, int64_t *out, const char **text,
@@ -171,15 +165,6 @@ void tally_api_search_req_free(tally_api_search_req *r)
     tally_search_order_free(r->order);
     r->filter = NULL;
     r->order = NULL;
-}
-
-void tally_api_search_next_token(tally_json *j, const tally_api_search_req *r, size_t n, int more)
-{
-    if (!more)
-        return;
-    char tok[64];
-    tally_api_page_token_encode(r->offset + n, tok, sizeof tok);
-    tally_json_kv_string(j, "next_page_token", tok);
 }
 
 /* ------------------------------------------------------------------------ */

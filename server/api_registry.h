@@ -51,8 +51,6 @@ typedef struct tally_api_search_req {
 int tally_api_search_req_parse(tally_params *p, tally_search_mode mode, int64_t def, int64_t max,
                                tally_api_search_req *out, tally_resp *resp);
 void tally_api_search_req_free(tally_api_search_req *r);
-/* Adds "next_page_token" for the page after offset + n when more rows follow. */
-void tally_api_search_next_token(tally_json *j, const tally_api_search_req *r, size_t n, int more);
 
 /* The models the caller of req may read (authz.h), as a search restriction
  * for the store: *only = NULL (every model: auth off, or an admin) or out

@@ -75,6 +75,16 @@ out:
 }
 
 /* Handlers taking `name` and answering {registered_model}. */
+/* A store call's outcome: {registered_model} when rc is 0, else its error. */
+static void respond_model(tally_resp *resp, int rc, const char *err,
+                          const tally_registered_model *m)
+{
+    if (rc != 0)
+        tally_api_store_error(resp, rc, err);
+    else
+        tally_api_respond_registered_model(resp, m);
+}
+
 static void handle_get(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
     TALLY_API_OPEN_PARAMS(p, req, resp);
@@ -89,10 +99,7 @@ static void handle_get(tally_server *srv, const tally_req *req, tally_resp *resp
         goto out;
     tally_registered_model m;
     int rc = tally_registry_get_model(srv->store, name, a, &m, err, sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_respond_registered_model(resp, &m);
+    respond_model(resp, rc, err, &m);
 out:
     tally_arena_free(a);
     tally_params_close(&p);
@@ -113,10 +120,7 @@ static void handle_rename(tally_server *srv, const tally_req *req, tally_resp *r
         goto out;
     tally_registered_model m;
     int rc = tally_registry_rename_model(srv->store, name, new_name, a, &m, err, sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_respond_registered_model(resp, &m);
+    respond_model(resp, rc, err, &m);
 out:
     tally_arena_free(a);
     tally_params_close(&p);
@@ -137,10 +141,7 @@ static void handle_update(tally_server *srv, const tally_req *req, tally_resp *r
         goto out;
     tally_registered_model m;
     int rc = tally_registry_update_model(srv->store, name, description, a, &m, err, sizeof err);
-    if (rc != 0)
-        tally_api_store_error(resp, rc, err);
-    else
-        tally_api_respond_registered_model(resp, &m);
+    respond_model(resp, rc, err, &m);
 out:
     tally_arena_free(a);
     tally_params_close(&p);
@@ -185,19 +186,10 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
         goto out;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
-    if (n) {
-        tally_json_key(&j, "registered_models");
-        tally_json_array_open(&j);
-        for (size_t i = 0; i < n; i++)
-            tally_api_write_registered_model(&j, &rows[i]);
-        tally_json_array_close(&j);
-    }
-    tally_api_search_next_token(&j, &sr, n, more);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_list_begin(&j, resp, "registered_models", n);
+    for (size_t i = 0; i < n; i++)
+        tally_api_write_registered_model(&j, &rows[i]);
+    tally_api_list_end(&j, resp, n, more, sr.offset + n);
 out:
     tally_api_search_req_free(&sr);
     tally_arena_free(a);
@@ -239,18 +231,10 @@ static void handle_latest_versions(tally_server *srv, const tally_req *req, tall
         goto out;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
-    if (n) {
-        tally_json_key(&j, "model_versions");
-        tally_json_array_open(&j);
-        for (size_t i = 0; i < n; i++)
-            tally_api_write_model_version(&j, &v[i]);
-        tally_json_array_close(&j);
-    }
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_list_begin(&j, resp, "model_versions", n);
+    for (size_t i = 0; i < n; i++)
+        tally_api_write_model_version(&j, &v[i]);
+    tally_api_list_end(&j, resp, n, 0, 0);
 out:
     tally_arena_free(a);
     tally_params_close(&p);

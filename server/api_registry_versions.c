@@ -200,13 +200,10 @@ static void name_version_op(tally_server *srv, const tally_req *req, tally_resp 
         tally_api_store_error(resp, rc, err);
     } else if (kind == DOWNLOAD_URI) {
         tally_json j;
-        tally_buf_reset(&resp->body);
-        tally_json_start(&j, &resp->body);
-        tally_json_object_open(&j);
+        tally_api_json_begin(&j, resp);
         tally_json_kv_string(&j, "artifact_uri",
                              v.storage_location ? v.storage_location : v.source);
-        tally_json_object_close(&j);
-        tally_api_ok_json(resp);
+        tally_api_json_end(&j, resp);
     } else {
         tally_api_respond_model_version(resp, "model_version", &v);
     }
@@ -308,19 +305,10 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
         goto out;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
-    if (n) {
-        tally_json_key(&j, "model_versions");
-        tally_json_array_open(&j);
-        for (size_t i = 0; i < n; i++)
-            tally_api_write_model_version(&j, &rows[i]);
-        tally_json_array_close(&j);
-    }
-    tally_api_search_next_token(&j, &sr, n, more);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_list_begin(&j, resp, "model_versions", n);
+    for (size_t i = 0; i < n; i++)
+        tally_api_write_model_version(&j, &rows[i]);
+    tally_api_list_end(&j, resp, n, more, sr.offset + n);
 out:
     tally_api_search_req_free(&sr);
     tally_arena_free(a);

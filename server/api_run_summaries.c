@@ -99,9 +99,7 @@ static void handle_run_summaries(tally_server *srv, const tally_req *req, tally_
         goto done;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, "runs");
     tally_json_array_open(&j);
     for (size_t i = 0; i < n_runs; i++) {
@@ -129,8 +127,7 @@ static void handle_run_summaries(tally_server *srv, const tally_req *req, tally_
         tally_json_object_close(&j);
     }
     tally_json_array_close(&j);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 done:
     tally_params_close(&p);
 }

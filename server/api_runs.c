@@ -53,13 +53,10 @@ static const int status_values[] = {1, 2, 3, 4, 5};
 static void respond_run(tally_server *srv, tally_resp *resp, const tally_run *run)
 {
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, "run");
     tally_api_write_run(&j, srv->engine, run);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -156,13 +153,10 @@ static void handle_update(tally_server *srv, const tally_req *req, tally_resp *r
         goto out;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, "run_info");
     tally_api_write_run_info(&j, &info);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 out:
     tally_arena_free(a);
     tally_params_close(&p);
@@ -742,23 +736,10 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
         goto out;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
-    if (np) {
-        tally_json_key(&j, "runs");
-        tally_json_array_open(&j);
-        for (size_t i = 0; i < np; i++)
-            tally_api_write_run(&j, srv->engine, &page[i]);
-        tally_json_array_close(&j);
-    }
-    if (to < nh) {
-        char tok[64];
-        tally_api_page_token_encode(to, tok, sizeof tok);
-        tally_json_kv_string(&j, "next_page_token", tok);
-    }
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_list_begin(&j, resp, "runs", np);
+    for (size_t i = 0; i < np; i++)
+        tally_api_write_run(&j, srv->engine, &page[i]);
+    tally_api_list_end(&j, resp, np, to < nh, to);
 out:
     free(mval);
     free(mhas);

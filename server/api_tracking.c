@@ -428,6 +428,40 @@ void tally_api_ok_json(tally_resp *resp)
     resp->status = 200;
 }
 
+void tally_api_json_begin(tally_json *j, tally_resp *resp)
+{
+    tally_buf_reset(&resp->body);
+    tally_json_start(j, &resp->body);
+    tally_json_object_open(j);
+}
+
+void tally_api_json_end(tally_json *j, tally_resp *resp)
+{
+    tally_json_object_close(j);
+    tally_api_ok_json(resp);
+}
+
+void tally_api_list_begin(tally_json *j, tally_resp *resp, const char *key, size_t n)
+{
+    tally_api_json_begin(j, resp);
+    if (n) {
+        tally_json_key(j, key);
+        tally_json_array_open(j);
+    }
+}
+
+void tally_api_list_end(tally_json *j, tally_resp *resp, size_t n, int more, uint64_t next_offset)
+{
+    if (n)
+        tally_json_array_close(j);
+    if (more) {
+        char tok[64];
+        tally_api_page_token_encode(next_offset, tok, sizeof tok);
+        tally_json_kv_string(j, "next_page_token", tok);
+    }
+    tally_api_json_end(j, resp);
+}
+
 void tally_api_store_done(tally_resp *resp, int rc, const char *err)
 {
     if (rc != 0)

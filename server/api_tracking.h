@@ -74,6 +74,15 @@ void tally_api_ok_empty(tally_resp *resp);
 /* Finishes a JSON response built in resp->body: 200, or 503 if the buffer
  * could not grow. */
 void tally_api_ok_json(tally_resp *resp);
+/* A JSON object answer: begin empties resp->body and opens the object;
+ * end closes it and finishes (tally_api_ok_json). */
+void tally_api_json_begin(tally_json *j, tally_resp *resp);
+void tally_api_json_end(tally_json *j, tally_resp *resp);
+/* A page of a list answer, {"<key>": [rows], "next_page_token": ...}: the
+ * key is left out when n == 0 (MLflow's empty repeated field), the token
+ * (of next_offset) only when more. Between begin and end, write the n rows. */
+void tally_api_list_begin(tally_json *j, tally_resp *resp, const char *key, size_t n);
+void tally_api_list_end(tally_json *j, tally_resp *resp, size_t n, int more, uint64_t next_offset);
 /* A store call's outcome: 200 "{}" when rc is 0, else its MLflow error. */
 void tally_api_store_done(tally_resp *resp, int rc, const char *err);
 /* 503 TEMPORARILY_UNAVAILABLE "Out of memory." */

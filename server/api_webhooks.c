@@ -111,13 +111,10 @@ static void write_webhook(tally_json *j, const tally_webhook *w)
 static void respond_webhook(tally_resp *resp, const tally_webhook *w)
 {
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, "webhook");
     write_webhook(&j, w);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 }
 
 static void write_delivery(tally_json *j, const tally_delivery *d)
@@ -165,13 +162,10 @@ static void write_delivery(tally_json *j, const tally_delivery *d)
 static void respond_delivery(tally_resp *resp, const tally_delivery *d)
 {
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, "delivery");
     write_delivery(&j, d);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -423,23 +417,10 @@ static void handle_list(tally_server *srv, const tally_req *req, tally_resp *res
         goto out;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
-    if (n > 0) {
-        tally_json_key(&j, "webhooks");
-        tally_json_array_open(&j);
-        for (size_t i = 0; i < n; i++)
-            write_webhook(&j, &v[i]);
-        tally_json_array_close(&j);
-    }
-    if (more) {
-        char tok[64];
-        tally_api_page_token_encode(offset + n, tok, sizeof tok);
-        tally_json_kv_string(&j, "next_page_token", tok);
-    }
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_list_begin(&j, resp, "webhooks", n);
+    for (size_t i = 0; i < n; i++)
+        write_webhook(&j, &v[i]);
+    tally_api_list_end(&j, resp, n, more, offset + n);
 out:
     tally_arena_free(a);
     tally_params_close(&p);
@@ -608,9 +589,7 @@ static void do_test(tally_server *srv, const char *id, const tally_req *req, tal
         }
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
+    tally_api_json_begin(&j, resp);
     tally_json_key(&j, "result");
     tally_json_object_open(&j);
     if (r.status > 0) {
@@ -625,8 +604,7 @@ static void do_test(tally_server *srv, const char *id, const tally_req *req, tal
         tally_json_kv_string(&j, "error_message", msg);
     }
     tally_json_object_close(&j);
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_json_end(&j, resp);
 out:
     tally_buf_free(&r.body);
     tally_buf_free(&body);
@@ -657,23 +635,10 @@ static void do_deliveries(tally_server *srv, const char *id, const tally_req *re
         goto out;
     }
     tally_json j;
-    tally_buf_reset(&resp->body);
-    tally_json_start(&j, &resp->body);
-    tally_json_object_open(&j);
-    if (n > 0) {
-        tally_json_key(&j, "deliveries");
-        tally_json_array_open(&j);
-        for (size_t i = 0; i < n; i++)
-            write_delivery(&j, &v[i]);
-        tally_json_array_close(&j);
-    }
-    if (more) {
-        char tok[64];
-        tally_api_page_token_encode(offset + n, tok, sizeof tok);
-        tally_json_kv_string(&j, "next_page_token", tok);
-    }
-    tally_json_object_close(&j);
-    tally_api_ok_json(resp);
+    tally_api_list_begin(&j, resp, "deliveries", n);
+    for (size_t i = 0; i < n; i++)
+        write_delivery(&j, &v[i]);
+    tally_api_list_end(&j, resp, n, more, offset + n);
 out:
     tally_arena_free(a);
     tally_params_close(&p);

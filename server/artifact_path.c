@@ -8,17 +8,7 @@
 #include <string.h>
 
 #include "artifact_path.h"
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "http_url.h"
 
 /* One round of %XX decoding in place; returns 1 if anything changed. A
  * decoded NUL is kept as a NUL byte inside the returned length. */
@@ -27,9 +17,10 @@ static int url_decode_once(char *s, size_t *len)
     size_t r = 0, w = 0, n = *len;
     int changed = 0;
     while (r < n) {
-        if (s[r] == '%' && r + 2 < n && hexval((unsigned char)s[r + 1]) >= 0 &&
-            hexval((unsigned char)s[r + 2]) >= 0) {
-            s[w++] = (char)(hexval((unsigned char)s[r + 1]) * 16 + hexval((unsigned char)s[r + 2]));
+        if (s[r] == '%' && r + 2 < n && tally_url_hexval((unsigned char)s[r + 1]) >= 0 &&
+            tally_url_hexval((unsigned char)s[r + 2]) >= 0) {
+            s[w++] = (char)(tally_url_hexval((unsigned char)s[r + 1]) * 16 +
+                            tally_url_hexval((unsigned char)s[r + 2]));
             r += 3;
             changed = 1;
         } else {

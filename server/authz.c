@@ -412,12 +412,13 @@ static const char *const N_USER[] = {"username", NULL};
 /* The check                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* Checks level `need` on experiment id (decimal text). 0 or -1 (resp). */
-static int check_exp(tally_server *srv, tally_authz_state *st, const char *exp, int want,
-                     tally_resp *resp)
+/* Checks level `want` on a resource of `kind` (an experiment id as decimal
+ * text, or a model name). 0 or -1 (resp). */
+static int check_perm(tally_server *srv, tally_authz_state *st, tally_perm_kind kind,
+                      const char *resource, int want, tally_resp *resp)
 {
     int perm;
-    if (tally_auth_effective(srv->auth, &st->who, TALLY_PERM_EXPERIMENT, exp, &perm) != 0) {
+    if (tally_auth_effective(srv->auth, &st->who, kind, resource, &perm) != 0) {
         tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE,
                          "Permission lookup failed (metadata store unavailable).");
         return -1;
@@ -429,20 +430,16 @@ static int check_exp(tally_server *srv, tally_authz_state *st, const char *exp, 
     return 0;
 }
 
+static int check_exp(tally_server *srv, tally_authz_state *st, const char *exp, int want,
+                     tally_resp *resp)
+{
+    return check_perm(srv, st, TALLY_PERM_EXPERIMENT, exp, want, resp);
+}
+
 static int check_model(tally_server *srv, tally_authz_state *st, const char *name, int want,
                        tally_resp *resp)
 {
-    int perm;
-    if (tally_auth_effective(srv->auth, &st->who, TALLY_PERM_MODEL, name, &perm) != 0) {
-        tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE,
-                         "Permission lookup failed (metadata store unavailable).");
-        return -1;
-    }
-    if (perm < want) {
-        denied(resp);
-        return -1;
-    }
-    return 0;
+    return check_perm(srv, st, TALLY_PERM_MODEL, name, want, resp);
 }
 
 /* Experiment of a run as decimal text; -1 with 404 when unknown. */

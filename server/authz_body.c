@@ -25,6 +25,7 @@
 #endif
 
 #include "authz.h"
+#include "json_in.h"
 
 static const char *skip_ws(const char *p, const char *end)
 {
@@ -100,25 +101,6 @@ static const char *skip_value(const char *p, const char *end)
     return p;
 }
 
-static int hex4(const char *p, unsigned *out)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* Decodes the JSON string body s[0..n) (no quotes) into out; -1 if bad or
  * too long. */
 static int unescape(const char *s, size_t n, char *out, size_t cap)
@@ -144,13 +126,13 @@ static int unescape(const char *s, size_t n, char *out, size_t cap)
         case 'r': cp = '\r'; break;
         case 't': cp = '\t'; break;
         case 'u':
-            if (i + 4 >= n || hex4(s + i + 1, &cp) != 0)
+            if (i + 4 >= n || tally_json_hex4(s + i + 1, &cp) != 0)
                 return -1;
             i += 4;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 unsigned lo;
                 if (i + 6 >= n || s[i + 1] != '\\' || s[i + 2] != 'u' ||
-                    hex4(s + i + 3, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
+                    tally_json_hex4(s + i + 3, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
                     return -1;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 i += 6;

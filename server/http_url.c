@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-static int hexval(char c)
+int tally_url_hexval(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -24,8 +24,8 @@ static int url_decode(char *s, int plus)
 {
     char *o = s;
     for (char *p = s; *p; p++) {
-        if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-            char c = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+        if (*p == '%' && tally_url_hexval(p[1]) >= 0 && tally_url_hexval(p[2]) >= 0) {
+            char c = (char)(tally_url_hexval(p[1]) * 16 + tally_url_hexval(p[2]));
             if (!c)
                 return -1;
             *o++ = c;

@@ -25,4 +25,7 @@
 int tally_url_parse(char *target, const char **path, tally_query_arg **args, size_t *n_args,
                     size_t *args_cap);
 
+/* The value of hex digit c (0-9, a-f, A-F), or -1. */
+int tally_url_hexval(int c);
+
 #endif /* TALLY_SERVER_HTTP_URL_H */

@@ -187,7 +187,7 @@ static void skip_ws(parser *ps)
         ps->p++;
 }
 
-static int hex4(const char *p, unsigned *out)
+int tally_json_hex4(const char *p, unsigned *out)
 {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
@@ -262,14 +262,14 @@ static char *parse_string(parser *ps)
         case 't': *o++ = '\t'; break;
         case 'u': {
             unsigned cp, lo;
-            if (e - p < 4 || hex4((const char *)p, &cp) != 0)
+            if (e - p < 4 || tally_json_hex4((const char *)p, &cp) != 0)
                 return perr(ps, "bad \\u escape");
             p += 4;
             if (cp >= 0xDC00 && cp <= 0xDFFF)
                 return perr(ps, "lone UTF-16 surrogate");
             if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (e - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4((const char *)p + 2, &lo) != 0 ||
-                    lo < 0xDC00 || lo > 0xDFFF)
+                if (e - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+                    tally_json_hex4((const char *)p + 2, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
                     return perr(ps, "lone UTF-16 surrogate");
                 p += 6;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);

@@ -43,6 +43,10 @@ void *tally_json_arena_alloc(tally_json_arena *a, size_t n);
  * with *err filled on failure. The tree lives in a. */
 cJSON *tally_json_parse(tally_json_arena *a, const char *s, size_t n, tally_json_error *err);
 
+/* The four hex digits of a \uXXXX escape at p (no bounds check: the caller
+ * has 4 bytes): 0 with *out, or -1 if one is not a hex digit. */
+int tally_json_hex4(const char *p, unsigned *out);
+
 /* An empty object node in a (the decoding of an empty body), or NULL. */
 cJSON *tally_json_new_object(tally_json_arena *a);
 

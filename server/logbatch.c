@@ -23,6 +23,7 @@
 #include <jsmn.h>
 
 #include "logbatch.h"
+#include "http_url.h"
 
 #include <errno.h>
 #include <math.h>
@@ -304,24 +305,13 @@ static int skip(const jsmntok_t *t, int n, int i)
 /* Strings                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int hex4(const char *s, const char *end, unsigned *out)
 {
     if (end - s < 4)
         return -1;
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(s[i]);
+        int h = tally_url_hexval(s[i]);
         if (h < 0)
             return -1;
         v = v << 4 | (unsigned)h;

@@ -2,21 +2,11 @@
  * registry_source.c — model version source checks (registry_source.h).
  */
 #include "registry_source.h"
+#include "http_url.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 int tally_registry_source_decode_once(const char *s, char *out)
 {
@@ -24,8 +14,8 @@ int tally_registry_source_decode_once(const char *s, char *out)
     size_t o = 0;
     for (size_t i = 0; s[i]; i++) {
         int h = -1, l = -1;
-        if (s[i] == '%' && (h = hexval((unsigned char)s[i + 1])) >= 0 &&
-            (l = hexval((unsigned char)s[i + 2])) >= 0 && (h || l)) {
+        if (s[i] == '%' && (h = tally_url_hexval((unsigned char)s[i + 1])) >= 0 &&
+            (l = tally_url_hexval((unsigned char)s[i + 2])) >= 0 && (h || l)) {
             out[o++] = (char)(h * 16 + l);
             i += 2;
             changed = 1;

@@ -43,13 +43,6 @@ static void set_err(char *err, size_t cap, const char *fmt, const char *a, const
         snprintf(err, cap, fmt, a, b);
 }
 
-/* A column as an arena string ("" for NULL); NULL when out of memory. */
-static const char *col_str(tally_arena *a, sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return tally_arena_strdup(a, t ? (const char *)t : "");
-}
-
 /* ------------------------------------------------------------------------ */
 /* Users                                                                     */
 /* ------------------------------------------------------------------------ */
@@ -129,8 +122,8 @@ int tally_store_user_create(tally_store *s, const char *username, const char *pa
 static int read_user_row(sqlite3_stmt *st, tally_arena *a, tally_user *u)
 {
     u->id = sqlite3_column_int64(st, 0);
-    u->username = col_str(a, st, 1);
-    u->password_hash = col_str(a, st, 2);
+    u->username = tally__col_dup(a, st, 1);
+    u->password_hash = tally__col_dup(a, st, 2);
     u->is_admin = sqlite3_column_int(st, 3);
     return u->username && u->password_hash ? 0 : TALLY_STORE_ENOMEM;
 }
@@ -182,6 +175,19 @@ int tally_store_user_get_by_id(tally_store *s, int64_t id, tally_arena *a, tally
     return tally__store_read(s, do_user_get, &o, err, cap);
 }
 
+/* Runs a prepared one-user UPDATE (bound by the caller): 0, or
+ * TALLY_STORE_ENOTFOUND when no user has that name. */
+static int step_user_update(tally__conn *c, sqlite3_stmt *st, const char *username, char *err,
+                            size_t cap)
+{
+    int rc = sqlite3_step(st);
+    int changed = sqlite3_changes(tally__conn_db(c));
+    tally__stmt_done(st);
+    if (rc != SQLITE_DONE)
+        return tally__conn_error(c, err, cap);
+    return changed ? 0 : not_found_user(username, err, cap);
+}
+
 static int do_user_set_password(tally__conn *c, void *arg, char *err, size_t cap)
 {
     user_op *o = arg;
@@ -191,12 +197,7 @@ static int do_user_set_password(tally__conn *c, void *arg, char *err, size_t cap
         return tally__conn_error(c, err, cap);
     sqlite3_bind_text(st, 1, o->username, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, o->hash, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    int changed = sqlite3_changes(tally__conn_db(c));
-    tally__stmt_done(st);
-    if (rc != SQLITE_DONE)
-        return tally__conn_error(c, err, cap);
-    return changed ? 0 : not_found_user(o->username, err, cap);
+    return step_user_update(c, st, o->username, err, cap);
 }
 
 int tally_store_user_set_password(tally_store *s, const char *username, const char *password_hash,
@@ -215,12 +216,7 @@ static int do_user_set_admin(tally__conn *c, void *arg, char *err, size_t cap)
         return tally__conn_error(c, err, cap);
     sqlite3_bind_text(st, 1, o->username, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, o->is_admin ? 1 : 0);
-    int rc = sqlite3_step(st);
-    int changed = sqlite3_changes(tally__conn_db(c));
-    tally__stmt_done(st);
-    if (rc != SQLITE_DONE)
-        return tally__conn_error(c, err, cap);
-    return changed ? 0 : not_found_user(o->username, err, cap);
+    return step_user_update(c, st, o->username, err, cap);
 }
 
 int tally_store_user_set_admin(tally_store *s, const char *username, int is_admin, char *err,
@@ -563,7 +559,7 @@ static int do_perm_list(tally__conn *c, void *arg, char *err, size_t cap)
             return TALLY_STORE_ENOMEM;
         }
         tally_perm_row *r = &o->rows[o->n];
-        r->resource = col_str(o->a, st, 0);
+        r->resource = tally__col_dup(o->a, st, 0);
         r->user_id = sqlite3_column_int64(st, 1);
         r->perm = tally_perm_parse((const char *)sqlite3_column_text(st, 2));
         if (!r->resource) {
@@ -611,8 +607,8 @@ static int read_token_row(sqlite3_stmt *st, tally_arena *a, tally_token *t)
 {
     t->id = sqlite3_column_int64(st, 0);
     t->user_id = sqlite3_column_int64(st, 1);
-    t->username = col_str(a, st, 2);
-    t->name = col_str(a, st, 3);
+    t->username = tally__col_dup(a, st, 2);
+    t->name = tally__col_dup(a, st, 3);
     t->created_ms = sqlite3_column_int64(st, 4);
     t->expires_ms = sqlite3_column_int64(st, 5);
     t->revoked_ms = sqlite3_column_int64(st, 6);
@@ -842,13 +838,13 @@ static int do_audit_search(tally__conn *c, void *arg, char *err, size_t cap)
         tally_audit_record *r = &o->list[o->n];
         r->id = sqlite3_column_int64(st, 0);
         r->time_ms = sqlite3_column_int64(st, 1);
-        r->username = col_str(o->a, st, 2);
-        r->method = col_str(o->a, st, 3);
-        r->route = col_str(o->a, st, 4);
-        r->path = col_str(o->a, st, 5);
-        r->resource = col_str(o->a, st, 6);
+        r->username = tally__col_dup(o->a, st, 2);
+        r->method = tally__col_dup(o->a, st, 3);
+        r->route = tally__col_dup(o->a, st, 4);
+        r->path = tally__col_dup(o->a, st, 5);
+        r->resource = tally__col_dup(o->a, st, 6);
         r->status = sqlite3_column_int(st, 7);
-        r->remote = col_str(o->a, st, 8);
+        r->remote = tally__col_dup(o->a, st, 8);
         if (!r->username || !r->method || !r->route || !r->path || !r->resource || !r->remote) {
             tally__stmt_done(st);
             return TALLY_STORE_ENOMEM;

@@ -51,6 +51,14 @@ int tally__arena_reserve(tally_arena *a, void *arr, size_t elem, size_t n, size_
                          size_t first);
 int tally__vec_reserve(void *arr, size_t elem, size_t n, size_t *cap, size_t first);
 
+/* Text columns of the current row. tally__col_text: the column, "" for
+ * NULL, valid until the statement steps again. tally__col_dup: a copy in a,
+ * "" for NULL (NULL only when out of memory). tally__col_dup_null: a copy
+ * in a, NULL for NULL (or out of memory). */
+const char *tally__col_text(sqlite3_stmt *st, int i);
+char *tally__col_dup(tally_arena *a, sqlite3_stmt *st, int i);
+char *tally__col_dup_null(tally_arena *a, sqlite3_stmt *st, int i);
+
 /* Store modules (see the file comment). tally__conn is a connection lent
  * to fn for the duration of the call. */
 typedef struct conn tally__conn;

@@ -93,14 +93,6 @@ static void not_found(const char *model_id, char *err, size_t cap)
     snprintf(err, cap, "Logged model with ID '%.100s' not found.", model_id);
 }
 
-static const char *col_str(tally_arena *a, sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    if (!t)
-        return NULL;
-    return tally_arena_strndup(a, (const char *)t, (size_t)sqlite3_column_bytes(st, i));
-}
-
 /* Reads the key/value rows of sql (?1 = model_id) into a new array. */
 static int read_kvs(tally__conn *c, const char *sql, const char *model_id, tally_arena *a,
                     tally_kv **out, size_t *n_out, char *err, size_t cap)
@@ -119,8 +111,8 @@ static int read_kvs(tally__conn *c, const char *sql, const char *model_id, tally
             tally__stmt_done(st);
             return TALLY_STORE_ENOMEM;
         }
-        v[n].key = col_str(a, st, 0);
-        v[n].value = col_str(a, st, 1);
+        v[n].key = tally__col_dup_null(a, st, 0);
+        v[n].value = tally__col_dup_null(a, st, 1);
         if (!v[n].key || !v[n].value) {
             tally__stmt_done(st);
             return TALLY_STORE_ENOMEM;
@@ -143,14 +135,14 @@ static int read_model(sqlite3_stmt *st, tally_arena *a, tally_logged_model *m)
     const char *id = (const char *)sqlite3_column_text(st, 0);
     snprintf(m->model_id, sizeof m->model_id, "%s", id ? id : "");
     m->experiment_id = sqlite3_column_int64(st, 1);
-    m->name = col_str(a, st, 2);
-    m->artifact_location = col_str(a, st, 3);
+    m->name = tally__col_dup_null(a, st, 2);
+    m->artifact_location = tally__col_dup_null(a, st, 3);
     m->creation_timestamp_ms = sqlite3_column_int64(st, 4);
     m->last_updated_timestamp_ms = sqlite3_column_int64(st, 5);
     m->status = sqlite3_column_int(st, 6);
-    m->model_type = col_str(a, st, 7);
-    m->source_run_id = col_str(a, st, 8);
-    m->status_message = col_str(a, st, 9);
+    m->model_type = tally__col_dup_null(a, st, 7);
+    m->source_run_id = tally__col_dup_null(a, st, 8);
+    m->status_message = tally__col_dup_null(a, st, 9);
     if (!m->name || !m->artifact_location)
         return TALLY_STORE_ENOMEM;
     return 0;
@@ -672,7 +664,7 @@ static int outputs_fn(tally__conn *c, void *argp, char *err, size_t cap)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (tally__arena_reserve(arg->a, &arg->out, sizeof *arg->out, arg->n_out, &arg->cap, 4) !=
                 0 ||
-            !(arg->out[arg->n_out].model_id = col_str(arg->a, st, 0))) {
+            !(arg->out[arg->n_out].model_id = tally__col_dup_null(arg->a, st, 0))) {
             tally__stmt_done(st);
             return TALLY_STORE_ENOMEM;
         }

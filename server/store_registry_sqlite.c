@@ -262,15 +262,6 @@ static void bind_str(sqlite3_stmt *st, int i, const char *s)
         sqlite3_bind_null(st, i);
 }
 
-/* A text column copied into the arena; NULL stays NULL. */
-static const char *col_dup(tally_arena *a, sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    if (!t)
-        return NULL;
-    return tally_arena_strndup(a, (const char *)t, (size_t)sqlite3_column_bytes(st, i));
-}
-
 /* Runs a statement without rows; 0 or the store error. */
 static int run(tally__conn *c, sqlite3_stmt *st, char *err, size_t cap)
 {
@@ -334,8 +325,8 @@ static int load_kvs(tally__conn *c, const char *sql, int64_t key, tally_arena *a
             tally__stmt_done(st);
             return fail(err, cap, TALLY_STORE_ENOMEM, "Out of memory.");
         }
-        v[n].key = col_dup(a, st, 0);
-        v[n].value = col_dup(a, st, 1);
+        v[n].key = tally__col_dup_null(a, st, 0);
+        v[n].value = tally__col_dup_null(a, st, 1);
         if (!v[n].key || !v[n].value) {
             tally__stmt_done(st);
             return fail(err, cap, TALLY_STORE_ENOMEM, "Out of memory.");
@@ -355,18 +346,18 @@ static int version_row(sqlite3_stmt *st, tally_arena *a, tally_model_version *ou
 {
     memset(out, 0, sizeof *out);
     *vkey = sqlite3_column_int64(st, 0);
-    out->name = col_dup(a, st, 1);
+    out->name = tally__col_dup_null(a, st, 1);
     out->version = sqlite3_column_int64(st, 2);
     out->creation_time_ms = sqlite3_column_int64(st, 3);
     out->last_updated_time_ms = sqlite3_column_int64(st, 4);
-    out->description = col_dup(a, st, 5);
+    out->description = tally__col_dup_null(a, st, 5);
     out->stage = stage_of((const char *)sqlite3_column_text(st, 6));
-    out->source = col_dup(a, st, 7);
-    out->run_id = col_dup(a, st, 8);
-    out->run_link = col_dup(a, st, 9);
-    out->model_id = col_dup(a, st, 10);
-    out->storage_location = col_dup(a, st, 11);
-    out->status = col_dup(a, st, 12);
+    out->source = tally__col_dup_null(a, st, 7);
+    out->run_id = tally__col_dup_null(a, st, 8);
+    out->run_link = tally__col_dup_null(a, st, 9);
+    out->model_id = tally__col_dup_null(a, st, 10);
+    out->storage_location = tally__col_dup_null(a, st, 11);
+    out->status = tally__col_dup_null(a, st, 12);
     if (!out->name || !out->description || !out->source || !out->run_id || !out->run_link ||
         !out->status)
         return -1;
@@ -386,7 +377,7 @@ static int version_extras(tally__conn *c, int64_t vkey, tally_arena *a, tally_mo
     const char **al = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (tally__arena_reserve(a, &al, sizeof *al, n, &vcap, 4) != 0 ||
-            !(al[n] = col_dup(a, st, 0))) {
+            !(al[n] = tally__col_dup_null(a, st, 0))) {
             tally__stmt_done(st);
             return fail(err, cap, TALLY_STORE_ENOMEM, "Out of memory.");
         }
@@ -443,11 +434,11 @@ static int model_from_row(sqlite3_stmt *st, tally_arena *a, tally_registered_mod
 {
     memset(out, 0, sizeof *out);
     int64_t mkey = sqlite3_column_int64(st, 0);
-    out->name = col_dup(a, st, 1);
+    out->name = tally__col_dup_null(a, st, 1);
     out->creation_time_ms = sqlite3_column_int64(st, 2);
     out->last_updated_time_ms = sqlite3_column_int64(st, 3);
-    out->description = col_dup(a, st, 4);
-    out->deployment_job_id = col_dup(a, st, 5);
+    out->description = tally__col_dup_null(a, st, 4);
+    out->deployment_job_id = tally__col_dup_null(a, st, 5);
     if (mkey_out)
         *mkey_out = mkey;
     if (!out->name || !out->description)
@@ -470,7 +461,7 @@ static int model_extras(tally__conn *c, int64_t mkey, tally_arena *a, tally_regi
     tally_model_alias *al = NULL;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (tally__arena_reserve(a, &al, sizeof *al, n, &vcap, 4) != 0 ||
-            !(al[n].alias = col_dup(a, st, 0))) {
+            !(al[n].alias = tally__col_dup_null(a, st, 0))) {
             tally__stmt_done(st);
             return fail(err, cap, TALLY_STORE_ENOMEM, "Out of memory.");
         }

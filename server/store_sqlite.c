@@ -252,16 +252,24 @@ static void bind_text_n(sqlite3_stmt *st, int i, const char *s, size_t n)
     sqlite3_bind_text(st, i, s ? s : "", (int)n, SQLITE_STATIC);
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
+const char *tally__col_text(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     return t ? (const char *)t : "";
 }
 
-static char *col_dup(tally_arena *a, sqlite3_stmt *st, int i)
+char *tally__col_dup(tally_arena *a, sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     return tally_arena_strndup(a, t ? (const char *)t : "", (size_t)sqlite3_column_bytes(st, i));
+}
+
+char *tally__col_dup_null(tally_arena *a, sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    if (!t)
+        return NULL;
+    return tally_arena_strndup(a, (const char *)t, (size_t)sqlite3_column_bytes(st, i));
 }
 
 static int open_conn(tally_store *s, conn *c, int reader, char *err, size_t cap)
@@ -662,7 +670,7 @@ static int read_run_state(conn *c, const char *run_id, tally_run_state *out, cha
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         out->exists = 1;
-        out->active = strcmp(col_text(st, 0), "active") == 0;
+        out->active = strcmp(tally__col_text(st, 0), "active") == 0;
         out->experiment_id = sqlite3_column_int64(st, 1);
         rc = 0;
     } else if (rc == SQLITE_DONE) {
@@ -716,9 +724,9 @@ static int load_experiment_row(sqlite3_stmt *st, tally_arena *a, tally_experimen
 {
     memset(e, 0, sizeof *e);
     e->experiment_id = sqlite3_column_int64(st, 0);
-    e->name = col_dup(a, st, 1);
-    e->artifact_location = col_dup(a, st, 2);
-    e->lifecycle = strcmp(col_text(st, 3), "active") == 0 ? TALLY_LIFECYCLE_ACTIVE
+    e->name = tally__col_dup(a, st, 1);
+    e->artifact_location = tally__col_dup(a, st, 2);
+    e->lifecycle = strcmp(tally__col_text(st, 3), "active") == 0 ? TALLY_LIFECYCLE_ACTIVE
                                                           : TALLY_LIFECYCLE_DELETED;
     e->creation_time_ms = sqlite3_column_int64(st, 4);
     e->last_update_time_ms = sqlite3_column_int64(st, 5);
@@ -737,8 +745,8 @@ static int load_kvs(conn *c, sqlite3_stmt *st, tally_arena *a, tally_kv **out, s
             stmt_done(st);
             return TALLY_STORE_ENOMEM;
         }
-        v[n].key = col_dup(a, st, 0);
-        v[n].value = col_dup(a, st, 1);
+        v[n].key = tally__col_dup(a, st, 0);
+        v[n].value = tally__col_dup(a, st, 1);
         if (!v[n].key || !v[n].value) {
             stmt_done(st);
             return TALLY_STORE_ENOMEM;
@@ -764,18 +772,18 @@ static int load_experiment_tags(conn *c, tally_arena *a, tally_experiment *e, ch
 static int load_run_info(sqlite3_stmt *st, int at, tally_arena *a, tally_run_info *info)
 {
     memset(info, 0, sizeof *info);
-    snprintf(info->run_id, sizeof info->run_id, "%s", col_text(st, at + 0));
-    info->run_name = col_dup(a, st, at + 1);
+    snprintf(info->run_id, sizeof info->run_id, "%s", tally__col_text(st, at + 0));
+    info->run_name = tally__col_dup(a, st, at + 1);
     info->experiment_id = sqlite3_column_int64(st, at + 2);
-    info->user_id = col_dup(a, st, at + 3);
-    info->status = tally_run_status_parse(col_text(st, at + 4));
+    info->user_id = tally__col_dup(a, st, at + 3);
+    info->status = tally_run_status_parse(tally__col_text(st, at + 4));
     info->start_time_ms = sqlite3_column_int64(st, at + 5);
     info->has_end_time = sqlite3_column_type(st, at + 6) != SQLITE_NULL;
     info->end_time_ms = sqlite3_column_int64(st, at + 6);
-    info->lifecycle = strcmp(col_text(st, at + 7), "active") == 0 ? TALLY_LIFECYCLE_ACTIVE
+    info->lifecycle = strcmp(tally__col_text(st, at + 7), "active") == 0 ? TALLY_LIFECYCLE_ACTIVE
                                                                  : TALLY_LIFECYCLE_DELETED;
     info->deleted_time_ms = sqlite3_column_int64(st, at + 8);
-    info->artifact_uri = col_dup(a, st, at + 9);
+    info->artifact_uri = tally__col_dup(a, st, at + 9);
     info->row_key = sqlite3_column_int64(st, at + 10);
     return info->run_name && info->user_id && info->artifact_uri ? 0 : TALLY_STORE_ENOMEM;
 }
@@ -815,14 +823,14 @@ static int load_run_inputs(conn *c, tally_arena *a, tally_run *r, char *err, siz
             stmt_done(st);
             return TALLY_STORE_ENOMEM;
         }
-        uuids[n] = col_dup(a, st, 0);
+        uuids[n] = tally__col_dup(a, st, 0);
         tally_dataset *d = &v[n].dataset;
-        d->name = col_dup(a, st, 1);
-        d->digest = col_dup(a, st, 2);
-        d->source_type = col_dup(a, st, 3);
-        d->source = col_dup(a, st, 4);
-        d->schema = sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL : col_dup(a, st, 5);
-        d->profile = sqlite3_column_type(st, 6) == SQLITE_NULL ? NULL : col_dup(a, st, 6);
+        d->name = tally__col_dup(a, st, 1);
+        d->digest = tally__col_dup(a, st, 2);
+        d->source_type = tally__col_dup(a, st, 3);
+        d->source = tally__col_dup(a, st, 4);
+        d->schema = sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL : tally__col_dup(a, st, 5);
+        d->profile = sqlite3_column_type(st, 6) == SQLITE_NULL ? NULL : tally__col_dup(a, st, 6);
         n++;
     }
     int out_rc = rc == SQLITE_DONE ? 0 : dberr(c, err, cap);
@@ -846,9 +854,9 @@ static int load_run_inputs(conn *c, tally_arena *a, tally_run *r, char *err, siz
             stmt_done(tq);
             return TALLY_STORE_ENOMEM;
         }
-        owner[nt] = col_dup(a, tq, 0);
-        all[nt].key = col_dup(a, tq, 1);
-        all[nt].value = col_dup(a, tq, 2);
+        owner[nt] = tally__col_dup(a, tq, 0);
+        all[nt].key = tally__col_dup(a, tq, 1);
+        all[nt].value = tally__col_dup(a, tq, 2);
         nt++;
     }
     out_rc = rc == SQLITE_DONE ? 0 : dberr(c, err, cap);
@@ -920,7 +928,7 @@ static int experiment_active(conn *c, int64_t id, char *err, size_t cap)
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        rc = strcmp(col_text(st, 3), "active") == 0;
+        rc = strcmp(tally__col_text(st, 3), "active") == 0;
     else if (rc == SQLITE_DONE)
         rc = not_found_experiment(id, err, cap);
     else
@@ -1276,8 +1284,8 @@ int tally_store_list_experiments(tally_store *s, tally_view_type view, tally_are
             return rend(s, c, TALLY_STORE_ENOMEM);
         }
         owner[nt] = sqlite3_column_int64(st, 0);
-        tags[nt].key = col_dup(a, st, 1);
-        tags[nt].value = col_dup(a, st, 2);
+        tags[nt].key = tally__col_dup(a, st, 1);
+        tags[nt].value = tally__col_dup(a, st, 2);
         nt++;
     }
     rc = rc == SQLITE_DONE ? 0 : dberr(c, err, cap);
@@ -1445,7 +1453,7 @@ static int write_param(conn *c, const char *run_id, const char *key, const char 
     bind_text(sg, 2, key);
     int rc = sqlite3_step(sg);
     if (rc == SQLITE_ROW) {
-        const char *old = col_text(sg, 0);
+        const char *old = tally__col_text(sg, 0);
         size_t olen = (size_t)sqlite3_column_bytes(sg, 0);
         if (olen == vlen && memcmp(old, value, vlen) == 0) {
             stmt_done(sg);
@@ -1762,7 +1770,7 @@ int tally_store_log_inputs(tally_store *s, const char *run_id, const tally_datas
         sqlite3_bind_int64(st, 3, rs.experiment_id);
         int step = sqlite3_step(st);
         if (step == SQLITE_ROW)
-            snprintf(uuid, sizeof uuid, "%s", col_text(st, 0));
+            snprintf(uuid, sizeof uuid, "%s", tally__col_text(st, 0));
         stmt_done(st);
         if (step != SQLITE_ROW && step != SQLITE_DONE)
             return wend(s, dberr(c, err, cap), err, cap);
@@ -2070,7 +2078,7 @@ int tally_store_search_runs(tally_store *s, const tally_run_query *q, tally_aren
             for (size_t k = 0; k < nk; k++)
                 vals[k] = sqlite3_column_type(st, N_RUN_COLS + (int)k) == SQLITE_NULL
                               ? NULL
-                              : col_dup(a, st, N_RUN_COLS + (int)k);
+                              : tally__col_dup(a, st, N_RUN_COLS + (int)k);
             row->param_vals = vals;
             row->tag_vals = vals + q->n_param_keys;
         }
@@ -2162,8 +2170,8 @@ static int batch_kvs(conn *c, const char *table, const page_ref *refs, size_t n,
             rc = TALLY_STORE_ENOMEM;
             break;
         }
-        v[nv].key = col_dup(a, st, 1);
-        v[nv].value = col_dup(a, st, 2);
+        v[nv].key = tally__col_dup(a, st, 1);
+        v[nv].value = tally__col_dup(a, st, 2);
         if (!v[nv].key || !v[nv].value) {
             rc = TALLY_STORE_ENOMEM;
             break;

@@ -30,17 +30,6 @@ static int state_parse(const char *s)
     return -1;
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? (const char *)t : "";
-}
-
-static char *adup(tally_arena *a, sqlite3_stmt *st, int i)
-{
-    return tally_arena_strdup(a, col_text(st, i));
-}
-
 #define STMT(var, sql)                                                                     \
     sqlite3_stmt *var = tally__conn_stmt(c, sql);                                          \
     if (!var)                                                                              \
@@ -108,12 +97,12 @@ static int read_webhook(tally__conn *c, sqlite3_stmt *row, tally_arena *a, tally
                         char *err, size_t cap)
 {
     memset(w, 0, sizeof *w);
-    snprintf(w->webhook_id, sizeof w->webhook_id, "%s", col_text(row, 0));
-    w->name = adup(a, row, 1);
-    w->description = adup(a, row, 2);
-    w->url = adup(a, row, 3);
-    w->secret = adup(a, row, 4);
-    w->status = strcmp(col_text(row, 5), "DISABLED") == 0 ? TALLY_WEBHOOK_DISABLED
+    snprintf(w->webhook_id, sizeof w->webhook_id, "%s", tally__col_text(row, 0));
+    w->name = tally__col_dup(a, row, 1);
+    w->description = tally__col_dup(a, row, 2);
+    w->url = tally__col_dup(a, row, 3);
+    w->secret = tally__col_dup(a, row, 4);
+    w->status = strcmp(tally__col_text(row, 5), "DISABLED") == 0 ? TALLY_WEBHOOK_DISABLED
                                                           : TALLY_WEBHOOK_ACTIVE;
     w->creation_ms = sqlite3_column_int64(row, 6);
     w->last_updated_ms = sqlite3_column_int64(row, 7);
@@ -129,8 +118,8 @@ static int read_webhook(tally__conn *c, sqlite3_stmt *row, tally_arena *a, tally
             return TALLY_STORE_ENOMEM;
         }
         tally_webhook_event *e = &w->events[w->n_events++];
-        e->entity = adup(a, st, 0);
-        e->action = adup(a, st, 1);
+        e->entity = tally__col_dup(a, st, 0);
+        e->action = tally__col_dup(a, st, 1);
         if (!e->entity || !e->action) {
             tally__stmt_done(st);
             return TALLY_STORE_ENOMEM;
@@ -388,7 +377,7 @@ static int enqueue_fn(tally__conn *c, void *arg, char *err, size_t cap)
             free(ids);
             return TALLY_STORE_ENOMEM;
         }
-        snprintf(ids[n++], sizeof *ids, "%s", col_text(st, 0));
+        snprintf(ids[n++], sizeof *ids, "%s", tally__col_text(st, 0));
     }
     tally__stmt_done(st);
     if (rc != SQLITE_DONE) {
@@ -424,20 +413,20 @@ static int read_delivery(sqlite3_stmt *st, int col0, tally_arena *a, tally_deliv
 {
     memset(d, 0, sizeof *d);
     d->seq = sqlite3_column_int64(st, col0 + 0);
-    snprintf(d->delivery_id, sizeof d->delivery_id, "%s", col_text(st, col0 + 1));
-    snprintf(d->webhook_id, sizeof d->webhook_id, "%s", col_text(st, col0 + 2));
-    d->entity = adup(a, st, col0 + 3);
-    d->action = adup(a, st, col0 + 4);
-    d->data_json = adup(a, st, col0 + 5);
-    d->body = adup(a, st, col0 + 6);
+    snprintf(d->delivery_id, sizeof d->delivery_id, "%s", tally__col_text(st, col0 + 1));
+    snprintf(d->webhook_id, sizeof d->webhook_id, "%s", tally__col_text(st, col0 + 2));
+    d->entity = tally__col_dup(a, st, col0 + 3);
+    d->action = tally__col_dup(a, st, col0 + 4);
+    d->data_json = tally__col_dup(a, st, col0 + 5);
+    d->body = tally__col_dup(a, st, col0 + 6);
     d->timestamp_s = sqlite3_column_int64(st, col0 + 7);
-    d->state = state_parse(col_text(st, col0 + 8));
+    d->state = state_parse(tally__col_text(st, col0 + 8));
     d->attempts = sqlite3_column_int(st, col0 + 9);
     d->created_ms = sqlite3_column_int64(st, col0 + 10);
     d->next_attempt_ms = sqlite3_column_int64(st, col0 + 11);
     d->finished_ms = sqlite3_column_int64(st, col0 + 12);
     d->last_status = sqlite3_column_int(st, col0 + 13);
-    d->last_error = adup(a, st, col0 + 14);
+    d->last_error = tally__col_dup(a, st, col0 + 14);
     return d->entity && d->action && d->data_json && d->body && d->last_error
                ? 0
                : TALLY_STORE_ENOMEM;
@@ -461,8 +450,8 @@ static int read_log(tally__conn *c, tally_arena *a, tally_delivery *d, char *err
         t->started_ms = sqlite3_column_int64(st, 1);
         t->duration_ms = sqlite3_column_int64(st, 2);
         t->response_status = sqlite3_column_int(st, 3);
-        t->error = adup(a, st, 4);
-        t->response_snippet = adup(a, st, 5);
+        t->error = tally__col_dup(a, st, 4);
+        t->response_snippet = tally__col_dup(a, st, 5);
         if (!t->error || !t->response_snippet) {
             tally__stmt_done(st);
             return TALLY_STORE_ENOMEM;
@@ -556,10 +545,11 @@ static int claim_fn(tally__conn *c, void *arg, char *err, size_t cap)
             tally__stmt_done(st);
             return TALLY_STORE_ENOMEM;
         }
-        cl->url = adup(k->a, st, 15);
-        cl->secret = adup(k->a, st, 16);
-        cl->webhook_status = strcmp(col_text(st, 17), "DISABLED") == 0 ? TALLY_WEBHOOK_DISABLED
-                                                                      : TALLY_WEBHOOK_ACTIVE;
+        cl->url = tally__col_dup(k->a, st, 15);
+        cl->secret = tally__col_dup(k->a, st, 16);
+        cl->webhook_status = strcmp(tally__col_text(st, 17), "DISABLED") == 0
+                                 ? TALLY_WEBHOOK_DISABLED
+                                 : TALLY_WEBHOOK_ACTIVE;
         cl->webhook_deleted = sqlite3_column_int(st, 18);
         if (!cl->url || !cl->secret) {
             tally__stmt_done(st);
