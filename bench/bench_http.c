@@ -187,20 +187,29 @@ static int send_all(int fd, const void *p, size_t n)
     return 0;
 }
 
+/* buf (of *cap bytes) grown to hold at least need, doubling from 64 KiB;
+ * the new pointer (*cap updated), or NULL with buf left as it was. */
+static void *grow(void *buf, size_t *cap, size_t need)
+{
+    if (*cap >= need)
+        return buf;
+    size_t c = *cap ? *cap : 1 << 16;
+    while (c < need)
+        c *= 2;
+    void *b = realloc(buf, c);
+    if (b)
+        *cap = c;
+    return b;
+}
+
 /* Reads until h->len >= need, keeping one byte of room for a NUL. */
 static int fill(bench_hconn *h, size_t need)
 {
     while (h->len < need) {
-        if (h->cap < need + 65536) {
-            size_t cap = h->cap ? h->cap : 1 << 16;
-            while (cap < need + 65536)
-                cap *= 2;
-            char *b = realloc(h->buf, cap);
-            if (!b)
-                return -1;
-            h->buf = b;
-            h->cap = cap;
-        }
+        char *b = grow(h->buf, &h->cap, need + 65536);
+        if (!b)
+            return -1;
+        h->buf = b;
         ssize_t r = recv(h->fd, h->buf + h->len, h->cap - h->len - 1, 0);
         if (r < 0 && errno == EINTR)
             continue;
@@ -336,13 +345,10 @@ int bench_hreq_sink(bench_hconn *h, const char *method, const char *path, size_t
     uint64_t got = h->len - hdr < clen ? h->len - hdr : clen;
     if (got)
         sink(arg, h->buf + hdr, (size_t)got);
-    if (h->cap < hdr + piece + 1) {
-        char *b = realloc(h->buf, hdr + piece + 1);
-        if (!b)
-            return -1;
-        h->buf = b;
-        h->cap = hdr + piece + 1;
-    }
+    char *b = grow(h->buf, &h->cap, hdr + piece + 1);
+    if (!b)
+        return -1;
+    h->buf = b;
     while (got < clen) {
         size_t want = clen - got < piece ? (size_t)(clen - got) : piece;
         ssize_t r = recv(h->fd, h->buf + hdr, want, 0);
@@ -406,13 +412,10 @@ int bench_frame_begin(bench_frame *f)
     static const uint8_t hdr[32] = {'T', 'L', 'Y', 'F', 1}; /* version 1, flags 0 */
     f->len = 0;
     f->n_series = f->n_points = 0;
-    if (f->cap < sizeof hdr) {
-        uint8_t *q = realloc(f->p, 1 << 16);
-        if (!q)
-            return -1;
-        f->p = q;
-        f->cap = 1 << 16;
-    }
+    uint8_t *q = grow(f->p, &f->cap, sizeof hdr);
+    if (!q)
+        return -1;
+    f->p = q;
     memcpy(f->p, hdr, sizeof hdr);
     f->len = sizeof hdr;
     return 0;
@@ -424,16 +427,10 @@ int bench_frame_series(bench_frame *f, const char *run, const char *key, uint32_
     size_t rl = strlen(run), kl = strlen(key);
     size_t pad = (8 - ((8 + rl + kl) & 7)) & 7;
     size_t need = f->len + 8 + rl + kl + pad + 24 * (size_t)n;
-    if (need > f->cap) {
-        size_t cap = f->cap;
-        while (cap < need)
-            cap *= 2;
-        uint8_t *q = realloc(f->p, cap);
-        if (!q)
-            return -1;
-        f->p = q;
-        f->cap = cap;
-    }
+    uint8_t *q = grow(f->p, &f->cap, need);
+    if (!q)
+        return -1;
+    f->p = q;
     uint8_t *p = f->p + f->len;
     uint16_t rl16 = (uint16_t)rl, kl16 = (uint16_t)kl;
     memcpy(p, &rl16, 2);
