@@ -610,16 +610,7 @@ int bench_suite_http(bench_ctx *c)
         }
         free(lat);
     }
-    for (int i = 0; i < CONNS; i++) {
-        for (int r = 0; r < lb_reqs; r++)
-            free(w[i].bodies[r]);
-        free(w[i].bodies);
-        free(w[i].body_lens);
-        free(w[i].lat_ms);
-        w[i].bodies = NULL;
-        w[i].body_lens = NULL;
-        w[i].lat_ms = NULL;
-    }
+    free_bodies(w, CONNS);
 
     /* --- native ingest --------------------------------------------------- */
     int ni_reqs = c->quick ? NI_REQS_QUICK : NI_REQS;
