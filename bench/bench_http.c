@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -289,28 +288,6 @@ const char *bench_hbody(const bench_hconn *h)
     return h->buf ? h->buf + h->body_off : "";
 }
 
-int bench_hheader(const bench_hconn *h, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    const char *head_end = h->buf ? h->buf + h->body_off : NULL;
-    for (const char *p = h->buf; p && p < head_end; p++) {
-        p = strstr(p, "\r\n");
-        if (!p || p >= head_end)
-            break;
-        if (strncasecmp(p + 2, name, nl) != 0 || p[2 + nl] != ':')
-            continue;
-        const char *v = p + 3 + nl;
-        v += strspn(v, " \t");
-        size_t n = strcspn(v, "\r\n");
-        if (n >= cap)
-            return -1;
-        memcpy(out, v, n);
-        out[n] = 0;
-        return 0;
-    }
-    return -1;
-}
-
 int bench_hreq_file(bench_hconn *h, const char *method, const char *path, const char *ctype,
                     int file_fd, uint64_t size)
 {
@@ -341,7 +318,7 @@ int bench_hreq_sink(bench_hconn *h, const char *method, const char *path, size_t
     if (status < 0)
         return -1;
     /* Body bytes that came with the head, then the rest piece by piece
-     * into the room after the head (which stays for bench_hheader). */
+     * into the room after the head. */
     uint64_t got = h->len - hdr < clen ? h->len - hdr : clen;
     if (got)
         sink(arg, h->buf + hdr, (size_t)got);

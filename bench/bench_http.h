@@ -60,17 +60,12 @@ int bench_hreq(bench_hconn *h, const char *method, const char *path, const char 
                const void *body, size_t body_len);
 const char *bench_hbody(const bench_hconn *h);
 
-/* The value of response header name (case-insensitive) of the last
- * response, copied NUL-terminated into out; 0, or -1 if absent or longer
- * than cap - 1. */
-int bench_hheader(const bench_hconn *h, const char *name, char *out, size_t cap);
-
 /* Streaming, for bodies too large to hold in memory. bench_hreq_file sends
  * size bytes of file_fd (from offset 0) as the body with sendfile(2) and
  * reads the answer as bench_hreq does. bench_hreq_sink sends a request
  * without a body and hands the answer's body to sink in pieces of at most
- * piece bytes as they arrive (the headers stay readable with bench_hheader;
- * bench_hbody is then empty). Both return the status, or -1. */
+ * piece bytes as they arrive (bench_hbody is then empty). Both return the
+ * status, or -1. */
 int bench_hreq_file(bench_hconn *h, const char *method, const char *path, const char *ctype,
                     int file_fd, uint64_t size);
 typedef void (*bench_hsink)(void *arg, const void *p, size_t n);
@@ -100,9 +95,9 @@ int bench_frame_series(bench_frame *f, const char *run, const char *key, uint32_
 void bench_frame_end(bench_frame *f);
 void bench_frame_free(bench_frame *f);
 
-/* A native ingest frame of one series: run,
- * key, n points (steps[i], ts[i], vals[i]), uncompressed. *out is
- * malloc'd (caller frees), *len its size. 0 or -1. */
+/* A native ingest frame of one series: run, key, n points (steps[i],
+ * ts[i], vals[i]), uncompressed. *out is malloc'd (caller frees), *len its
+ * size. 0 or -1. */
 int bench_frame_one(const char *run, const char *key, uint32_t n, const int64_t *steps,
                     const int64_t *ts, const double *vals, uint8_t **out, size_t *len);
 
