@@ -1,6 +1,7 @@
 /*
  * bench_http.c — the child server, process gauges and the HTTP client of
- * bench_http.h.
+ * bench_http.h (whole bodies in memory, or streamed from a file / to a
+ * sink for the artifact transfers).
  */
 #include "bench_http.h"
 
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -54,9 +56,11 @@ int bench_server_start(bench_server *s, const char *data_dir, const char *log_pa
         dup2(out[1], 1);
         close(out[0]);
         close(out[1]);
-        int lf = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (lf >= 0)
-            dup2(lf, 2);
+        if (log_path) {
+            int lf = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            if (lf >= 0)
+                dup2(lf, 2);
+        }
         execv(bin, (char *const *)argv);
         _exit(127);
     }
@@ -76,7 +80,8 @@ int bench_server_start(bench_server *s, const char *data_dir, const char *log_pa
     const char *p = strstr(line, "http://");
     const char *colon = p ? strchr(p + 7, ':') : NULL;
     if (!colon) {
-        fprintf(stderr, "bench: server did not start: '%s' (log: %s)\n", line, log_path);
+        fprintf(stderr, "bench: server did not start: '%s' (log: %s)\n", line,
+                log_path ? log_path : "stderr");
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         return -1;
@@ -98,19 +103,25 @@ int bench_server_stop(bench_server *s, int sig)
     return status;
 }
 
-double bench_proc_rss_mib(pid_t pid)
+double bench_proc_status_mib(pid_t pid, const char *field)
 {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     FILE *f = fopen(path, "r");
     if (!f)
         return 0;
+    size_t fl = strlen(field);
     double kb = 0;
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kb = atof(line + 6);
+        if (strncmp(line, field, fl) == 0 && line[fl] == ':')
+            kb = atof(line + fl + 1);
     fclose(f);
     return kb / 1024.0;
+}
+
+double bench_proc_rss_mib(pid_t pid)
+{
+    return bench_proc_status_mib(pid, "VmRSS");
 }
 
 int bench_proc_open_fds(pid_t pid)
@@ -175,20 +186,29 @@ static int send_all(int fd, const void *p, size_t n)
     return 0;
 }
 
+/* buf (of *cap bytes) grown to hold at least need, doubling from 64 KiB;
+ * the new pointer (*cap updated), or NULL with buf left as it was. */
+static void *grow(void *buf, size_t *cap, size_t need)
+{
+    if (*cap >= need)
+        return buf;
+    size_t c = *cap ? *cap : 1 << 16;
+    while (c < need)
+        c *= 2;
+    void *b = realloc(buf, c);
+    if (b)
+        *cap = c;
+    return b;
+}
+
 /* Reads until h->len >= need, keeping one byte of room for a NUL. */
 static int fill(bench_hconn *h, size_t need)
 {
     while (h->len < need) {
-        if (h->cap < need + 65536) {
-            size_t cap = h->cap ? h->cap : 1 << 16;
-            while (cap < need + 65536)
-                cap *= 2;
-            char *b = realloc(h->buf, cap);
-            if (!b)
-                return -1;
-            h->buf = b;
-            h->cap = cap;
-        }
+        char *b = grow(h->buf, &h->cap, need + 65536);
+        if (!b)
+            return -1;
+        h->buf = b;
         ssize_t r = recv(h->fd, h->buf + h->len, h->cap - h->len - 1, 0);
         if (r < 0 && errno == EINTR)
             continue;
@@ -199,20 +219,31 @@ static int fill(bench_hconn *h, size_t need)
     return 0;
 }
 
-int bench_hreq(bench_hconn *h, const char *method, const char *path, const char *ctype,
-               const void *body, size_t body_len)
+/* Sends the request line and headers announcing body_len body bytes. */
+static int send_head(bench_hconn *h, const char *method, const char *path, const char *ctype,
+                     uint64_t body_len)
 {
     if (h->fd < 0)
         return -1;
     char head[8192];
     int n = snprintf(head, sizeof head,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     method, path, ctype ? ctype : "application/json", body_len);
-    if (n < 0 || (size_t)n >= sizeof head || send_all(h->fd, head, (size_t)n) != 0 ||
-        (body_len && send_all(h->fd, body, body_len) != 0))
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n%s%s%s"
+                     "Content-Length: %llu\r\n\r\n",
+                     method, path, ctype ? ctype : "application/json",
+                     h->auth ? "Authorization: " : "", h->auth ? h->auth : "",
+                     h->auth ? "\r\n" : "", (unsigned long long)body_len);
+    if (n < 0 || (size_t)n >= sizeof head)
         return -1;
+    return send_all(h->fd, head, (size_t)n);
+}
+
+/* Reads the answer up to the end of its headers (and whatever body bytes
+ * came with them); the status, the head's size in *hdr and the body's
+ * Content-Length in *clen, or -1. */
+static int read_head(bench_hconn *h, size_t *hdr, uint64_t *clen)
+{
     h->len = 0;
+    h->body_off = h->body_len = 0;
     char *end = NULL;
     while (!end) {
         if (fill(h, h->len + 1) != 0)
@@ -220,23 +251,96 @@ int bench_hreq(bench_hconn *h, const char *method, const char *path, const char 
         h->buf[h->len] = 0;
         end = strstr(h->buf, "\r\n\r\n");
     }
-    size_t hdr = (size_t)(end - h->buf) + 4;
+    *hdr = (size_t)(end - h->buf) + 4;
     int status = atoi(h->buf + 9);
     const char *cl = strcasestr(h->buf, "\r\ncontent-length:");
     if (!cl || cl > end)
         return -1;
-    size_t clen = (size_t)strtoull(cl + 17, NULL, 10);
-    if (fill(h, hdr + clen) != 0)
+    *clen = (uint64_t)strtoull(cl + 17, NULL, 10);
+    return status;
+}
+
+/* Reads the body of an answer whose head read_head read, into h->buf. */
+static int read_body(bench_hconn *h, int status, size_t hdr, uint64_t clen)
+{
+    if (status < 0 || fill(h, hdr + (size_t)clen) != 0)
         return -1;
     h->body_off = hdr;
-    h->body_len = clen;
+    h->body_len = (size_t)clen;
     h->buf[hdr + clen] = 0;
     return status;
+}
+
+int bench_hreq(bench_hconn *h, const char *method, const char *path, const char *ctype,
+               const void *body, size_t body_len)
+{
+    if (send_head(h, method, path, ctype, body_len) != 0 ||
+        (body_len && send_all(h->fd, body, body_len) != 0))
+        return -1;
+    size_t hdr;
+    uint64_t clen;
+    int status = read_head(h, &hdr, &clen);
+    return read_body(h, status, hdr, clen);
 }
 
 const char *bench_hbody(const bench_hconn *h)
 {
     return h->buf ? h->buf + h->body_off : "";
+}
+
+int bench_hreq_file(bench_hconn *h, const char *method, const char *path, const char *ctype,
+                    int file_fd, uint64_t size)
+{
+    if (send_head(h, method, path, ctype, size) != 0)
+        return -1;
+    off_t off = 0;
+    while ((uint64_t)off < size) {
+        ssize_t w = sendfile(h->fd, file_fd, &off, (size_t)(size - (uint64_t)off));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+    }
+    size_t hdr;
+    uint64_t clen;
+    int status = read_head(h, &hdr, &clen);
+    return read_body(h, status, hdr, clen);
+}
+
+int bench_hreq_sink(bench_hconn *h, const char *method, const char *path, size_t piece,
+                    bench_hsink sink, void *arg)
+{
+    if (send_head(h, method, path, NULL, 0) != 0)
+        return -1;
+    size_t hdr;
+    uint64_t clen;
+    int status = read_head(h, &hdr, &clen);
+    if (status < 0)
+        return -1;
+    /* Body bytes that came with the head, then the rest piece by piece
+     * into the room after the head. */
+    uint64_t got = h->len - hdr < clen ? h->len - hdr : clen;
+    if (got)
+        sink(arg, h->buf + hdr, (size_t)got);
+    char *b = grow(h->buf, &h->cap, hdr + piece + 1);
+    if (!b)
+        return -1;
+    h->buf = b;
+    while (got < clen) {
+        size_t want = clen - got < piece ? (size_t)(clen - got) : piece;
+        ssize_t r = recv(h->fd, h->buf + hdr, want, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        sink(arg, h->buf + hdr, (size_t)r);
+        got += (uint64_t)r;
+    }
+    h->len = hdr;
+    h->body_off = hdr;
+    h->body_len = 0;
+    h->buf[hdr] = 0;
+    return status;
 }
 
 int bench_create_run(bench_hconn *h, const char *exp_name, char run_id[64])
@@ -280,36 +384,82 @@ int bench_create_run(bench_hconn *h, const char *exp_name, char run_id[64])
     return rc;
 }
 
-int bench_frame_one(const char *run, const char *key, uint32_t n, const int64_t *steps,
-                    const int64_t *ts, const double *vals, uint8_t **out, size_t *len)
+int bench_frame_begin(bench_frame *f)
+{
+    static const uint8_t hdr[32] = {'T', 'L', 'Y', 'F', 1}; /* version 1, flags 0 */
+    f->len = 0;
+    f->n_series = f->n_points = 0;
+    uint8_t *q = grow(f->p, &f->cap, sizeof hdr);
+    if (!q)
+        return -1;
+    f->p = q;
+    memcpy(f->p, hdr, sizeof hdr);
+    f->len = sizeof hdr;
+    return 0;
+}
+
+int bench_frame_series(bench_frame *f, const char *run, const char *key, uint32_t n,
+                       int64_t **steps, int64_t **ts, double **vals)
 {
     size_t rl = strlen(run), kl = strlen(key);
     size_t pad = (8 - ((8 + rl + kl) & 7)) & 7;
-    size_t payload = 8 + rl + kl + pad + 24 * (size_t)n;
-    uint8_t *f = calloc(1, 32 + payload);
-    if (!f)
+    size_t need = f->len + 8 + rl + kl + pad + 24 * (size_t)n;
+    uint8_t *q = grow(f->p, &f->cap, need);
+    if (!q)
         return -1;
-    memcpy(f, "TLYF", 4);
-    f[4] = 1; /* version 1, flags 0 (uncompressed) */
-    uint32_t ns = 1, payload32 = (uint32_t)payload;
-    memcpy(f + 8, &ns, 4);
-    memcpy(f + 12, &n, 4);
-    memcpy(f + 16, &payload32, 4);
-    memcpy(f + 20, &payload32, 4);
-    uint8_t *p = f + 32;
+    f->p = q;
+    uint8_t *p = f->p + f->len;
     uint16_t rl16 = (uint16_t)rl, kl16 = (uint16_t)kl;
     memcpy(p, &rl16, 2);
     memcpy(p + 2, &kl16, 2);
     memcpy(p + 4, &n, 4);
     memcpy(p + 8, run, rl);
     memcpy(p + 8 + rl, key, kl);
-    p += 8 + rl + kl + pad;
-    memcpy(p, steps, 8 * (size_t)n);
-    memcpy(p + 8 * (size_t)n, ts, 8 * (size_t)n);
-    memcpy(p + 16 * (size_t)n, vals, 8 * (size_t)n);
-    uint64_t x = XXH3_64bits(f + 32, payload);
-    memcpy(f + 24, &x, 8);
-    *out = f;
-    *len = 32 + payload;
+    memset(p + 8 + rl + kl, 0, pad);
+    /* The record starts 8-aligned and its head is padded to 8: so are the
+     * columns (the host is little-endian, as the format). */
+    int64_t *cols = (int64_t *)(void *)(p + 8 + rl + kl + pad);
+    *steps = cols;
+    *ts = cols + n;
+    *vals = (double *)(void *)(cols + 2 * (size_t)n);
+    f->len = need;
+    f->n_series++;
+    f->n_points += n;
+    return 0;
+}
+
+void bench_frame_end(bench_frame *f)
+{
+    uint32_t payload = (uint32_t)(f->len - 32);
+    memcpy(f->p + 8, &f->n_series, 4);
+    memcpy(f->p + 12, &f->n_points, 4);
+    memcpy(f->p + 16, &payload, 4);
+    memcpy(f->p + 20, &payload, 4);
+    uint64_t x = XXH3_64bits(f->p + 32, payload);
+    memcpy(f->p + 24, &x, 8);
+}
+
+void bench_frame_free(bench_frame *f)
+{
+    free(f->p);
+    memset(f, 0, sizeof *f);
+}
+
+int bench_frame_one(const char *run, const char *key, uint32_t n, const int64_t *steps,
+                    const int64_t *ts, const double *vals, uint8_t **out, size_t *len)
+{
+    bench_frame f = {0};
+    int64_t *st, *t;
+    double *v;
+    if (bench_frame_begin(&f) != 0 || bench_frame_series(&f, run, key, n, &st, &t, &v) != 0) {
+        bench_frame_free(&f);
+        return -1;
+    }
+    memcpy(st, steps, 8 * (size_t)n);
+    memcpy(t, ts, 8 * (size_t)n);
+    memcpy(v, vals, 8 * (size_t)n);
+    bench_frame_end(&f);
+    *out = f.p;
+    *len = f.len;
     return 0;
 }

@@ -1,9 +1,10 @@
 /*
  * suite_artifacts.c — the `artifacts` suite of tally-bench: the artifact
  * proxy (mlflow-artifacts, docs/api.md) moving one large file over
- * loopback. Starts `tally serve` (the binary next to tally-bench) as a
- * child on a scratch data directory, writes a FILE_BYTES file of
- * pseudo-random bytes in the scratch directory, then:
+ * loopback (bench_http.h's streaming requests). Starts `tally serve` (the
+ * binary next to tally-bench) as a child on a scratch data directory,
+ * writes a FILE_BYTES file of pseudo-random bytes in the scratch directory,
+ * then:
  *
  *   upload_mb_per_s     PUT mlflow-artifacts/artifacts/<path> of the file,
  *        sent with sendfile(2) (the client costs next to nothing); the clock
@@ -27,22 +28,17 @@
  *  (2) The bytes downloaded are checked against the file (XXH3 of both).
  */
 #include "bench.h"
+#include "bench_http.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -51,87 +47,6 @@
 #define FILE_BYTES_QUICK ((uint64_t)256 << 20)
 #define REPS 3
 #define PIECE (1u << 20)
-
-typedef struct server {
-    pid_t pid;
-    int port;
-} server;
-
-static int server_start(bench_ctx *c, server *s)
-{
-    char exe[4096], bin[4200], data[4200];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return -1;
-    exe[n] = 0;
-    *strrchr(exe, '/') = 0;
-    snprintf(bin, sizeof bin, "%s/tally", exe);
-    if (access(bin, X_OK) != 0) {
-        fprintf(stderr, "artifacts: no server binary at %s\n", bin);
-        return -1;
-    }
-    bench_subdir(c, "server", data, sizeof data);
-    int out[2];
-    if (pipe(out) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        close(out[1]);
-        execl(bin, bin, "serve", "--host", "127.0.0.1", "--port", "0", "--data", data,
-              "--log-requests", "0", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    char line[512];
-    size_t len = 0;
-    while (len < sizeof line - 1) {
-        ssize_t r = read(out[0], line + len, 1);
-        if (r <= 0 || line[len] == '\n')
-            break;
-        len++;
-    }
-    line[len] = 0;
-    close(out[0]);
-    const char *p = strstr(line, "http://");
-    const char *colon = p ? strchr(p + 7, ':') : NULL;
-    if (!colon) {
-        fprintf(stderr, "artifacts: server did not start: '%s'\n", line);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    s->pid = pid;
-    s->port = atoi(colon + 1);
-    return 0;
-}
-
-static void server_stop(server *s)
-{
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-}
-
-static double rss_mib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    double kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kb = atof(line + 6);
-    fclose(f);
-    return kb / 1024.0;
-}
 
 /* Peak RSS of a process while a transfer runs. */
 typedef struct sampler {
@@ -145,7 +60,7 @@ static void *sample_loop(void *arg)
 {
     sampler *s = arg;
     while (!atomic_load(&s->stop)) {
-        double r = rss_mib(s->pid);
+        double r = bench_proc_rss_mib(s->pid);
         if (r > s->peak)
             s->peak = r;
         struct timespec ts = {0, 10 * 1000 * 1000};
@@ -157,7 +72,7 @@ static void *sample_loop(void *arg)
 static void sampler_start(sampler *s, pid_t pid)
 {
     s->pid = pid;
-    s->peak = rss_mib(pid);
+    s->peak = bench_proc_rss_mib(pid);
     atomic_init(&s->stop, 0);
     pthread_create(&s->th, NULL, sample_loop, s);
 }
@@ -169,128 +84,50 @@ static double sampler_stop(sampler *s)
     return s->peak;
 }
 
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int send_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Reads the response head into buf (NUL-terminated); returns the status
- * and leaves any body bytes already read at *body (count *n_body). */
-static int read_head(int fd, char *buf, size_t cap, char **body, size_t *n_body)
-{
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = recv(fd, buf + len, cap - 1 - len, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        len += (size_t)r;
-        buf[len] = 0;
-        char *end = strstr(buf, "\r\n\r\n");
-        if (end) {
-            *body = end + 4;
-            *n_body = len - (size_t)(end + 4 - buf);
-            return atoi(buf + 9);
-        }
-        if (len + 1 >= cap)
-            return -1;
-    }
-}
-
-/* PUT the file; 200 or -1. */
+/* PUT the file over a fresh connection; the status or -1. */
 static int upload(int port, const char *path, int file_fd, uint64_t size)
 {
-    int fd = connect_to(port);
-    if (fd < 0)
-        return -1;
-    char head[1024];
-    int n = snprintf(head, sizeof head,
-                     "PUT /api/2.0/mlflow-artifacts/artifacts/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     "Content-Type: application/octet-stream\r\nContent-Length: %llu\r\n\r\n",
-                     path, (unsigned long long)size);
+    bench_hconn h;
+    char url[1024];
+    snprintf(url, sizeof url, "/api/2.0/mlflow-artifacts/artifacts/%s", path);
     int status = -1;
-    if (send_all(fd, head, (size_t)n) == 0) {
-        off_t off = 0;
-        while ((uint64_t)off < size) {
-            ssize_t w = sendfile(fd, file_fd, &off, size - (uint64_t)off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                break;
-        }
-        char buf[4096], *body;
-        size_t nb;
-        if ((uint64_t)off == size)
-            status = read_head(fd, buf, sizeof buf, &body, &nb);
-    }
-    close(fd);
+    if (bench_hconn_open(&h, port) == 0)
+        status = bench_hreq_file(&h, "PUT", url, "application/octet-stream", file_fd, size);
+    bench_hconn_close(&h);
     return status;
 }
 
-/* GET the file; its XXH3 into *hash. 200 or -1. */
-static int download(int port, const char *path, uint64_t size, uint64_t *hash, char *piece)
+typedef struct received {
+    XXH3_state_t *st;
+    uint64_t bytes;
+} received;
+
+static void hash_piece(void *arg, const void *p, size_t n)
 {
-    int fd = connect_to(port);
-    if (fd < 0)
-        return -1;
-    char head[1024];
-    int n = snprintf(head, sizeof head,
-                     "GET /api/2.0/mlflow-artifacts/artifacts/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     "\r\n",
-                     path);
+    received *r = arg;
+    XXH3_64bits_update(r->st, p, n);
+    r->bytes += n;
+}
+
+/* GET the file over a fresh connection, in PIECE-byte receives, dropped
+ * once hashed; its XXH3 into *hash. The status (-1 unless all size bytes
+ * came), or -1. */
+static int download(int port, const char *path, uint64_t size, uint64_t *hash)
+{
+    bench_hconn h;
+    char url[1024];
+    snprintf(url, sizeof url, "/api/2.0/mlflow-artifacts/artifacts/%s", path);
+    received r = {XXH3_createState(), 0};
     int status = -1;
-    XXH3_state_t *st = XXH3_createState();
-    if (st && send_all(fd, head, (size_t)n) == 0) {
-        XXH3_64bits_reset(st);
-        char buf[4096], *body;
-        size_t nb;
-        status = read_head(fd, buf, sizeof buf, &body, &nb);
-        uint64_t got = nb;
-        XXH3_64bits_update(st, body, nb);
-        while (status == 200 && got < size) {
-            ssize_t r = recv(fd, piece, PIECE, 0);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                status = -1;
-                break;
-            }
-            XXH3_64bits_update(st, piece, (size_t)r);
-            got += (uint64_t)r;
-        }
-        if (got != size)
+    if (r.st && bench_hconn_open(&h, port) == 0) {
+        XXH3_64bits_reset(r.st);
+        status = bench_hreq_sink(&h, "GET", url, PIECE, hash_piece, &r);
+        if (r.bytes != size)
             status = -1;
-        *hash = XXH3_64bits_digest(st);
+        *hash = XXH3_64bits_digest(r.st);
     }
-    XXH3_freeState(st);
-    close(fd);
+    bench_hconn_close(&h);
+    XXH3_freeState(r.st);
     return status;
 }
 
@@ -394,8 +231,10 @@ int bench_suite_artifacts(bench_ctx *c)
     }
     uint64_t want = 0;
     read_file(src, piece, &want);
-    server s = {0};
-    if (server_start(c, &s) != 0) {
+    char data[4200];
+    bench_subdir(c, "server", data, sizeof data);
+    bench_server s = {0};
+    if (bench_server_start(&s, data, NULL, NULL) != 0) {
         free(piece);
         return 1;
     }
@@ -415,7 +254,7 @@ int bench_suite_artifacts(bench_ctx *c)
         unlink(dst);
 
         sampler sm;
-        double before = rss_mib(s.pid);
+        double before = bench_proc_rss_mib(s.pid);
         sampler_start(&sm, s.pid);
         t0 = bench_now_ns();
         int st = upload(s.port, path, file_fd, size);
@@ -436,10 +275,10 @@ int bench_suite_artifacts(bench_ctx *c)
         }
         base_down[r] = (double)size / 1e6 / ((double)(bench_now_ns() - t0) / 1e9);
 
-        before = rss_mib(s.pid);
+        before = bench_proc_rss_mib(s.pid);
         sampler_start(&sm, s.pid);
         t0 = bench_now_ns();
-        st = download(s.port, path, size, &h, piece);
+        st = download(s.port, path, size, &h);
         secs = (double)(bench_now_ns() - t0) / 1e9;
         rss_down[r] = sampler_stop(&sm) - before;
         if (st != 200 || h != want) {
@@ -452,7 +291,7 @@ int bench_suite_artifacts(bench_ctx *c)
     }
     if (file_fd >= 0)
         close(file_fd);
-    server_stop(&s);
+    bench_server_stop(&s, SIGTERM);
     free(piece);
     unlink(src);
     if (rc)

@@ -2,8 +2,8 @@
  * suite_http.c — the `http` suite of tally-bench: the server end to end, as
  * clients see it. Starts `tally serve` (the binary next to tally-bench) as a
  * child on a scratch data directory, creates runs through the MLflow API,
- * then drives it with an in-process HTTP/1.1 keep-alive client (plain
- * sockets, one connection per thread). Figures:
+ * then drives it with the in-process HTTP/1.1 keep-alive client of
+ * bench_http.h (one connection per thread). Figures:
  *
  *   logbatch_metrics_per_s         POST mlflow/runs/log-batch, 1000 metrics
  *        (10 keys x 100 steps) per request, CONNS connections in CONNS
@@ -51,22 +51,16 @@
  *      the suite then returns nonzero. The child is always stopped.
  */
 #include "bench.h"
+#include "bench_http.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #define CONNS 4
 #define LB_METRICS 1000
@@ -87,292 +81,69 @@
 #define MEMORY_BUDGET (512ull << 20)
 
 /* ------------------------------------------------------------------------ */
-/* The child server                                                          */
+/* The child server (bench_http.h)                                           */
 /* ------------------------------------------------------------------------ */
 
-typedef struct server {
-    pid_t pid;
-    int port;
-} server;
-
-/* Starts `tally serve` on a fresh <work>/<sub> with extra flags (NULL-terminated). */
-static int server_start_with(bench_ctx *c, server *s, const char *sub, const char *const *extra)
+/* Starts `tally serve` on a fresh <work>/<sub> under MEMORY_BUDGET with
+ * extra flags (NULL-terminated, may be NULL); its stderr stays ours. */
+static int server_start_with(bench_ctx *c, bench_server *s, const char *sub,
+                             const char *const *extra)
 {
-    char exe[4096], bin[4200], data[4200], budget[32];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return -1;
-    exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    *slash = 0;
-    snprintf(bin, sizeof bin, "%s/tally", exe);
-    if (access(bin, X_OK) != 0) {
-        fprintf(stderr, "http: no server binary at %s\n", bin);
-        return -1;
-    }
+    char data[4200], budget[32];
     bench_subdir(c, sub, data, sizeof data);
     snprintf(budget, sizeof budget, "%llu", (unsigned long long)MEMORY_BUDGET);
-    int out[2];
-    if (pipe(out) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        close(out[1]);
-        const char *args[32] = {bin, "serve", "--host", "127.0.0.1", "--port", "0", "--data",
-                                data, "--log-requests", "0", "--memory-budget", budget};
-        size_t na = 12;
-        for (size_t i = 0; extra && extra[i] && na < 31; i++)
-            args[na++] = extra[i];
-        args[na] = NULL;
-        execv(bin, (char *const *)args);
-        _exit(127);
-    }
-    close(out[1]);
-    char line[512];
-    size_t len = 0;
-    while (len < sizeof line - 1) {
-        ssize_t r = read(out[0], line + len, 1);
-        if (r <= 0 || line[len] == '\n')
-            break;
-        len++;
-    }
-    line[len] = 0;
-    close(out[0]);
-    const char *p = strstr(line, "http://");
-    const char *colon = p ? strchr(p + 7, ':') : NULL;
-    if (!colon) {
-        fprintf(stderr, "http: server did not start: '%s'\n", line);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    s->pid = pid;
-    s->port = atoi(colon + 1);
-    return 0;
+    const char *args[16] = {"--memory-budget", budget};
+    size_t na = 2;
+    for (size_t i = 0; extra && extra[i] && na < 15; i++)
+        args[na++] = extra[i];
+    args[na] = NULL;
+    return bench_server_start(s, data, NULL, args);
 }
 
-static int server_start(bench_ctx *c, server *s)
+static int server_start(bench_ctx *c, bench_server *s)
 {
     return server_start_with(c, s, "server", NULL);
-}
-
-static void server_stop(server *s)
-{
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-}
-
-static double rss_mib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    double kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kb = atof(line + 6);
-    fclose(f);
-    return kb / 1024.0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* A minimal HTTP/1.1 keep-alive client                                      */
-/* ------------------------------------------------------------------------ */
-
-typedef struct hconn {
-    int fd;
-    char *buf;       /* response bytes: headers then body */
-    size_t cap, len; /* allocated, filled */
-    size_t body_off; /* where the last response's body starts */
-    size_t body_len;
-    const char *auth; /* Authorization header value sent with every request, or NULL */
-} hconn;
-
-static int hconn_open(hconn *h, int port)
-{
-    memset(h, 0, sizeof *h);
-    h->fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (h->fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt(h->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(h->fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(h->fd);
-        return -1;
-    }
-    return 0;
-}
-
-static void hconn_close(hconn *h)
-{
-    if (h->fd >= 0)
-        close(h->fd);
-    free(h->buf);
-    memset(h, 0, sizeof *h);
-    h->fd = -1;
-}
-
-static int send_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int fill(hconn *h, size_t need)
-{
-    while (h->len < need) {
-        if (h->cap < need + 65536) {
-            size_t cap = h->cap ? h->cap : 1 << 20;
-            while (cap < need + 65536)
-                cap *= 2;
-            char *b = realloc(h->buf, cap);
-            if (!b)
-                return -1;
-            h->buf = b;
-            h->cap = cap;
-        }
-        ssize_t r = recv(h->fd, h->buf + h->len, h->cap - h->len, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        h->len += (size_t)r;
-    }
-    return 0;
-}
-
-/* One request; returns the status (body at h->buf + h->body_off, body_len
- * bytes), or -1. The response must carry Content-Length (the server's do). */
-static int hreq(hconn *h, const char *method, const char *path, const char *ctype,
-                const void *body, size_t body_len)
-{
-    char head[8192];
-    int n = snprintf(head, sizeof head,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n%s%s%s"
-                     "Content-Length: %zu\r\n\r\n",
-                     method, path, ctype ? ctype : "application/json",
-                     h->auth ? "Authorization: " : "", h->auth ? h->auth : "",
-                     h->auth ? "\r\n" : "", body_len);
-    if (n < 0 || (size_t)n >= sizeof head || send_all(h->fd, head, (size_t)n) != 0 ||
-        (body_len && send_all(h->fd, body, body_len) != 0))
-        return -1;
-    h->len = 0;
-    char *end = NULL;
-    while (!end) {
-        if (fill(h, h->len + 1) != 0)
-            return -1;
-        h->buf[h->len] = 0; /* room kept by fill */
-        end = strstr(h->buf, "\r\n\r\n");
-    }
-    size_t hdr = (size_t)(end - h->buf) + 4;
-    int status = atoi(h->buf + 9);
-    const char *cl = strcasestr(h->buf, "\r\ncontent-length:");
-    if (!cl || cl > end)
-        return -1;
-    size_t clen = (size_t)strtoull(cl + 17, NULL, 10);
-    if (fill(h, hdr + clen) != 0)
-        return -1;
-    h->body_off = hdr;
-    h->body_len = clen;
-    return status;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Frames (docs/api.md, "Native API": a client's own encoder)                */
 /* ------------------------------------------------------------------------ */
 
-typedef struct fbuf {
-    uint8_t *p;
-    size_t len, cap;
-} fbuf;
-
-static void fput(fbuf *f, const void *p, size_t n)
+/* One frame (bench_http.h) of n series, each `points` points of (step,
+ * ts, value) for steps [first, first + points), run ids runs[i], key
+ * keys[i]. 0 or -1. */
+static int frame_build(bench_frame *f, const char *const *runs, const char *const *keys, size_t n,
+                       uint32_t points, int64_t first)
 {
-    if (f->len + n > f->cap) {
-        size_t cap = f->cap ? f->cap : 1 << 16;
-        while (cap < f->len + n)
-            cap *= 2;
-        f->p = realloc(f->p, cap);
-        f->cap = cap;
-    }
-    memcpy(f->p + f->len, p, n);
-    f->len += n;
-}
-
-/* One frame of n series, each `points` points of (step, ts, value) for
- * steps [first, first + points), run ids runs[i], key keys[i]. The host is
- * little-endian (x86/ARM), so columns are copied as they are. */
-static void frame_build(fbuf *f, const char *const *runs, const char *const *keys, size_t n,
-                        uint32_t points, int64_t first, int64_t *steps, int64_t *ts, double *vals)
-{
-    f->len = 0;
-    uint8_t hdr[32] = {'T', 'L', 'Y', 'F', 1, 0, 0, 0};
-    fput(f, hdr, 32);
-    for (uint32_t k = 0; k < points; k++) {
-        steps[k] = first + k;
-        ts[k] = 1700000000000 + (first + k) * 100;
-    }
+    if (bench_frame_begin(f) != 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
-        uint16_t rl = (uint16_t)strlen(runs[i]), kl = (uint16_t)strlen(keys[i]);
-        uint8_t rec[8] = {(uint8_t)rl, (uint8_t)(rl >> 8), (uint8_t)kl, (uint8_t)(kl >> 8)};
-        memcpy(rec + 4, &points, 4);
-        fput(f, rec, 8);
-        fput(f, runs[i], rl);
-        fput(f, keys[i], kl);
-        static const uint8_t zero[8] = {0};
-        fput(f, zero, (8 - ((8 + rl + kl) & 7)) & 7);
-        for (uint32_t k = 0; k < points; k++)
+        int64_t *steps, *ts;
+        double *vals;
+        if (bench_frame_series(f, runs[i], keys[i], points, &steps, &ts, &vals) != 0)
+            return -1;
+        for (uint32_t k = 0; k < points; k++) {
+            steps[k] = first + k;
+            ts[k] = 1700000000000 + (first + k) * 100;
             vals[k] = 1.0 / (1.0 + (double)(first + k) * 1e-4) + (double)i * 1e-3;
-        fput(f, steps, 8 * (size_t)points);
-        fput(f, ts, 8 * (size_t)points);
-        fput(f, vals, 8 * (size_t)points);
+        }
     }
-    uint32_t payload = (uint32_t)(f->len - 32);
-    uint8_t *h = f->p;
-    uint32_t ns = (uint32_t)n, np = (uint32_t)(n * points);
-    memcpy(h + 8, &ns, 4);
-    memcpy(h + 12, &np, 4);
-    memcpy(h + 16, &payload, 4);
-    memcpy(h + 20, &payload, 4);
-    uint64_t x = XXH3_64bits(h + 32, payload);
-    memcpy(h + 24, &x, 8);
+    bench_frame_end(f);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static int create_run_in(hconn *h, const char *exp, char out[64])
+static int create_run_in(bench_hconn *h, const char *exp, char out[64])
 {
     char body[128];
     snprintf(body, sizeof body, "{\"experiment_id\":\"%s\",\"start_time\":1}", exp);
-    int st = hreq(h, "POST", "/api/2.0/mlflow/runs/create", NULL, body, strlen(body));
+    int st = bench_hreq(h, "POST", "/api/2.0/mlflow/runs/create", NULL, body, strlen(body));
     if (st != 200)
         return -1;
-    h->buf[h->body_off + h->body_len] = 0;
-    const char *p = strstr(h->buf + h->body_off, "\"run_id\":\"");
+    const char *p = strstr(bench_hbody(h), "\"run_id\":\"");
     if (!p)
         return -1;
     p += 10;
@@ -384,39 +155,34 @@ static int create_run_in(hconn *h, const char *exp, char out[64])
     return 0;
 }
 
-static int create_run(hconn *h, char out[64])
+static int create_run(bench_hconn *h, char out[64])
 {
     return create_run_in(h, "0", out);
 }
 
-static int ingest_series(hconn *h, const char *const *runs, const char *const *keys, size_t n,
+static int ingest_series(bench_hconn *h, const char *const *runs, const char *const *keys, size_t n,
                          uint64_t steps_total)
 {
     const uint32_t chunk = 65536;
-    int64_t *st = malloc(chunk * sizeof *st), *ts = malloc(chunk * sizeof *ts);
-    double *v = malloc(chunk * sizeof *v);
-    fbuf f = {0};
+    bench_frame f = {0};
     int rc = 0;
     for (uint64_t first = 0; first < steps_total && rc == 0; first += chunk) {
         uint32_t pts = (uint32_t)(steps_total - first < chunk ? steps_total - first : chunk);
         /* At most 16 series per frame: ~25 MiB, under the body limit. */
         for (size_t i = 0; i < n && rc == 0; i += 16) {
             size_t m = n - i < 16 ? n - i : 16;
-            frame_build(&f, runs + i, keys + i, m, pts, (int64_t)first, st, ts, v);
-            int s;
-            while ((s = hreq(h, "POST", "/api/2.0/tally/ingest", "application/octet-stream",
-                             f.p, f.len)) == 429)
-                usleep(20000);
+            int s = -1;
+            if (frame_build(&f, runs + i, keys + i, m, pts, (int64_t)first) == 0)
+                while ((s = bench_hreq(h, "POST", "/api/2.0/tally/ingest",
+                                       "application/octet-stream", f.p, f.len)) == 429)
+                    usleep(20000);
             if (s != 200) {
                 fprintf(stderr, "http: ingest failed with %d\n", s);
                 rc = -1;
             }
         }
     }
-    free(st);
-    free(ts);
-    free(v);
-    free(f.p);
+    bench_frame_free(&f);
     return rc;
 }
 
@@ -440,21 +206,16 @@ typedef struct worker {
 static void *worker_main(void *arg)
 {
     worker *w = arg;
-    hconn h;
-    if (hconn_open(&h, w->port) != 0) {
+    bench_hconn h;
+    if (bench_hconn_open(&h, w->port) != 0) {
         w->failed = 1;
         return NULL;
     }
     h.auth = w->auth;
-    int64_t *st = NULL, *ts = NULL;
-    double *v = NULL;
-    fbuf f = {0};
+    bench_frame f = {0};
     const char *runs[NI_SERIES], *keys[NI_SERIES];
     char keybuf[NI_SERIES][16];
     if (w->native) {
-        st = malloc(NI_POINTS * sizeof *st);
-        ts = malloc(NI_POINTS * sizeof *ts);
-        v = malloc(NI_POINTS * sizeof *v);
         for (int i = 0; i < NI_SERIES; i++) {
             snprintf(keybuf[i], sizeof keybuf[i], "native/k%d", i);
             runs[i] = w->run;
@@ -465,11 +226,13 @@ static void *worker_main(void *arg)
         uint64_t t0 = bench_now_ns();
         int s;
         if (w->native) {
-            frame_build(&f, runs, keys, NI_SERIES, NI_POINTS, (int64_t)r * NI_POINTS, st, ts, v);
-            s = hreq(&h, "POST", "/api/2.0/tally/ingest", "application/octet-stream", f.p, f.len);
+            s = frame_build(&f, runs, keys, NI_SERIES, NI_POINTS, (int64_t)r * NI_POINTS) == 0
+                    ? bench_hreq(&h, "POST", "/api/2.0/tally/ingest", "application/octet-stream",
+                                 f.p, f.len)
+                    : -1;
         } else {
-            s = hreq(&h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, w->bodies[r],
-                     w->body_lens[r]);
+            s = bench_hreq(&h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, w->bodies[r],
+                           w->body_lens[r]);
         }
         if (s == 429) { /* back-pressure: retry the same request */
             usleep(5000);
@@ -484,11 +247,8 @@ static void *worker_main(void *arg)
         w->lat_ms[r] = (double)(bench_now_ns() - t0) / 1e6;
         w->points += w->native ? (uint64_t)NI_SERIES * NI_POINTS : LB_METRICS;
     }
-    hconn_close(&h);
-    free(st);
-    free(ts);
-    free(v);
-    free(f.p);
+    bench_hconn_close(&h);
+    bench_frame_free(&f);
     return NULL;
 }
 
@@ -508,7 +268,7 @@ static double run_workers(worker *w, int n, pid_t child, double *rss)
                 joined[i] = 1;
             alive += !joined[i];
         }
-        double r = rss_mib(child);
+        double r = bench_proc_rss_mib(child);
         if (r > peak)
             peak = r;
         if (!alive)
@@ -551,14 +311,13 @@ static char *lb_body(const char *run, int req, size_t *len)
 #define SEARCH_RUNS_QUICK 2000
 #define REPS_SEARCH 50
 
-static int fig_runs_search(bench_ctx *c, hconn *h)
+static int fig_runs_search(bench_ctx *c, bench_hconn *h)
 {
     int n_runs = c->quick ? SEARCH_RUNS_QUICK : SEARCH_RUNS;
     const char *mk = "{\"name\":\"bench-search\"}";
-    if (hreq(h, "POST", "/api/2.0/mlflow/experiments/create", NULL, mk, strlen(mk)) != 200)
+    if (bench_hreq(h, "POST", "/api/2.0/mlflow/experiments/create", NULL, mk, strlen(mk)) != 200)
         return 1;
-    h->buf[h->body_off + h->body_len] = 0;
-    const char *p = strstr(h->buf + h->body_off, "\"experiment_id\":\"");
+    const char *p = strstr(bench_hbody(h), "\"experiment_id\":\"");
     if (!p)
         return 1;
     char exp[32];
@@ -568,10 +327,9 @@ static int fig_runs_search(bench_ctx *c, hconn *h)
     for (int i = 0; i < n_runs; i++) {
         char body[512], run[64];
         snprintf(body, sizeof body, "{\"experiment_id\":\"%s\",\"start_time\":%d}", exp, 1000 + i);
-        if (hreq(h, "POST", "/api/2.0/mlflow/runs/create", NULL, body, strlen(body)) != 200)
+        if (bench_hreq(h, "POST", "/api/2.0/mlflow/runs/create", NULL, body, strlen(body)) != 200)
             return 1;
-        h->buf[h->body_off + h->body_len] = 0;
-        const char *q = strstr(h->buf + h->body_off, "\"run_id\":\"");
+        const char *q = strstr(bench_hbody(h), "\"run_id\":\"");
         if (!q)
             return 1;
         snprintf(run, sizeof run, "%.32s", q + 10);
@@ -581,7 +339,7 @@ static int fig_runs_search(bench_ctx *c, hconn *h)
                  "{\"run_id\":\"%s\",\"params\":[{\"key\":\"opt\",\"value\":\"%s\"}],"
                  "\"metrics\":[{\"key\":\"loss\",\"value\":%.6f,\"timestamp\":1,\"step\":0}]}",
                  run, i % 2 ? "sgd" : "adam", loss);
-        if (hreq(h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, body, strlen(body)) != 200)
+        if (bench_hreq(h, "POST", "/api/2.0/mlflow/runs/log-batch", NULL, body, strlen(body)) != 200)
             return 1;
     }
     fprintf(stderr, "http: %d runs in %.1f s\n", n_runs, (double)(bench_now_ns() - t0) / 1e9);
@@ -593,7 +351,7 @@ static int fig_runs_search(bench_ctx *c, hconn *h)
     double lat[REPS_SEARCH];
     for (int r = -1; r < REPS_SEARCH; r++) {
         uint64_t s0 = bench_now_ns();
-        int st = hreq(h, "POST", "/api/2.0/mlflow/runs/search", NULL, q, strlen(q));
+        int st = bench_hreq(h, "POST", "/api/2.0/mlflow/runs/search", NULL, q, strlen(q));
         if (st != 200) {
             fprintf(stderr, "http: runs/search answered %d\n", st);
             return 1;
@@ -602,8 +360,7 @@ static int fig_runs_search(bench_ctx *c, hconn *h)
             lat[r] = (double)(bench_now_ns() - s0) / 1e6;
     }
     /* The answer must be the 100 adam runs with the greatest loss. */
-    h->buf[h->body_off + h->body_len] = 0;
-    const char *body = h->buf + h->body_off;
+    const char *body = bench_hbody(h);
     int n_found = 0;
     for (const char *x = body; (x = strstr(x, "\"run_id\":\"")) != NULL; x += 10)
         n_found++;
@@ -632,18 +389,17 @@ static int fig_runs_search(bench_ctx *c, hconn *h)
 
 /* On the auth server: user "bench" (not an admin), an experiment it creates
  * (so it holds MANAGE; EDIT is what log-batch needs), runs in it. */
-static int auth_setup(hconn *h, worker *w, int n)
+static int auth_setup(bench_hconn *h, worker *w, int n)
 {
     const char *u = "{\"username\":\"bench\",\"password\":\"bench-user-password\"}";
     h->auth = AUTH_ADMIN;
-    if (hreq(h, "POST", "/api/2.0/mlflow/users/create", NULL, u, strlen(u)) != 200)
+    if (bench_hreq(h, "POST", "/api/2.0/mlflow/users/create", NULL, u, strlen(u)) != 200)
         return -1;
     h->auth = AUTH_USER;
     const char *e = "{\"name\":\"auth-bench\"}";
-    if (hreq(h, "POST", "/api/2.0/mlflow/experiments/create", NULL, e, strlen(e)) != 200)
+    if (bench_hreq(h, "POST", "/api/2.0/mlflow/experiments/create", NULL, e, strlen(e)) != 200)
         return -1;
-    h->buf[h->body_off + h->body_len] = 0;
-    const char *p = strstr(h->buf + h->body_off, "\"experiment_id\":\"");
+    const char *p = strstr(bench_hbody(h), "\"experiment_id\":\"");
     if (!p)
         return -1;
     char exp[32];
@@ -735,27 +491,27 @@ static int fig_auth(bench_ctx *c)
 {
     static const char *const auth_args[] = {"--auth", "--admin-password", "bench-admin-password",
                                             NULL};
-    server off = {0}, on = {0};
+    bench_server off = {0}, on = {0};
     int rc = 1;
     worker w_off[CONNS], w_on[CONNS];
     memset(w_off, 0, sizeof w_off);
     memset(w_on, 0, sizeof w_on);
-    hconn h = {0};
+    bench_hconn h = {0};
     h.fd = -1;
     if (server_start_with(c, &off, "server-auth-off", NULL) != 0 ||
         server_start_with(c, &on, "server-auth-on", auth_args) != 0)
         goto out;
-    if (hconn_open(&h, off.port) != 0)
+    if (bench_hconn_open(&h, off.port) != 0)
         goto out;
     for (int i = 0; i < CONNS; i++)
         if (create_run(&h, w_off[i].run) != 0)
             goto out;
-    hconn_close(&h);
-    if (hconn_open(&h, on.port) != 0 || auth_setup(&h, w_on, CONNS) != 0) {
+    bench_hconn_close(&h);
+    if (bench_hconn_open(&h, on.port) != 0 || auth_setup(&h, w_on, CONNS) != 0) {
         fprintf(stderr, "http: setting up the auth server failed\n");
         goto out;
     }
-    hconn_close(&h);
+    bench_hconn_close(&h);
     h.fd = -1;
     int reqs = c->quick ? AUTH_REQS_QUICK : AUTH_REQS;
     int rounds = c->quick ? AUTH_ROUNDS_QUICK : AUTH_ROUNDS;
@@ -796,21 +552,21 @@ static int fig_auth(bench_ctx *c)
     rc = 0;
 out:
     if (h.fd >= 0)
-        hconn_close(&h);
-    server_stop(&off);
-    server_stop(&on);
+        bench_hconn_close(&h);
+    bench_server_stop(&off, SIGTERM);
+    bench_server_stop(&on, SIGTERM);
     return rc;
 }
 
 int bench_suite_http(bench_ctx *c)
 {
-    server srv = {0};
+    bench_server srv = {0};
     if (server_start(c, &srv) != 0)
         return 1;
     int rc = 0;
-    hconn h;
-    if (hconn_open(&h, srv.port) != 0) {
-        server_stop(&srv);
+    bench_hconn h;
+    if (bench_hconn_open(&h, srv.port) != 0) {
+        bench_server_stop(&srv, SIGTERM);
         return 1;
     }
     worker w[CONNS];
@@ -854,16 +610,7 @@ int bench_suite_http(bench_ctx *c)
         }
         free(lat);
     }
-    for (int i = 0; i < CONNS; i++) {
-        for (int r = 0; r < lb_reqs; r++)
-            free(w[i].bodies[r]);
-        free(w[i].bodies);
-        free(w[i].body_lens);
-        free(w[i].lat_ms);
-        w[i].bodies = NULL;
-        w[i].body_lens = NULL;
-        w[i].lat_ms = NULL;
-    }
+    free_bodies(w, CONNS);
 
     /* --- native ingest --------------------------------------------------- */
     int ni_reqs = c->quick ? NI_REQS_QUICK : NI_REQS;
@@ -915,16 +662,15 @@ int bench_suite_http(bench_ctx *c)
                              "/api/2.0/mlflow/metrics/get-history?run_id=%s&metric_key=%s"
                              "&max_results=25000%s%s",
                              run, "history%2Floss", token[0] ? "&page_token=" : "", token);
-                    if (hreq(&h, "GET", path, NULL, NULL, 0) != 200) {
+                    if (bench_hreq(&h, "GET", path, NULL, NULL, 0) != 200) {
                         ok = 0;
                         break;
                     }
                     /* Count points and find the token without a JSON parser. */
-                    char *b = h.buf + h.body_off;
-                    b[h.body_len] = 0;
-                    for (char *p = b; (p = strstr(p, "\"step\":")) != NULL; p += 7)
+                    const char *b = bench_hbody(&h);
+                    for (const char *p = b; (p = strstr(p, "\"step\":")) != NULL; p += 7)
                         n_pts++;
-                    char *t = strstr(b, "\"next_page_token\":\"");
+                    const char *t = strstr(b, "\"next_page_token\":\"");
                     if (!t)
                         break;
                     t += 19;
@@ -978,8 +724,8 @@ int bench_suite_http(bench_ctx *c)
         double *lat = calloc((size_t)reps, sizeof *lat);
         for (int r = -1; r < reps && ok; r++) {
             uint64_t q0 = bench_now_ns();
-            int s = hreq(&h, "POST", "/api/2.0/tally/query", NULL, body, n);
-            if (s != 200 || h.body_len < 16 || memcmp(h.buf + h.body_off, "TLYQ", 4) != 0) {
+            int s = bench_hreq(&h, "POST", "/api/2.0/tally/query", NULL, body, n);
+            if (s != 200 || h.body_len < 16 || memcmp(bench_hbody(&h), "TLYQ", 4) != 0) {
                 fprintf(stderr, "http: query failed with %d\n", s);
                 ok = 0;
                 break;
@@ -1007,8 +753,8 @@ int bench_suite_http(bench_ctx *c)
         rc = fig_runs_search(c, &h);
 
 out:
-    hconn_close(&h);
-    server_stop(&srv);
+    bench_hconn_close(&h);
+    bench_server_stop(&srv, SIGTERM);
     if (rc == 0)
         rc = fig_auth(c); /* its own two servers, after this one stopped */
     return rc;

@@ -293,21 +293,6 @@ static double p99(double *v, size_t n)
     return v[(size_t)((double)(n - 1) * 0.99)];
 }
 
-static double rss_anon_mib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    double kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "RssAnon:", 8) == 0)
-            kb = atof(line + 8);
-    fclose(f);
-    return kb / 1024.0;
-}
-
 static int setup_runs(soak *s)
 {
     bench_hconn h;
@@ -381,7 +366,8 @@ int bench_suite_soak(bench_ctx *c)
             struct timespec d = {0, 100 * 1000 * 1000};
             nanosleep(&d, NULL);
         }
-        double rss = bench_proc_rss_mib(srv.pid), anon = rss_anon_mib(srv.pid);
+        double rss = bench_proc_rss_mib(srv.pid);
+        double anon = bench_proc_status_mib(srv.pid, "RssAnon");
         int fds = bench_proc_open_fds(srv.pid);
         if (rss == 0) {
             fprintf(stderr, "soak: the server went away (see %s)\n", log);
