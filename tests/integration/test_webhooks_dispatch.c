@@ -358,5 +358,6 @@ static void test_registry_events(void)
 int main(void)
 {
     TEST_RUN(test_registry_events);
+    test_rmdir(dir);
     return TEST_DONE();
 }

@@ -20,12 +20,13 @@
 
 static char root[4100], outside[4100];
 
+static char test_dir[4000]; /* the running test's directory: made by setup, removed in main */
+
 static void setup(const char *name)
 {
-    char base[4000];
-    test_tmpdir(base, sizeof base, name);
-    snprintf(root, sizeof root, "%s/root", base);
-    snprintf(outside, sizeof outside, "%s/outside", base);
+    test_tmpdir(test_dir, sizeof test_dir, name);
+    snprintf(root, sizeof root, "%s/root", test_dir);
+    snprintf(outside, sizeof outside, "%s/outside", test_dir);
     ASSERT_EQ(mkdir(outside, 0755), 0);
     char p[8192];
     snprintf(p, sizeof p, "%s/secret", outside);
@@ -241,8 +242,11 @@ static void test_logged_models_store(void)
 int main(void)
 {
     TEST_RUN(test_upload_commit_abort);
+    test_rmdir(test_dir);
     TEST_RUN(test_symlinks_refused);
+    test_rmdir(test_dir);
     TEST_RUN(test_sweep);
+    test_rmdir(test_dir);
     TEST_RUN(test_logged_models_store);
     return TEST_DONE();
 }

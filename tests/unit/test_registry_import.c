@@ -201,7 +201,10 @@ static void test_run_id_mapped(void)
 int main(void)
 {
     TEST_RUN(test_whole_model);
+    test_rmdir(dir);
     TEST_RUN(test_refused);
+    test_rmdir(dir);
     TEST_RUN(test_run_id_mapped);
+    test_rmdir(dir);
     return TEST_DONE();
 }
