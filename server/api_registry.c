@@ -171,6 +171,54 @@ void tally_api_search_req_free(tally_api_search_req *r)
 /* Events                                                                    */
 /* ------------------------------------------------------------------------ */
 
+void tally_api_registry_search(tally_server *srv, const tally_req *req, tally_resp *resp,
+                               tally_search_mode mode, int64_t def, int64_t max)
+{
+    TALLY_API_OPEN_PARAMS(p, req, resp);
+    int versions = mode == TALLY_SEARCH_VERSIONS;
+    tally_arena *a = tally_arena_new();
+    tally_api_search_req sr;
+    memset(&sr, 0, sizeof sr);
+    char err[1024] = "";
+    if (!a) {
+        tally_api_oom(resp);
+        goto out;
+    }
+    if (tally_api_search_req_parse(&p, mode, def, max, &sr, resp) < 0)
+        goto out;
+    tally_model_names names;
+    const tally_model_names *only;
+    if (tally_api_readable_models(srv, req, a, &names, &only, resp) < 0)
+        goto out;
+    tally_registered_model *models = NULL;
+    tally_model_version *vers = NULL;
+    size_t n;
+    int more;
+    int rc = versions ? tally_registry_search_versions(srv->store, sr.filter, sr.order, only,
+                                                       sr.offset, sr.max_results, a, &vers, &n,
+                                                       &more, err, sizeof err)
+                      : tally_registry_search_models(srv->store, sr.filter, sr.order, only,
+                                                     sr.offset, sr.max_results, a, &models, &n,
+                                                     &more, err, sizeof err);
+    if (rc != 0) {
+        tally_api_store_error(resp, rc, err);
+        goto out;
+    }
+    tally_json j;
+    tally_api_list_begin(&j, resp, versions ? "model_versions" : "registered_models", n);
+    for (size_t i = 0; i < n; i++) {
+        if (versions)
+            tally_api_write_model_version(&j, &vers[i]);
+        else
+            tally_api_write_registered_model(&j, &models[i]);
+    }
+    tally_api_list_end(&j, resp, n, more, sr.offset + n);
+out:
+    tally_api_search_req_free(&sr);
+    tally_arena_free(a);
+    tally_params_close(&p);
+}
+
 int tally_api_readable_models(tally_server *srv, const tally_req *req, tally_arena *a,
                               tally_model_names *out, const tally_model_names **only,
                               tally_resp *resp)

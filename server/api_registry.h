@@ -52,6 +52,13 @@ int tally_api_search_req_parse(tally_params *p, tally_search_mode mode, int64_t 
                                tally_api_search_req *out, tally_resp *resp);
 void tally_api_search_req_free(tally_api_search_req *r);
 
+/* registered-models/search (mode TALLY_SEARCH_MODELS) and model-versions/
+ * search (TALLY_SEARCH_VERSIONS), whole: the request (max_results default
+ * def, at most max), the caller's readable models, one store page, the
+ * JSON list with its next_page_token. */
+void tally_api_registry_search(tally_server *srv, const tally_req *req, tally_resp *resp,
+                               tally_search_mode mode, int64_t def, int64_t max);
+
 /* The models the caller of req may read (authz.h), as a search restriction
  * for the store: *only = NULL (every model: auth off, or an admin) or out
  * filled in a (names in the arena). 0, or -1 with resp filled. */

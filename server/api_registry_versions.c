@@ -279,40 +279,8 @@ out:
 
 static void handle_search(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
-    TALLY_API_OPEN_PARAMS(p, req, resp);
-    tally_arena *a = tally_arena_new();
-    tally_api_search_req sr;
-    memset(&sr, 0, sizeof sr);
-    char err[1024] = "";
-    if (!a) {
-        tally_api_oom(resp);
-        goto out;
-    }
-    if (tally_api_search_req_parse(&p, TALLY_SEARCH_VERSIONS, VERSIONS_SEARCH_DEFAULT,
-                                   VERSIONS_SEARCH_MAX, &sr, resp) < 0)
-        goto out;
-    tally_model_version *rows;
-    size_t n;
-    int more;
-    tally_model_names names;
-    const tally_model_names *only;
-    if (tally_api_readable_models(srv, req, a, &names, &only, resp) < 0)
-        goto out;
-    int rc = tally_registry_search_versions(srv->store, sr.filter, sr.order, only, sr.offset,
-                                            sr.max_results, a, &rows, &n, &more, err, sizeof err);
-    if (rc != 0) {
-        tally_api_store_error(resp, rc, err);
-        goto out;
-    }
-    tally_json j;
-    tally_api_list_begin(&j, resp, "model_versions", n);
-    for (size_t i = 0; i < n; i++)
-        tally_api_write_model_version(&j, &rows[i]);
-    tally_api_list_end(&j, resp, n, more, sr.offset + n);
-out:
-    tally_api_search_req_free(&sr);
-    tally_arena_free(a);
-    tally_params_close(&p);
+    tally_api_registry_search(srv, req, resp, TALLY_SEARCH_VERSIONS, VERSIONS_SEARCH_DEFAULT,
+                              VERSIONS_SEARCH_MAX);
 }
 
 /* set-tag (value given) and delete-tag. */
