@@ -790,34 +790,30 @@ static int get_points(const tally__block_view *v, const chunk_entry *e, uint32_t
     const uint8_t *lo = v->body + e->data_off, *hi = v->body + e->data_end;
     uint32_t m = e->n_points;
     size_t used;
-    int rc = 0;
+    int64_t skip[2];
+    int rc;
+    /* Each column: its points and its size (to find the next) in one parse. */
     if (v->flags & TALLY_BLOCK_F_STEPS_LINEAR) {
         if (steps)
             linear_fill(steps, v->step0, v->dstep, k * CHUNK + a, b - a);
     } else {
-        for (uint32_t i = a; steps && i < b && rc == 0; i++)
-            rc = tally__codec_i64_get(lo, hi, m, i, &steps[i - a]);
-        if (rc == 0)
-            rc = tally__codec_i64_size(lo, hi, m, &used);
+        rc = steps ? tally__codec_i64_get_range(lo, hi, m, a, b - a, steps, &used)
+                   : tally__codec_i64_size(lo, hi, m, &used);
         RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
         lo += used;
     }
     if (v->flags & TALLY_BLOCK_F_TS_LINEAR) {
         if (ts)
             linear_fill(ts, v->ts0, v->dts, k * CHUNK + a, b - a);
-    } else {
-        for (uint32_t i = a; ts && i < b && rc == 0; i++)
-            rc = tally__codec_i64_get(lo, hi, m, i, &ts[i - a]);
-        if (rc == 0 && values)
-            rc = tally__codec_i64_size(lo, hi, m, &used);
-        else
-            used = 0;
+    } else if (ts || values) {
+        rc = tally__codec_i64_get_range(lo, hi, m, a, b - a, ts ? ts : skip, &used);
         RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
         lo += used;
     }
-    for (uint32_t i = a; values && i < b && rc == 0; i++)
-        rc = tally__codec_f64_get(lo, hi, m, i, &values[i - a]);
-    RETURN_ERROR_IF(rc != 0, TALLY_ECORRUPT);
+    if (values) {
+        rc = tally__codec_f64_get_range(lo, hi, m, a, b - a, values, NULL);
+        RETURN_ERROR_IF(rc != 0, TALLY_ECORRUPT);
+    }
     return 0;
 }
 

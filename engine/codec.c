@@ -1351,76 +1351,95 @@ int tally__codec_f64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, d
     return 0;
 }
 
-/* Word i of a chunk: O(1) for RAW, CONST, LINEAR and FOR; other kernels
- * decode the chunk (at most 128 words) into a stack buffer. */
-static int get_word(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i, int is_f64,
-                    uint64_t *out, int *ordered, dom *dm)
+/* Words [i, i + cnt) of a chunk (i + cnt <= n) into out, and, when size
+ * is not NULL, the chunk's encoded size: one header parse for both. O(cnt)
+ * for RAW, CONST, LINEAR and FOR; the other kernels decode the chunk (at
+ * most 128 words) into a stack buffer. */
+static int get_words(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i, uint32_t cnt,
+                     int is_f64, uint64_t *out, int *ordered, dom *dm, size_t *size)
 {
     hdr h;
     int rc = parse_hdr(in, end, n, is_f64, &h);
     if (rc)
         return rc;
-    RETURN_ERROR_IF(i >= n, TALLY_EINVAL);
+    RETURN_ERROR_IF(i >= n || cnt > n - i, TALLY_EINVAL);
     *dm = h.dm;
     *ordered = 1;
     size_t avail = (size_t)(end - h.payload);
+    size_t fixed = (size_t)(h.payload - in) + h.payload_len;
     switch ((enum tally__codec_kernel)h.kernel) {
     case TALLY__CK_RAW:
         *ordered = 0;
-        *out = h.dm == DOM_F32 ? load32(h.payload + 4 * (size_t)i)
-                               : load64(h.payload + 8 * (size_t)i);
-        return 0;
+        for (uint32_t t = 0; t < cnt; t++)
+            out[t] = h.dm == DOM_F32 ? load32(h.payload + 4 * (size_t)(i + t))
+                                     : load64(h.payload + 8 * (size_t)(i + t));
+        break;
     case TALLY__CK_CONST:
-        *out = h.base;
-        return 0;
-    case TALLY__CK_LINEAR:
-        *out = h.base + (uint64_t)i * h.d;
-        return 0;
+    case TALLY__CK_LINEAR: /* d is 0 for CONST */
+        for (uint32_t t = 0; t < cnt; t++)
+            out[t] = h.base + (uint64_t)(i + t) * h.d;
+        break;
     case TALLY__CK_FOR:
-        *out = h.base + (uint64_t)i * h.d + bits_get(h.payload, avail, (size_t)i * h.w, h.w);
-        return 0;
+        for (uint32_t t = 0; t < cnt; t++)
+            out[t] = h.base + (uint64_t)(i + t) * h.d +
+                     bits_get(h.payload, avail, (size_t)(i + t) * h.w, h.w);
+        break;
     case TALLY__CK_DELTA:
     case TALLY__CK_DELTA2:
     case TALLY__CK_XOR:
     case TALLY__CK_SHUF:
     case TALLY__CK_RLE:
-    case TALLY__CK_N:
-        break;
+    case TALLY__CK_N: {
+        uint64_t word[N_MAX];
+        size_t used;
+        rc = decode_words(in, end, n, is_f64, word, ordered, dm, &used);
+        if (rc)
+            return rc;
+        memcpy(out, word + i, (size_t)cnt * sizeof *out);
+        if (size)
+            *size = used;
+        return 0;
     }
-    uint64_t word[N_MAX];
-    size_t used;
-    rc = decode_words(in, end, n, is_f64, word, ordered, dm, &used);
-    if (rc)
-        return rc;
-    *out = word[i];
+    }
+    if (size)
+        *size = fixed;
     return 0;
+}
+
+int tally__codec_i64_get_range(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i,
+                               uint32_t cnt, int64_t *out, size_t *size)
+{
+    int ordered;
+    dom dm;
+    /* int64_t and uint64_t may alias each other (C11 6.5p7). */
+    return get_words(in, end, n, i, cnt, 0, (uint64_t *)out, &ordered, &dm, size);
+}
+
+int tally__codec_f64_get_range(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i,
+                               uint32_t cnt, double *out, size_t *size)
+{
+    uint64_t w[N_MAX];
+    int ordered;
+    dom dm;
+    int rc = cnt <= N_MAX ? get_words(in, end, n, i, cnt, 1, w, &ordered, &dm, size)
+                          : TALLY_EINVAL;
+    for (uint32_t t = 0; rc == 0 && t < cnt; t++) {
+        uint64_t b = word_to_bits(w[t], dm, ordered);
+        memcpy(out + t, &b, 8);
+    }
+    return rc;
 }
 
 int tally__codec_i64_get(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i,
                          int64_t *out)
 {
-    uint64_t w;
-    int ordered;
-    dom dm;
-    int rc = get_word(in, end, n, i, 0, &w, &ordered, &dm);
-    if (rc)
-        return rc;
-    *out = (int64_t)w;
-    return 0;
+    return tally__codec_i64_get_range(in, end, n, i, 1, out, NULL);
 }
 
 int tally__codec_f64_get(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i,
                          double *out)
 {
-    uint64_t w;
-    int ordered;
-    dom dm;
-    int rc = get_word(in, end, n, i, 1, &w, &ordered, &dm);
-    if (rc)
-        return rc;
-    w = word_to_bits(w, dm, ordered);
-    memcpy(out, &w, 8);
-    return 0;
+    return tally__codec_f64_get_range(in, end, n, i, 1, out, NULL);
 }
 
 /* Size of a chunk: from the header for the fixed-width kernels, by walking

@@ -54,6 +54,15 @@ int tally__codec_i64_get(const uint8_t *in, const uint8_t *end, uint32_t n, uint
 int tally__codec_f64_get(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i,
                          double *out);
 
+/* Values [i, i + cnt) (i + cnt <= n) of a chunk of n values, and, when
+ * size is not NULL, the chunk's encoded size (as *_size gives it), parsing
+ * the chunk's header once: what reading a few points of a chunk needs.
+ * Returns 0, TALLY_ECORRUPT or TALLY_EINVAL (a range past n). */
+int tally__codec_i64_get_range(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i,
+                               uint32_t cnt, int64_t *out, size_t *size);
+int tally__codec_f64_get_range(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i,
+                               uint32_t cnt, double *out, size_t *size);
+
 /* Size in bytes of the encoded chunk of n values at in (without decoding it).
  * Returns 0 or TALLY_ECORRUPT. */
 int tally__codec_i64_size(const uint8_t *in, const uint8_t *end, uint32_t n, size_t *size);

@@ -59,7 +59,17 @@ static void check_i64_chunk(const uint8_t *enc, size_t size, const int64_t *v, u
         int64_t g = 0;
         ASSERT_OK(tally__codec_i64_get(t, t + size, n, i, &g));
         ASSERT_EQ(g, v[i]);
+        /* a range of up to three from i, and the chunk's size with it */
+        int64_t r[3];
+        uint32_t cnt = n - i < 3 ? n - i : 3;
+        sz = 0;
+        ASSERT_OK(tally__codec_i64_get_range(t, t + size, n, i, cnt, r, &sz));
+        ASSERT_EQ(sz, size);
+        for (uint32_t k = 0; k < cnt; k++)
+            ASSERT_EQ(r[k], v[i + k]);
     }
+    int64_t r1;
+    ASSERT_EQ(tally__codec_i64_get_range(t, t + size, n, n - 1, 2, &r1, NULL), TALLY_EINVAL);
     free(t);
     n_checked_i64++;
 }
@@ -78,7 +88,16 @@ static void check_f64_chunk(const uint8_t *enc, size_t size, const double *v, ui
         double g = 0;
         ASSERT_OK(tally__codec_f64_get(t, t + size, n, i, &g));
         ASSERT_BITS_EQ(g, v[i]);
+        double r[3];
+        uint32_t cnt = n - i < 3 ? n - i : 3;
+        sz = 0;
+        ASSERT_OK(tally__codec_f64_get_range(t, t + size, n, i, cnt, r, &sz));
+        ASSERT_EQ(sz, size);
+        for (uint32_t k = 0; k < cnt; k++)
+            ASSERT_BITS_EQ(r[k], v[i + k]);
     }
+    double r1;
+    ASSERT_EQ(tally__codec_f64_get_range(t, t + size, n, n - 1, 2, &r1, NULL), TALLY_EINVAL);
     free(t);
     n_checked_f64++;
 }
