@@ -784,13 +784,18 @@ int tally__block_view_chunks(tally__block_view *v, tally_chunk_summary *out, siz
 
 /* Points [a, b) of chunk k, one by one through the codecs' random access:
  * for a point or two this skips decoding the whole chunk. */
+/* Up to this many points of a chunk are read one by one with the codecs'
+ * random access (O(1) each for the fixed-width kernels) rather than by
+ * decoding the whole chunk: a few points beside a column edge, an eighth of
+ * a chunk (16) that could hold a column's min. */
+#define GET_POINTS_MAX 16u
+
 static int get_points(const tally__block_view *v, const chunk_entry *e, uint32_t k, uint32_t a,
                       uint32_t b, int64_t *steps, int64_t *ts, double *values)
 {
     const uint8_t *lo = v->body + e->data_off, *hi = v->body + e->data_end;
     uint32_t m = e->n_points;
     size_t used;
-    int64_t skip[2];
     int rc;
     /* Each column: its points and its size (to find the next) in one parse. */
     if (v->flags & TALLY_BLOCK_F_STEPS_LINEAR) {
@@ -806,7 +811,8 @@ static int get_points(const tally__block_view *v, const chunk_entry *e, uint32_t
         if (ts)
             linear_fill(ts, v->ts0, v->dts, k * CHUNK + a, b - a);
     } else if (ts || values) {
-        rc = tally__codec_i64_get_range(lo, hi, m, a, b - a, ts ? ts : skip, &used);
+        rc = ts ? tally__codec_i64_get_range(lo, hi, m, a, b - a, ts, &used)
+                : tally__codec_i64_size(lo, hi, m, &used);
         RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
         lo += used;
     }
@@ -829,7 +835,7 @@ static int decode_chunk(const tally__block_view *v, uint32_t k, uint32_t a, uint
     int rc;
     uint32_t m = e->n_points;
     int whole = a == 0 && b == m;
-    if (b - a <= 2 && !whole)
+    if (b - a <= GET_POINTS_MAX && !whole)
         return get_points(v, e, k, a, b, steps, ts, values);
     union {
         int64_t i[TALLY_BLOCK_CHUNK_POINTS];

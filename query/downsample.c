@@ -204,8 +204,10 @@ typedef struct ds_ctx {
     uint32_t lz_seen, lz_dec;    /* edge chunks read lazily, and decoded to settle them (7) */
     uint32_t lz_off;             /* edge chunks to decode directly before trying lazily again */
     int rv_valid;                /* rv holds the values of chunk (rv_block, rv_k) */
+    int rts_valid;               /* and rts its timestamps */
     uint32_t rv_block, rv_k;
     double rv[CHUNK];            /* values of a chunk decoded to resolve a run */
+    int64_t rts[CHUNK];
     int64_t st[CHUNK], ts[CHUNK]; /* one decoded chunk */
     double v[CHUNK];
 } ds_ctx;
@@ -537,7 +539,7 @@ static int resolve_pending(ds_ctx *c)
         if (!need_min && !need_max)
             continue;
         if (!c->rv_valid || c->rv_block != pr->block || c->rv_k != pr->k) {
-            c->rv_valid = 0;
+            c->rv_valid = c->rts_valid = 0;
             int rc = tally_snapshot_block_decode(c->s, pr->block, pr->k * CHUNK, cr->n_points, NULL,
                                                  NULL, c->rv);
             if (rc)
@@ -836,6 +838,359 @@ static int feed_block(ds_ctx *c, uint32_t block, int64_t a, int64_t b)
     return 0;
 }
 
+/* --- M4 over a dense block, column by column (8) ------------------------------ */
+
+/* Does block bs qualify for feed_dense_m4: no NaN, and step = min_step + index? */
+static int dense_block(const tally_block_summary *bs)
+{
+    return bs->n_nan == 0 && (bs->flags & TALLY_BLOCK_STEPS_LINEAR) &&
+           (uint64_t)bs->max_step - (uint64_t)bs->min_step == (uint64_t)bs->n_points - 1;
+}
+
+/* Points in chunk k of a block of n points. */
+static inline uint32_t chunk_len(uint32_t n, uint32_t k)
+{
+    return n - k * CHUNK < CHUNK ? n - k * CHUNK : CHUNK;
+}
+
+/* Puts chunk k's values (and timestamps when want_ts) in rv (rts), keeping
+ * what the cache already holds of that chunk. */
+static int load_chunk(ds_ctx *c, uint32_t block, uint32_t k, uint32_t n, int want_ts)
+{
+    int same = c->rv_valid && c->rv_block == block && c->rv_k == k;
+    if (same && (!want_ts || c->rts_valid))
+        return 0;
+    int rc = tally_snapshot_block_decode(c->s, block, k * CHUNK, n, NULL, want_ts ? c->rts : NULL,
+                                         same ? NULL : c->rv);
+    c->rts_valid = rc == 0 && (want_ts || (same && c->rts_valid));
+    c->rv_valid = rc == 0;
+    c->rv_block = block;
+    c->rv_k = k;
+    return rc;
+}
+
+/* A point of a dense block by block index: value and timestamp, the step
+ * being s0 + idx. */
+typedef struct dpoint {
+    uint32_t idx;
+    int64_t ts;
+    double v;
+} dpoint;
+
+/* Points idx .. idx + cnt - 1 (cnt <= 2, one chunk) of a dense block: from
+ * the chunk cache when it holds them, else read with the codecs' random
+ * access (one engine call). */
+static int dpoints_at(ds_ctx *c, uint32_t block, uint32_t idx, uint32_t cnt, dpoint *out)
+{
+    uint32_t k = idx / CHUNK, j = idx % CHUNK;
+    if (c->rv_valid && c->rts_valid && c->rv_block == block && c->rv_k == k) {
+        for (uint32_t t = 0; t < cnt; t++)
+            out[t] = (dpoint){idx + t, c->rts[j + t], c->rv[j + t]};
+        return 0;
+    }
+    int64_t ts[2];
+    double v[2];
+    int rc = tally_snapshot_block_decode(c->s, block, idx, cnt, NULL, ts, v);
+    for (uint32_t t = 0; t < cnt && rc == 0; t++)
+        out[t] = (dpoint){idx + t, ts[t], v[t]};
+    return rc;
+}
+
+/* A min or max candidate of a column part: value and block index, and the
+ * timestamp when known. Candidates compare by (value, index), so the first
+ * occurrence wins whatever the order they are offered in (3). */
+typedef struct cand {
+    double v;
+    uint32_t idx;
+    int has_ts;
+    int64_t ts;
+} cand;
+
+#define OFFER_MIN(b, v_, idx_, has_ts_, ts_)                                                  \
+    do {                                                                                      \
+        if ((v_) < (b).v || ((v_) == (b).v && (idx_) < (b).idx))                              \
+            (b) = (cand){(v_), (idx_), (has_ts_), (ts_)};                                     \
+    } while (0)
+#define OFFER_MAX(b, v_, idx_, has_ts_, ts_)                                                  \
+    do {                                                                                      \
+        if ((v_) > (b).v || ((v_) == (b).v && (idx_) < (b).idx))                              \
+            (b) = (cand){(v_), (idx_), (has_ts_), (ts_)};                                     \
+    } while (0)
+
+/* First least and greatest of v[p..q] (chunk indexes) offered as block
+ * indexes base + t, with their timestamps when ts is not NULL. */
+static void scan_part(const double *v, const int64_t *ts, uint32_t p, uint32_t q, uint32_t base,
+                      cand *mn, cand *mx, int want_min, int want_max)
+{
+    uint32_t am = p, aM = p;
+    for (uint32_t t = p + 1; t <= q; t++) {
+        am = v[t] < v[am] ? t : am;
+        aM = v[t] > v[aM] ? t : aM;
+    }
+    if (want_min)
+        OFFER_MIN(*mn, v[am], base + am, ts != NULL, ts ? ts[am] : 0);
+    if (want_max)
+        OFFER_MAX(*mx, v[aM], base + aM, ts != NULL, ts ? ts[aM] : 0);
+}
+
+/* The timestamp of a candidate, read when not known. */
+static int cand_ts(ds_ctx *c, uint32_t block, cand *b)
+{
+    if (b->has_ts)
+        return 0;
+    dpoint p;
+    int rc = dpoints_at(c, block, b->idx, 1, &p);
+    b->ts = p.ts;
+    b->has_ts = rc == 0;
+    return rc;
+}
+
+/* The min and max of block indexes [i, j] of a dense block of n points,
+ * whose first and last points are known: whole chunks from their min/max
+ * copies (one pass), a chunk the part cuts from its copy when that chunk's
+ * own min (max) lies inside the part, else bounded by it and decoded only
+ * if the bound could still win; a chunk in the chunk cache is scanned. */
+static int part_extremes(ds_ctx *c, uint32_t block, const tally__rchunk_mm *mm,
+                         const tally__rchunk_oct *oct, uint32_t n, uint32_t i, uint32_t j, const dpoint *first, const dpoint *last,
+                         cand *mn_out, cand *mx_out)
+{
+    uint32_t k0 = i / CHUNK, k1 = j / CHUNK;
+    cand mn = {first->v, i, 1, first->ts}, mx = mn;
+    OFFER_MIN(mn, last->v, j, 1, last->ts);
+    OFFER_MAX(mx, last->v, j, 1, last->ts);
+    struct cut_part {
+        uint32_t k, p, q;       /* chunk, block indexes [p, q] */
+        int open_min, open_max; /* its min (max) is only bounded */
+    } cut[2];
+    int n_cut = 0;
+    for (uint32_t k = k0; k <= k1; k++) {
+        uint32_t cs = k * CHUNK, ce = cs + chunk_len(n, k) - 1;
+        uint32_t p = i > cs ? i : cs, q = j < ce ? j : ce;
+        if (p == cs && q == ce) {
+            /* whole chunks k..kb in one pass */
+            uint32_t kb = (j == k1 * CHUNK + chunk_len(n, k1) - 1) ? k1 : k1 - 1;
+            uint32_t km = k, kM = k;
+            for (uint32_t t = k + 1; t <= kb; t++) {
+                km = mm[t].min_v < mm[km].min_v ? t : km;
+                kM = mm[t].max_v > mm[kM].max_v ? t : kM;
+            }
+            OFFER_MIN(mn, mm[km].min_v, km * CHUNK + mm[km].argmin, 1, mm[km].min_ts);
+            OFFER_MAX(mx, mm[kM].max_v, kM * CHUNK + mm[kM].argmax, 1, mm[kM].max_ts);
+            k = kb;
+            continue;
+        }
+        if (c->rv_valid && c->rv_block == block && c->rv_k == k) {
+            scan_part(c->rv, c->rts_valid ? c->rts : NULL, p - cs, q - cs, cs, &mn, &mx, 1, 1);
+            continue;
+        }
+        uint32_t am = cs + mm[k].argmin, aM = cs + mm[k].argmax;
+        int in_min = am >= p && am <= q, in_max = aM >= p && aM <= q;
+        if (in_min)
+            OFFER_MIN(mn, mm[k].min_v, am, 1, mm[k].min_ts);
+        if (in_max)
+            OFFER_MAX(mx, mm[k].max_v, aM, 1, mm[k].max_ts);
+        if (!in_min || !in_max)
+            cut[n_cut++] = (struct cut_part){k, p, q, !in_min, !in_max};
+    }
+    /* A cut side whose min (max) is open: read only the eighths whose
+     * bounds could still beat the candidate (ties: an earlier point wins). */
+    for (int t = 0; t < n_cut; t++) {
+        uint32_t k = cut[t].k, cs = k * CHUNK;
+        const tally__rchunk_oct *o = &oct[k];
+        for (uint32_t e = (cut[t].p - cs) / TALLY__RCHUNK_EIGHTH;
+             e <= (cut[t].q - cs) / TALLY__RCHUNK_EIGHTH; e++) {
+            uint32_t lo_i = cs + e * TALLY__RCHUNK_EIGHTH, hi_i = lo_i + TALLY__RCHUNK_EIGHTH - 1;
+            lo_i = lo_i > cut[t].p ? lo_i : cut[t].p;
+            hi_i = hi_i < cut[t].q ? hi_i : cut[t].q;
+            double lo = o->lo[e], hi = o->hi[e];
+            int need_min = cut[t].open_min && (lo < mn.v || (lo == mn.v && lo_i < mn.idx));
+            int need_max = cut[t].open_max && (hi > mx.v || (hi == mx.v && lo_i < mx.idx));
+            if (!need_min && !need_max)
+                continue;
+            double v[TALLY__RCHUNK_EIGHTH];
+            int rc = tally_snapshot_block_decode(c->s, block, lo_i, hi_i - lo_i + 1, NULL, NULL, v);
+            if (rc)
+                return rc;
+            scan_part(v, NULL, 0, hi_i - lo_i, lo_i, &mn, &mx, need_min, need_max);
+        }
+    }
+    int rc = cand_ts(c, block, &mn);
+    if (rc == 0)
+        rc = cand_ts(c, block, &mx);
+    *mn_out = mn;
+    *mx_out = mx;
+    return rc;
+}
+
+/* Writes a whole column that lies inside one dense block (first step s0)
+ * straight to the output, as close_col would: first, min and max in x
+ * order, last, each point once. */
+static int emit_dense(ds_ctx *c, int64_t s0, const dpoint *first, const dpoint *last,
+                      const cand *mn, const cand *mx)
+{
+    const cand *lo = mn->idx <= mx->idx ? mn : mx, *hi = mn->idx <= mx->idx ? mx : mn;
+    if (c->n_pts + 4 > c->cap_pts) {
+        size_t cap = c->cap_pts ? 2 * c->cap_pts : 256;
+        tally_point *np = tally__realloc(c->pts, cap * sizeof *np);
+        RETURN_ERROR_IF(!np, TALLY_ENOMEM);
+        c->pts = np;
+        c->cap_pts = cap;
+    }
+    tally_point *o = c->pts + c->n_pts;
+    size_t k = 0;
+    o[k++] = (tally_point){s0 + (int64_t)first->idx, first->ts, first->v};
+    if (lo->idx != first->idx)
+        o[k++] = (tally_point){s0 + (int64_t)lo->idx, lo->ts, lo->v};
+    if (hi->idx != lo->idx)
+        o[k++] = (tally_point){s0 + (int64_t)hi->idx, hi->ts, hi->v};
+    if (last->idx != hi->idx)
+        o[k++] = (tally_point){s0 + (int64_t)last->idx, last->ts, last->v};
+    c->n_pts += k;
+    c->n_source += (uint64_t)(last->idx - first->idx) + 1;
+    return 0;
+}
+
+/* Starts loading the chunks of a dense block (first step s0) that column
+ * edges in block indexes [i, end] cut: feed_dense_m4 reads the two points
+ * beside each edge, and their memory latency then overlaps. */
+static int prefetch_dense_edges(ds_ctx *c, uint32_t block, int64_t s0, uint32_t i, uint32_t end)
+{
+    uint32_t ks[64], nk = 0;
+    for (uint32_t m = col_of(c, s0 + (int64_t)i) + 1; m < c->width && nk < 64; m++) {
+        i128 edge = col_start(c, m) - s0; /* first index of column m */
+        if (edge > (i128)end)
+            break;
+        uint32_t k = (uint32_t)edge / CHUNK;
+        if ((uint32_t)edge % CHUNK != 0 && (nk == 0 || ks[nk - 1] != k))
+            ks[nk++] = k;
+    }
+    return nk ? tally_snapshot_block_prefetch_chunks(c->s, block, ks, nk) : 0;
+}
+
+/* Makes the column holding x (a point of a dense block whose part of the
+ * piece ends at x_end) current: the open column when x is in it (*acc = 1);
+ * else the column after the last one, written straight to the output
+ * unless it reaches past x_end, where a later piece may add to it, and is
+ * then opened in the accumulator (*acc = 1). */
+static int dense_next_col(ds_ctx *c, int64_t x, i128 x_end, int *acc)
+{
+    *acc = c->open && (i128)x <= c->col_hi;
+    if (*acc)
+        return 0;
+    int rc = close_col(c);
+    if (rc)
+        return rc;
+    i128 next_hi;
+    if (c->have_col && c->col + 1 < c->width && (i128)x == c->col_hi + 1 &&
+        (i128)x <= (next_hi = col_start(c, c->col + 2) - 1)) {
+        c->col++; /* the usual move (the next column, not empty): one division */
+        c->col_lo = x;
+        c->col_hi = next_hi;
+    } else {
+        c->col = col_of(c, x);
+        c->col_lo = col_start(c, c->col);
+        c->col_hi = col_start(c, c->col + 1) - 1;
+        c->have_col = 1;
+    }
+    *acc = c->col_hi > x_end;
+    if (*acc) {
+        c->open = 1;
+        c->n_pend = 0;
+        c->count = c->n_nan = 0;
+        c->sum = 0.0;
+        c->has_valid = 0;
+        c->x_first_any = x;
+    }
+    return 0;
+}
+
+/* Feeds [a, b] of a clean block that dense_block accepts, for M4 on the
+ * step axis, one column at a time: its first and last points are read by
+ * index (the two points beside an edge in one look-up), its min and max
+ * come from part_extremes. A column wholly inside the block is written out
+ * directly; one that began in an earlier piece, or may go on in a later
+ * one, goes through the column accumulator. A short part (a zoomed query:
+ * many columns per chunk) decodes its chunk once for the columns after it. */
+static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *bs, int64_t a,
+                         int64_t b)
+{
+    const tally__rchunk *ch;
+    int rc = tally__rollup_chunks(c->r, c->s, block, &ch);
+    if (rc)
+        return rc;
+    uint32_t n = bs->n_points;
+    const tally__rchunk_mm *mm = tally__rchunk_minmax(ch, bs->n_chunks);
+    const tally__rchunk_oct *oct = tally__rchunk_eighths(ch, bs->n_chunks);
+    int64_t s0 = bs->min_step;
+    uint32_t i = (uint32_t)((uint64_t)(a > s0 ? a : s0) - (uint64_t)s0);
+    uint32_t end = (uint32_t)((uint64_t)(b < bs->max_step ? b : bs->max_step) - (uint64_t)s0);
+    if (c->span >= (i128)c->width * CHUNK && (rc = prefetch_dense_edges(c, block, s0, i, end)) != 0)
+        return rc; /* wide columns: about one edge chunk each, read point by point */
+    dpoint pair[2];
+    int have_next = 0;
+    for (;;) {
+        int acc;
+        if ((rc = dense_next_col(c, s0 + (int64_t)i, (i128)s0 + end, &acc)) != 0)
+            return rc;
+        i128 lim = c->col_hi - s0;
+        uint32_t j = lim < (i128)end ? (uint32_t)lim : end;
+        uint32_t k0 = i / CHUNK, k1 = j / CHUNK;
+        int j_ends_chunk = j == k1 * CHUNK + chunk_len(n, k1) - 1;
+        dpoint first, last;
+        cand mn, mx;
+        if (k0 == k1 && (i % CHUNK != 0 || !j_ends_chunk)) {
+            /* inside one chunk: every point from its decoded copy */
+            if ((rc = load_chunk(c, block, k0, chunk_len(n, k0), 1)) != 0)
+                return rc;
+            uint32_t cs = k0 * CHUNK, p = i - cs, q = j - cs, am = p, aM = p;
+            const double *v = c->rv;
+            const int64_t *ts = c->rts;
+            for (uint32_t t = p + 1; t <= q; t++) {
+                am = v[t] < v[am] ? t : am;
+                aM = v[t] > v[aM] ? t : aM;
+            }
+            first = (dpoint){i, ts[p], v[p]};
+            last = (dpoint){j, ts[q], v[q]};
+            mn = (cand){v[am], cs + am, 1, ts[am]};
+            mx = (cand){v[aM], cs + aM, 1, ts[aM]};
+            have_next = 0;
+        } else {
+            if (have_next)
+                first = pair[1];
+            else if (i % CHUNK == 0)
+                first = (dpoint){i, ch[k0].first.timestamp_ms, ch[k0].first.value};
+            else if ((rc = dpoints_at(c, block, i, 1, &first)) != 0)
+                return rc;
+            have_next = 0;
+            if (j_ends_chunk) {
+                last = (dpoint){j, ch[k1].last.timestamp_ms, ch[k1].last.value};
+            } else if (j == end) {
+                rc = dpoints_at(c, block, j, 1, &last);
+            } else {
+                rc = dpoints_at(c, block, j, 2, pair);
+                last = pair[0];
+                have_next = 1;
+            }
+            if (rc == 0)
+                rc = part_extremes(c, block, mm, oct, n, i, j, &first, &last, &mn, &mx);
+            if (rc)
+                return rc;
+        }
+        if (acc) {
+            tally_point f = {s0 + (int64_t)first.idx, first.ts, first.v};
+            tally_point l = {s0 + (int64_t)last.idx, last.ts, last.v};
+            ref rmn = {REF_POINT, 0, {s0 + (int64_t)mn.idx, mn.ts, mn.v}};
+            ref rmx = {REF_POINT, 0, {s0 + (int64_t)mx.idx, mx.ts, mx.v}};
+            acc_summary(c, &f, &l, mn.v, &rmn, mx.v, &rmx, (uint64_t)(j - i) + 1, 0.0);
+        } else if ((rc = emit_dense(c, s0, &first, &last, &mn, &mx)) != 0) {
+            return rc;
+        }
+        if (j == end)
+            return 0;
+        i = j + 1;
+    }
+}
+
 /* Feeds whole clean blocks at pyramid positions [p, q], all inside the open
  * column's reach and free of NaN, as one node. */
 static int feed_nodes(ds_ctx *c, uint32_t p, uint32_t q)
@@ -946,6 +1301,20 @@ static int cmp_piece(const void *pa, const void *pb)
 
 /* Dirty ranges (sorted, disjoint): x covered by >= 2 sources, or by an
  * unsorted one. Ranges are clipped to [c->lo, c->hi] by the sources. */
+/* qsort, after a check that the array is not in order already (the common
+ * case: blocks sealed in step order). */
+static void sort_unless_sorted(void *base, size_t n, size_t size,
+                               int (*cmp)(const void *, const void *))
+{
+    const char *p = base;
+    for (size_t i = 1; i < n; i++) {
+        if (cmp(p + (i - 1) * size, p + i * size) > 0) {
+            qsort(base, n, size, cmp);
+            return;
+        }
+    }
+}
+
 static int dirty_ranges(const ds_ctx *c, xrange **out, size_t *n_out)
 {
     size_t n = c->n_src;
@@ -965,8 +1334,8 @@ static int dirty_ranges(const ds_ctx *c, xrange **out, size_t *n_out)
         if (!c->src[j].sorted)
             d[nd++] = (xrange){c->src[j].lo, c->src[j].hi};
     }
-    qsort(los, n, sizeof *los, cmp_i64);
-    qsort(his, n, sizeof *his, cmp_i64);
+    sort_unless_sorted(los, n, sizeof *los, cmp_i64);
+    sort_unless_sorted(his, n, sizeof *his, cmp_i64);
     /* Closed intervals: at equal x, starts count before ends. */
     size_t i = 0, k = 0;
     int cover = 0;
@@ -986,7 +1355,7 @@ static int dirty_ranges(const ds_ctx *c, xrange **out, size_t *n_out)
     tally__free(his);
     /* Merge overlapping or touching ranges. */
     if (nd > 1)
-        qsort(d, nd, sizeof *d, cmp_xrange);
+        sort_unless_sorted(d, nd, sizeof *d, cmp_xrange);
     size_t w = 0;
     for (size_t j = 0; j < nd; j++) {
         if (w > 0 && d[j].a <= d[w - 1].b + (d[w - 1].b < INT64_MAX ? 1 : 0)) {
@@ -1057,7 +1426,7 @@ static int make_pieces(const ds_ctx *c, const xrange *d, size_t nd, piece **out,
         }
     }
     if (np > 1)
-        qsort(pc, np, sizeof *pc, cmp_piece);
+        sort_unless_sorted(pc, np, sizeof *pc, cmp_piece);
     *out = pc;
     *n_out = np;
     return 0;
@@ -1132,7 +1501,11 @@ static int run_pieces(ds_ctx *c, const piece *pc, size_t np)
             continue;
         }
         prefetch_next(c, pc, np, k);
-        rc = feed_block(c, sr->block, pk->a, pk->b);
+        const tally_block_summary *bs = tally__rollup_block(c->r, sr->block);
+        if (c->method == TALLY_DS_M4 && c->axis == TALLY__AXIS_STEP && dense_block(bs))
+            rc = feed_dense_m4(c, sr->block, bs, pk->a, pk->b);
+        else
+            rc = feed_block(c, sr->block, pk->a, pk->b);
     }
     if (rc == 0)
         rc = close_col(c);

@@ -175,7 +175,7 @@ static int entry_build(tally_engine *e, tally_series_id id, const tally_snapshot
             }
             const tally__rchunk *oc = atomic_load_explicit(&old->chunks[i], memory_order_acquire);
             if (oc) {
-                size_t sz = (size_t)old->blocks[i].n_chunks * sizeof *oc;
+                size_t sz = tally__rchunk_bytes(old->blocks[i].n_chunks);
                 tally__rchunk *nc = tally__malloc(sz);
                 if (nc) { /* else rebuilt on demand */
                     memcpy(nc, oc, sz);
@@ -340,14 +340,44 @@ int tally__rollup_block_extremes(tally__rollup *r, tally_snapshot *s, uint32_t i
 
 /* --- chunk records ---------------------------------------------------------- */
 
+/* float rounded down (up) from d: never above (below) it. */
+static float float_below(double d)
+{
+    float f = (float)d;
+    return (double)f > d ? nextafterf(f, -INFINITY) : f;
+}
+
+static float float_above(double d)
+{
+    float f = (float)d;
+    return (double)f < d ? nextafterf(f, INFINITY) : f;
+}
+
+static void eighth_bounds(const double *v, uint32_t n, tally__rchunk_oct *o)
+{
+    for (uint32_t e = 0; e < 8; e++) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (uint32_t t = e * TALLY__RCHUNK_EIGHTH; t < n && t < (e + 1) * TALLY__RCHUNK_EIGHTH;
+             t++) {
+            lo = v[t] < lo ? v[t] : lo; /* NaN compares false: skipped */
+            hi = v[t] > hi ? v[t] : hi;
+        }
+        o->lo[e] = float_below(lo);
+        o->hi[e] = float_above(hi);
+    }
+}
+
 static int chunks_build(tally_snapshot *s, uint32_t i, uint32_t n_chunks, tally__rchunk *out)
 {
     tally_chunk_summary cs[65536 / TALLY_CHUNK_POINTS];
     int64_t st[TALLY_CHUNK_POINTS], ts[TALLY_CHUNK_POINTS];
+    tally__rchunk_mm *mm = (tally__rchunk_mm *)(void *)(out + n_chunks); /* tally__rchunk_minmax */
+    tally__rchunk_oct *oct = (tally__rchunk_oct *)(void *)(mm + n_chunks); /* tally__rchunk_eighths */
+    double v[TALLY_CHUNK_POINTS];
     int rc = tally_snapshot_block_chunks(s, i, cs, sizeof cs / sizeof cs[0]);
     for (uint32_t k = 0; rc == 0 && k < n_chunks; k++) {
         const tally_chunk_summary *c = &cs[k];
-        rc = tally_snapshot_block_decode(s, i, c->first_index, c->n_points, st, ts, NULL);
+        rc = tally_snapshot_block_decode(s, i, c->first_index, c->n_points, st, ts, v);
         if (rc)
             break;
         tally__rchunk *o = &out[k];
@@ -378,6 +408,9 @@ static int chunks_build(tally_snapshot *s, uint32_t i, uint32_t n_chunks, tally_
         }
         o->flags = (uint16_t)((dense ? TALLY__RCHUNK_STEPS_DENSE : 0) |
                               (linear ? TALLY__RCHUNK_TS_LINEAR : 0));
+        mm[k] = (tally__rchunk_mm){o->min_pt.value, o->max_pt.value, o->min_pt.timestamp_ms,
+                                   o->max_pt.timestamp_ms, o->argmin, o->argmax, {0}};
+        eighth_bounds(v, c->n_points, &oct[k]);
     }
     return rc;
 }
@@ -396,7 +429,7 @@ int tally__rollup_chunks(tally__rollup *r, tally_snapshot *s, uint32_t i,
         return 0;
     }
     uint32_t nc = r->blocks[i].n_chunks;
-    size_t sz = (size_t)nc * sizeof *c;
+    size_t sz = tally__rchunk_bytes(nc);
     c = tally__malloc(sz ? sz : 1);
     if (!c)
         return TALLY_ENOMEM;

@@ -29,7 +29,8 @@
  * The engine's chunk summaries cost a block open plus six column look-ups
  * per chunk on every call, and name the min/max point only by index. A query
  * that cuts a block at column edges reads them all, so the entry keeps a
- * compact copy per block (tally__rchunk, 112 bytes per 128 points), built
+ * compact copy per block (tally__rchunk, 112 bytes per 128 points, plus a
+ * 40-byte copy of the min/max fields: tally__rchunk_mm), built
  * the first time a query needs that block's chunks: the steps and timestamps
  * columns are decoded once then to resolve each chunk's min/max points and
  * to learn whether its steps are dense (step of point i = first step + i)
@@ -108,6 +109,48 @@ typedef struct tally__rchunk {
     uint16_t flags;              /* TALLY__RCHUNK_* */
     uint8_t argmin, argmax;      /* indexes of min_pt and max_pt in the chunk */
 } tally__rchunk;
+
+/* What M4 reads of each chunk inside a column: the min and max values and
+ * where they are, 40 bytes side by side (a scan of the chunks of a column
+ * stays in a few cache lines instead of one 112-byte record each). */
+typedef struct tally__rchunk_mm {
+    double min_v, max_v;    /* = min_pt.value, max_pt.value (NaN if no non-NaN value) */
+    int64_t min_ts, max_ts; /* = min_pt.timestamp_ms, max_pt.timestamp_ms */
+    uint8_t argmin, argmax; /* as in tally__rchunk */
+    uint8_t pad[6];
+} tally__rchunk_mm;
+
+/* Bounds of the values of each 16-point eighth of a chunk, as floats
+ * rounded outwards (lo[e] <= every non-NaN value of eighth e <= hi[e]; an
+ * eighth with no non-NaN value has lo = +inf, hi = -inf): when a column edge
+ * cuts a chunk, they tell which eighths of a side could hold the column's
+ * min or max, and only those are read. */
+#define TALLY__RCHUNK_EIGHTH 16u
+typedef struct tally__rchunk_oct {
+    float lo[8], hi[8];
+} tally__rchunk_oct;
+
+_Static_assert(sizeof(tally__rchunk) % _Alignof(tally__rchunk_mm) == 0,
+               "the min/max copies that follow the records stay aligned");
+_Static_assert(TALLY_CHUNK_POINTS == 8 * TALLY__RCHUNK_EIGHTH, "eight eighths per chunk");
+
+/* A block's chunk records are one allocation: n tally__rchunk, then n
+ * tally__rchunk_mm, then n tally__rchunk_oct. */
+static inline size_t tally__rchunk_bytes(uint32_t n)
+{
+    return (size_t)n *
+           (sizeof(tally__rchunk) + sizeof(tally__rchunk_mm) + sizeof(tally__rchunk_oct));
+}
+
+static inline const tally__rchunk_mm *tally__rchunk_minmax(const tally__rchunk *ch, uint32_t n)
+{
+    return (const tally__rchunk_mm *)(const void *)(ch + n);
+}
+
+static inline const tally__rchunk_oct *tally__rchunk_eighths(const tally__rchunk *ch, uint32_t n)
+{
+    return (const tally__rchunk_oct *)(const void *)(tally__rchunk_minmax(ch, n) + n);
+}
 
 typedef struct tally__rollup tally__rollup;
 

@@ -523,13 +523,14 @@ static void test_edge_spikes(void)
  * unknown could still win its column. Values from a handful of levels make
  * ties everywhere (-0.0 and +0.0 included), so "first occurrence" is what
  * decides; the other shapes put the chunk's min or max on either side of
- * the edge, or make the edge chunk hold the column's extreme. Zooms whose
+ * the edge, or make the edge chunk hold the column's extreme, or are closer
+ * together than the float bounds of a chunk's eighths can tell. Zooms whose
  * ends cut chunks, and widths giving 1..6 edges per 4096-point block. */
 static void test_lazy_edges(void)
 {
     static const double levels[] = {-1.0, -0.0, 0.0, 1.0, 0.5};
     static const uint32_t ws[] = {10, 37, 100, 250, 333, 700};
-    for (int shape = 0; shape < 4; shape++) {
+    for (int shape = 0; shape < 5; shape++) {
         char dir[512];
         rng_state = 40 + (uint64_t)shape;
         test_tmpdir(dir, sizeof dir, "m4-lazy");
@@ -548,8 +549,12 @@ static void test_lazy_edges(void)
             case 2: /* a rising staircase: min at the start, max at the end, ties within */
                 v = (double)(i / 97);
                 break;
-            default: /* noise with rare spikes of both signs */
+            case 3: /* noise with rare spikes of both signs */
                 v = rnd_unit() + (rnd_below(300) == 0 ? (rnd_below(2) ? 50.0 : -50.0) : 0.0);
+                break;
+            default: /* distinct values closer than a float's precision, falling: the
+                      * chunks' eighth bounds (floats rounded outwards) tie or overlap */
+                v = 1.0 + (double)(n - i) * 1e-13 + (double)rnd_below(1000) * 1e-15;
                 break;
             }
             p[i] = (tally_point){(int64_t)i + 5, 1700000000000 + (int64_t)i * 10, v};
