@@ -626,6 +626,14 @@ static int load_table(tally__block_view *v, uint32_t columns_len, int with_summa
             RETURN_ERROR_IF(rc != 0 || used > (size_t)(end - at), TALLY_ECORRUPT);
             at += used;
         }
+        if (only_offsets) { /* g = 0, and the open that verified the block checked each entry */
+            for (uint32_t j = 0; j < m; j++) {
+                e[j].data_off = (uint32_t)ti[0][j];
+                e[j].data_end = j + 1 < m ? (uint32_t)ti[0][j + 1] : columns_len;
+                e[j].n_points = j + 1 < m ? CHUNK : v->n_points - j * CHUNK;
+            }
+            continue;
+        }
         for (uint32_t j = 0; j < m; j++) {
             uint32_t k = g + j;
             uint32_t np = v->n_points - k * CHUNK < CHUNK ? v->n_points - k * CHUNK : CHUNK;
