@@ -505,13 +505,18 @@ size_t tally__block_encode(uint64_t series_id, const int64_t *steps, const int64
 /* ------------------------------------------------------------------------ */
 
 /* Reads and checks the header at [p, end) by invariant (5). */
-static int read_header(const uint8_t *p, const uint8_t *end, tally_disk_block_header *h)
+/* Reads and checks the header at p; the checksum is skipped (verified = 1)
+ * only for a block whose header and body this process verified before:
+ * blocks are immutable. */
+static int read_header_ex(const uint8_t *p, const uint8_t *end, tally_disk_block_header *h,
+                          int verified)
 {
     RETURN_ERROR_IF(p == NULL || end < p || (size_t)(end - p) < HEADER_SIZE, TALLY_ECORRUPT);
     memcpy(h, p, sizeof *h);
     RETURN_ERROR_IF(h->magic != TALLY_BLOCK_MAGIC, TALLY_ECORRUPT);
-    RETURN_ERROR_IF(h->header_checksum !=
-                        XXH3_64bits(p, offsetof(tally_disk_block_header, header_checksum)),
+    RETURN_ERROR_IF(!verified &&
+                        h->header_checksum !=
+                            XXH3_64bits(p, offsetof(tally_disk_block_header, header_checksum)),
                     TALLY_ECORRUPT);
     /* A checksummed header of another version was written by another Tally. */
     RETURN_ERROR_IF(h->version != TALLY_BLOCK_VERSION, TALLY_EVERSION);
@@ -551,6 +556,11 @@ static int read_header(const uint8_t *p, const uint8_t *end, tally_disk_block_he
                             TALLY_ECORRUPT);
     }
     return 0;
+}
+
+static int read_header(const uint8_t *p, const uint8_t *end, tally_disk_block_header *h)
+{
+    return read_header_ex(p, end, h, 0);
 }
 
 int tally__block_header(const uint8_t *p, const uint8_t *end, tally_block_summary *summary,
@@ -675,7 +685,7 @@ int tally__block_view_open_ex(tally__block_view *v, const uint8_t *p, const uint
                               int body_verified)
 {
     tally_disk_block_header h;
-    int rc = read_header(p, end, &h);
+    int rc = read_header_ex(p, end, &h, body_verified);
     v->body = v->body_end = NULL;
     v->n_points = v->n_chunks = 0;
     if (rc != 0)

@@ -84,8 +84,9 @@ typedef struct tally__block_view {
  * no block open. */
 int tally__block_view_open(tally__block_view *v, const uint8_t *p, const uint8_t *end);
 
-/* The same, skipping the body checksum when the caller already verified this
- * block's body earlier in the process (blocks are immutable). */
+/* The same, skipping the header and body checksums and the chunk table's
+ * per-entry checks when the caller already verified this block earlier in
+ * the process, or wrote it from memory (blocks are immutable). */
 int tally__block_view_open_ex(tally__block_view *v, const uint8_t *p, const uint8_t *end,
                               int body_verified);
 

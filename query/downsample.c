@@ -61,6 +61,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "point_order.h"
 #include "rollup.h"
 #include "tally/query.h"
 
@@ -1301,20 +1302,6 @@ static int cmp_piece(const void *pa, const void *pb)
 
 /* Dirty ranges (sorted, disjoint): x covered by >= 2 sources, or by an
  * unsorted one. Ranges are clipped to [c->lo, c->hi] by the sources. */
-/* qsort, after a check that the array is not in order already (the common
- * case: blocks sealed in step order). */
-static void sort_unless_sorted(void *base, size_t n, size_t size,
-                               int (*cmp)(const void *, const void *))
-{
-    const char *p = base;
-    for (size_t i = 1; i < n; i++) {
-        if (cmp(p + (i - 1) * size, p + i * size) > 0) {
-            qsort(base, n, size, cmp);
-            return;
-        }
-    }
-}
-
 static int dirty_ranges(const ds_ctx *c, xrange **out, size_t *n_out)
 {
     size_t n = c->n_src;
@@ -1334,8 +1321,8 @@ static int dirty_ranges(const ds_ctx *c, xrange **out, size_t *n_out)
         if (!c->src[j].sorted)
             d[nd++] = (xrange){c->src[j].lo, c->src[j].hi};
     }
-    sort_unless_sorted(los, n, sizeof *los, cmp_i64);
-    sort_unless_sorted(his, n, sizeof *his, cmp_i64);
+    tally__sort_unless_sorted(los, n, sizeof *los, cmp_i64);
+    tally__sort_unless_sorted(his, n, sizeof *his, cmp_i64);
     /* Closed intervals: at equal x, starts count before ends. */
     size_t i = 0, k = 0;
     int cover = 0;
@@ -1355,7 +1342,7 @@ static int dirty_ranges(const ds_ctx *c, xrange **out, size_t *n_out)
     tally__free(his);
     /* Merge overlapping or touching ranges. */
     if (nd > 1)
-        sort_unless_sorted(d, nd, sizeof *d, cmp_xrange);
+        tally__sort_unless_sorted(d, nd, sizeof *d, cmp_xrange);
     size_t w = 0;
     for (size_t j = 0; j < nd; j++) {
         if (w > 0 && d[j].a <= d[w - 1].b + (d[w - 1].b < INT64_MAX ? 1 : 0)) {
@@ -1426,7 +1413,7 @@ static int make_pieces(const ds_ctx *c, const xrange *d, size_t nd, piece **out,
         }
     }
     if (np > 1)
-        sort_unless_sorted(pc, np, sizeof *pc, cmp_piece);
+        tally__sort_unless_sorted(pc, np, sizeof *pc, cmp_piece);
     *out = pc;
     *n_out = np;
     return 0;

@@ -523,7 +523,7 @@ static int points_of_run(const job *j, run *r, scratch *sc)
         return rc;
     }
     if (pts.n)
-        qsort(pts.v, pts.n, sizeof *pts.v, tally__qsort_step_numeric);
+        tally__sort_unless_sorted(pts.v, pts.n, sizeof *pts.v, tally__qsort_step_numeric);
     pts.n = tally__dedupe_sorted(pts.v, pts.n);
     if (pts.n > TALLY__SAMPLING_RUN_CAP)
         pts.n = TALLY__SAMPLING_RUN_CAP;

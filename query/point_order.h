@@ -29,7 +29,9 @@
 #ifndef TALLY_QUERY_POINT_ORDER_H
 #define TALLY_QUERY_POINT_ORDER_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tally/engine.h"
@@ -114,6 +116,20 @@ static inline size_t tally__dedupe_sorted(tally_point *p, size_t n)
         p[k++] = p[i];
     }
     return k;
+}
+
+/* qsort, after a check that the array is not in order already: the common
+ * case, since blocks are sealed in step order. */
+static inline void tally__sort_unless_sorted(void *base, size_t n, size_t size,
+                                             int (*cmp)(const void *, const void *))
+{
+    const char *p = base;
+    for (size_t i = 1; i < n; i++) {
+        if (cmp(p + (i - 1) * size, p + i * size) > 0) {
+            qsort(base, n, size, cmp);
+            return;
+        }
+    }
 }
 
 #endif /* TALLY_QUERY_POINT_ORDER_H */
