@@ -920,14 +920,28 @@ typedef struct cand {
 
 /* First least and greatest of v[p..q] (chunk indexes) offered as block
  * indexes base + t, with their timestamps when ts is not NULL. */
+/* Indexes of the first least and first greatest of v[p..q] (no NaN). */
+static inline void first_extremes(const double *v, uint32_t p, uint32_t q, uint32_t *am,
+                                  uint32_t *aM)
+{
+    double lo = v[p], hi = v[p];
+    uint32_t m = p, M = p;
+    for (uint32_t t = p + 1; t <= q; t++) {
+        double x = v[t];
+        m = x < lo ? t : m;
+        lo = x < lo ? x : lo;
+        M = x > hi ? t : M;
+        hi = x > hi ? x : hi;
+    }
+    *am = m;
+    *aM = M;
+}
+
 static void scan_part(const double *v, const int64_t *ts, uint32_t p, uint32_t q, uint32_t base,
                       cand *mn, cand *mx, int want_min, int want_max)
 {
-    uint32_t am = p, aM = p;
-    for (uint32_t t = p + 1; t <= q; t++) {
-        am = v[t] < v[am] ? t : am;
-        aM = v[t] > v[aM] ? t : aM;
-    }
+    uint32_t am, aM;
+    first_extremes(v, p, q, &am, &aM);
     if (want_min)
         OFFER_MIN(*mn, v[am], base + am, ts != NULL, ts ? ts[am] : 0);
     if (want_max)
@@ -1143,13 +1157,10 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
             /* inside one chunk: every point from its decoded copy */
             if ((rc = load_chunk(c, block, k0, chunk_len(n, k0), 1)) != 0)
                 return rc;
-            uint32_t cs = k0 * CHUNK, p = i - cs, q = j - cs, am = p, aM = p;
+            uint32_t cs = k0 * CHUNK, p = i - cs, q = j - cs, am, aM;
             const double *v = c->rv;
             const int64_t *ts = c->rts;
-            for (uint32_t t = p + 1; t <= q; t++) {
-                am = v[t] < v[am] ? t : am;
-                aM = v[t] > v[aM] ? t : aM;
-            }
+            first_extremes(v, p, q, &am, &aM);
             first = (dpoint){i, ts[p], v[p]};
             last = (dpoint){j, ts[q], v[q]};
             mn = (cand){v[am], cs + am, 1, ts[am]};
