@@ -30,9 +30,10 @@
  * per chunk on every call, and name the min/max point only by index. A query
  * that cuts a block at column edges reads them all, so the entry keeps a
  * compact copy per block (tally__rchunk, 112 bytes per 128 points, plus a
- * 40-byte copy of the min/max fields: tally__rchunk_mm), built
- * the first time a query needs that block's chunks: the steps and timestamps
- * columns are decoded once then to resolve each chunk's min/max points and
+ * 40-byte copy of the min/max fields, tally__rchunk_mm, and 64 bytes of
+ * bounds per 16-point eighth, tally__rchunk_oct), built the first time a
+ * query needs that block's chunks: the block is decoded once then to
+ * resolve each chunk's min/max points, bound its eighths, and
  * to learn whether its steps are dense (step of point i = first step + i)
  * and its timestamps linear (first + i * d, as a timer-driven logger
  * writes), which lets a later query skip decoding those columns.
