@@ -934,3 +934,18 @@ void tally__block_view_prefetch_chunk(const tally__block_view *v, uint32_t k)
     for (int l = 0; l < 4 && q < end; l++, q += 64)
         __builtin_prefetch(q, 0, 3);
 }
+
+void tally__block_view_prefetch_point(const tally__block_view *v, uint32_t p)
+{
+    if (v->body == NULL || p >= v->n_points)
+        return;
+    const chunk_entry *e = &entries(v)[p / CHUNK];
+    const uint8_t *q = v->body + e->data_off, *end = v->body + e->data_end;
+    size_t len = (size_t)(end - q);
+    __builtin_prefetch(q, 0, 3);
+    if (len > 64)
+        __builtin_prefetch(q + 64, 0, 3);
+    const uint8_t *at = q + len * (p % CHUNK) / e->n_points;
+    if (at > q + 64 && at < end)
+        __builtin_prefetch(at, 0, 3);
+}

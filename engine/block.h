@@ -110,4 +110,10 @@ int tally__block_view_decode(const tally__block_view *v, uint32_t from, uint32_t
  * effect on results; k >= n_chunks or no open block is ignored. */
 void tally__block_view_prefetch_chunk(const tally__block_view *v, uint32_t k);
 
+/* Starts loading point p's chunk start (column headers) and the line where p
+ * most likely lies: its proportional share of the chunk's data, exact for
+ * fixed-width columns, the last column (values) being the widest. A hint;
+ * p >= n_points or no open block is ignored. */
+void tally__block_view_prefetch_point(const tally__block_view *v, uint32_t p);
+
 #endif /* TALLY_BLOCK_H */

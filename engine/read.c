@@ -318,6 +318,15 @@ int tally_snapshot_block_prefetch_chunks(tally_snapshot *s, uint32_t i, const ui
     return rc;
 }
 
+int tally_snapshot_block_prefetch_points(tally_snapshot *s, uint32_t i, const uint32_t *points,
+                                         size_t n)
+{
+    int rc = open_view(s, i);
+    for (size_t j = 0; rc == 0 && j < n; j++)
+        tally__block_view_prefetch_point(&s->view, points[j]);
+    return rc;
+}
+
 int tally_snapshot_block_decode(tally_snapshot *s, uint32_t i, uint32_t from, uint32_t n,
                                 int64_t *steps, int64_t *timestamps_ms, double *values)
 {

@@ -1065,21 +1065,20 @@ static int emit_dense(ds_ctx *c, int64_t s0, const dpoint *first, const dpoint *
     return 0;
 }
 
-/* Starts loading the chunks of a dense block (first step s0) that column
- * edges in block indexes [i, end] cut: feed_dense_m4 reads the two points
- * beside each edge, and their memory latency then overlaps. */
+/* Starts loading the two points beside each column edge in block indexes
+ * [i, end] of a dense block (first step s0): feed_dense_m4 reads them, and
+ * their memory latency then overlaps. */
 static int prefetch_dense_edges(ds_ctx *c, uint32_t block, int64_t s0, uint32_t i, uint32_t end)
 {
-    uint32_t ks[64], nk = 0;
-    for (uint32_t m = col_of(c, s0 + (int64_t)i) + 1; m < c->width && nk < 64; m++) {
+    uint32_t at[64], na = 0;
+    for (uint32_t m = col_of(c, s0 + (int64_t)i) + 1; m < c->width && na < 64; m++) {
         i128 edge = col_start(c, m) - s0; /* first index of column m */
         if (edge > (i128)end)
             break;
-        uint32_t k = (uint32_t)edge / CHUNK;
-        if ((uint32_t)edge % CHUNK != 0 && (nk == 0 || ks[nk - 1] != k))
-            ks[nk++] = k;
+        if (edge > (i128)i && (uint32_t)edge % CHUNK != 0)
+            at[na++] = (uint32_t)edge - 1;
     }
-    return nk ? tally_snapshot_block_prefetch_chunks(c->s, block, ks, nk) : 0;
+    return na ? tally_snapshot_block_prefetch_points(c->s, block, at, na) : 0;
 }
 
 /* Makes the column holding x (a point of a dense block whose part of the

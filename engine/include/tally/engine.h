@@ -332,6 +332,14 @@ TALLY_API void tally_snapshot_block_prefetch(const tally_snapshot *s, uint32_t i
  * first bytes into the CPU cache, so a caller that then reads a few points
  * of each pays their memory latency once, not once per chunk. Chunk numbers
  * past the block's are ignored. */
+/* The same hint for single points of block i (indexes, any order; past the
+ * block's are ignored): besides each point's chunk start, the bytes where
+ * the point most likely lies (its share of the chunk's data, which is exact
+ * for fixed-width columns), for a caller about to read a point or two of
+ * many chunks, such as the two beside each column edge. */
+TALLY_API int tally_snapshot_block_prefetch_points(tally_snapshot *s, uint32_t i,
+                                                   const uint32_t *points, size_t n);
+
 TALLY_API int tally_snapshot_block_prefetch_chunks(tally_snapshot *s, uint32_t i,
                                                    const uint32_t *chunks, size_t n);
 
