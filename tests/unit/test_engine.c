@@ -93,6 +93,23 @@ static void test_round_trip_and_reopen(void)
     ASSERT_OK(tally_engine_close(e));
 
     e = open_dir(dir, TALLY_DURABILITY_GROUP, 1024);
+    /* Cache hints: any point index is taken (past the block's: ignored), a
+     * block past the snapshot's is an error, and reads after them are exact. */
+    tally_snapshot *s;
+    ASSERT_OK(tally_engine_lookup(e, "run-a", 5, "loss", 4, &id));
+    ASSERT_OK(tally_snapshot_open(e, id, &s));
+    ASSERT_GT(tally_snapshot_n_blocks(s), 0);
+    const uint32_t hint[] = {0, 127, 128, 500, 1023, 1024, UINT32_MAX};
+    ASSERT_OK(tally_snapshot_block_prefetch_points(s, 0, hint, sizeof hint / sizeof hint[0]));
+    ASSERT_OK(tally_snapshot_block_prefetch_chunks(s, 0, hint, sizeof hint / sizeof hint[0]));
+    ASSERT_EQ(tally_snapshot_block_prefetch_points(s, tally_snapshot_n_blocks(s), hint, 1),
+              TALLY_EINVAL);
+    int64_t got_ts[2];
+    double got_v[2];
+    ASSERT_OK(tally_snapshot_block_decode(s, 0, 127, 2, NULL, got_ts, got_v));
+    ASSERT_EQ(got_ts[0], 1700000000000 + 127 * 10);
+    ASSERT_BITS_EQ(got_v[1], 128 * 0.5);
+    tally_snapshot_close(s);
     check_sequential(e, "run-a", "loss", n);
     tally_engine_stats st;
     ASSERT_OK(tally_engine_stats_get(e, &st));
