@@ -40,6 +40,12 @@
  *      wins; sums left to right over non-NaN values.
  *  (9) A view's owned buffer holds the decoded chunk table (n_chunks
  *      chunk_entry) and, for an LZ4 block, the decompressed body after it.
+ * (10) A read of a few points of a chunk uses the codecs' random access; if a
+ *      column it needs is stored sequentially, the chunk is decoded whole
+ *      into one of the view's two decoded slots (dec[i].k names the chunk)
+ *      and later few-point reads of it are served from there: callers read
+ *      the two edges of a column, alternating between two chunks. Every open
+ *      of a block empties both slots.
  */
 #include <assert.h>
 #include <lz4.h>
@@ -688,6 +694,7 @@ int tally__block_view_open_ex(tally__block_view *v, const uint8_t *p, const uint
     int rc = read_header_ex(p, end, &h, body_verified);
     v->body = v->body_end = NULL;
     v->n_points = v->n_chunks = 0;
+    v->dec[0].k = v->dec[1].k = UINT32_MAX;
     if (rc != 0)
         return rc;
     uint64_t gaps = h.n_points - 1u;
@@ -808,6 +815,9 @@ int tally__block_view_chunks(tally__block_view *v, tally_chunk_summary *out, siz
  * a chunk (16) that could hold a column's min. */
 #define GET_POINTS_MAX 16u
 
+/* Reads points [a, b) of chunk k one by one with the codecs' random access.
+ * Returns 1, reading nothing, when a column it needs is stored with a
+ * sequential method: the caller decodes the chunk whole instead. */
 static int get_points(const tally__block_view *v, const chunk_entry *e, uint32_t k, uint32_t a,
                       uint32_t b, int64_t *steps, int64_t *ts, double *values)
 {
@@ -815,11 +825,14 @@ static int get_points(const tally__block_view *v, const chunk_entry *e, uint32_t
     uint32_t m = e->n_points;
     size_t used;
     int rc;
-    /* Each column: its points and its size (to find the next) in one parse. */
+    /* Each column: its method byte first, then its points and its size (to
+     * find the next) in one parse. */
     if (v->flags & TALLY_BLOCK_F_STEPS_LINEAR) {
         if (steps)
             linear_fill(steps, v->step0, v->dstep, k * CHUNK + a, b - a);
     } else {
+        if (steps && !tally__codec_random_access(lo, hi))
+            return 1;
         rc = steps ? tally__codec_i64_get_range(lo, hi, m, a, b - a, steps, &used)
                    : tally__codec_i64_size(lo, hi, m, &used);
         RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
@@ -829,23 +842,64 @@ static int get_points(const tally__block_view *v, const chunk_entry *e, uint32_t
         if (ts)
             linear_fill(ts, v->ts0, v->dts, k * CHUNK + a, b - a);
     } else if (ts || values) {
+        if (ts && !tally__codec_random_access(lo, hi))
+            return 1;
         rc = ts ? tally__codec_i64_get_range(lo, hi, m, a, b - a, ts, &used)
                 : tally__codec_i64_size(lo, hi, m, &used);
         RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
         lo += used;
     }
     if (values) {
+        if (!tally__codec_random_access(lo, hi))
+            return 1;
         rc = tally__codec_f64_get_range(lo, hi, m, a, b - a, values, NULL);
         RETURN_ERROR_IF(rc != 0, TALLY_ECORRUPT);
     }
     return 0;
 }
 
+static int decode_chunk(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b, int64_t *steps,
+                        int64_t *ts, double *values);
+
+/* Points [a, b) of chunk k from the view's decoded copy of it, decoding the
+ * chunk whole into the least recently filled slot first (10). */
+static int from_decoded(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b, int64_t *steps,
+                        int64_t *ts, double *values)
+{
+    struct tally__decoded_chunk *d = v->dec[0].k == k ? &v->dec[0]
+                                     : v->dec[1].k == k ? &v->dec[1]
+                                                        : NULL;
+    int st_lin = (v->flags & TALLY_BLOCK_F_STEPS_LINEAR) != 0;
+    int ts_lin = (v->flags & TALLY_BLOCK_F_TS_LINEAR) != 0;
+    if (!d) { /* linear columns are not kept: filled on the way out */
+        d = &v->dec[v->dec_next];
+        d->k = UINT32_MAX;
+        int rc = decode_chunk(v, k, 0, entries(v)[k].n_points, st_lin ? NULL : d->st,
+                              ts_lin ? NULL : d->ts, d->v);
+        if (rc)
+            return rc;
+        d->k = k;
+        v->dec_next ^= 1u;
+    }
+    size_t len = (size_t)(b - a);
+    if (steps && st_lin)
+        linear_fill(steps, v->step0, v->dstep, k * CHUNK + a, b - a);
+    else if (steps)
+        memcpy(steps, d->st + a, len * sizeof *steps);
+    if (ts && ts_lin)
+        linear_fill(ts, v->ts0, v->dts, k * CHUNK + a, b - a);
+    else if (ts)
+        memcpy(ts, d->ts + a, len * sizeof *ts);
+    if (values)
+        memcpy(values, d->v + a, len * sizeof *values);
+    return 0;
+}
+
 /* Decodes points [a, b) of chunk k (0 <= a < b <= its n_points) into the
  * columns at index 0. Whole chunks decode straight into the caller's
  * columns; parts go through a stack buffer. */
-static int decode_chunk(const tally__block_view *v, uint32_t k, uint32_t a, uint32_t b,
-                        int64_t *steps, int64_t *ts, double *values)
+static int decode_chunk(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b, int64_t *steps,
+                        int64_t *ts, double *values)
 {
     const chunk_entry *e = &entries(v)[k];
     const uint8_t *lo = v->body + e->data_off, *hi = v->body + e->data_end;
@@ -853,8 +907,12 @@ static int decode_chunk(const tally__block_view *v, uint32_t k, uint32_t a, uint
     int rc;
     uint32_t m = e->n_points;
     int whole = a == 0 && b == m;
-    if (b - a <= GET_POINTS_MAX && !whole)
-        return get_points(v, e, k, a, b, steps, ts, values);
+    if (b - a <= GET_POINTS_MAX && !whole) {
+        if (v->dec[0].k == k || v->dec[1].k == k)
+            return from_decoded(v, k, a, b, steps, ts, values);
+        int got = get_points(v, e, k, a, b, steps, ts, values);
+        return got == 1 ? from_decoded(v, k, a, b, steps, ts, values) : got;
+    }
     union {
         int64_t i[TALLY_BLOCK_CHUNK_POINTS];
         double d[TALLY_BLOCK_CHUNK_POINTS];
@@ -903,7 +961,7 @@ static int decode_chunk(const tally__block_view *v, uint32_t k, uint32_t a, uint
     return 0;
 }
 
-int tally__block_view_decode(const tally__block_view *v, uint32_t from, uint32_t n,
+int tally__block_view_decode(tally__block_view *v, uint32_t from, uint32_t n,
                              int64_t *steps, int64_t *timestamps_ms, double *values)
 {
     RETURN_ERROR_IF(v->body == NULL, TALLY_EINVAL);

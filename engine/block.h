@@ -75,6 +75,12 @@ typedef struct tally__block_view {
     uint64_t dstep, dts;     /* their increments per point, for linear columns */
     uint32_t columns_len;    /* bytes of column data before the chunk table */
     int summaries_loaded;    /* the table's summary columns are decoded (lazily, for chunks()) */
+    struct tally__decoded_chunk { /* two chunks read a point or two at a time although */
+        uint32_t k;               /* stored sequentially, decoded whole (10); UINT32_MAX: none */
+        int64_t st[TALLY_CHUNK_POINTS], ts[TALLY_CHUNK_POINTS];
+        double v[TALLY_CHUNK_POINTS];
+    } dec[2];
+    unsigned dec_next;       /* the slot the next decoded chunk replaces */
 } tally__block_view;
 
 /* Opens the block at [p, end) into v (zero v before its first use; reuse it
@@ -102,7 +108,7 @@ int tally__block_view_chunks(tally__block_view *v, tally_chunk_summary *out, siz
 /* Decodes points [from, from + n) into the columns (each may be NULL).
  * Touches only the chunks that hold them. Returns 0, TALLY_EINVAL (no block
  * open, range past n_points) or TALLY_ECORRUPT. */
-int tally__block_view_decode(const tally__block_view *v, uint32_t from, uint32_t n,
+int tally__block_view_decode(tally__block_view *v, uint32_t from, uint32_t n,
                              int64_t *steps, int64_t *timestamps_ms, double *values);
 
 /* Starts loading the first bytes of chunk k's column data (where the column

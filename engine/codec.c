@@ -1478,6 +1478,11 @@ static int chunk_size(const uint8_t *in, const uint8_t *end, uint32_t n, int is_
     return decode_words(in, end, n, is_f64, word, &ordered, &dm, size);
 }
 
+int tally__codec_random_access(const uint8_t *in, const uint8_t *end)
+{
+    return in < end && random_access(in[0] & 0x0Fu);
+}
+
 int tally__codec_i64_size(const uint8_t *in, const uint8_t *end, uint32_t n, size_t *size)
 {
     return chunk_size(in, end, n, 0, size);

@@ -63,6 +63,11 @@ int tally__codec_i64_get_range(const uint8_t *in, const uint8_t *end, uint32_t n
 int tally__codec_f64_get_range(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i,
                                uint32_t cnt, double *out, size_t *size);
 
+/* Whether the chunk at [in, end) is stored with a random-access method (RAW,
+ * CONST, LINEAR, FOR: *_get and *_get_range are O(1) per value); 0 for the
+ * sequential ones and for damaged input. Reads only the method byte. */
+int tally__codec_random_access(const uint8_t *in, const uint8_t *end);
+
 /* Size in bytes of the encoded chunk of n values at in (without decoding it).
  * Returns 0 or TALLY_ECORRUPT. */
 int tally__codec_i64_size(const uint8_t *in, const uint8_t *end, uint32_t n, size_t *size);

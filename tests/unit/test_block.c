@@ -288,6 +288,26 @@ static uint16_t check_block(const int64_t *s, const int64_t *t, const double *v,
                 ASSERT_BITS_EQ(rv[i], v[from + i]);
         }
     }
+    /* A few points at a time (at most 16, inside one chunk), jumping between
+     * chunks as M4 does beside column edges: the codecs' random access, or
+     * the view's decoded copy of a chunk whose column is stored sequentially. */
+    for (uint32_t r = 0; r < 4 * n_ranges && n > 0; r++) {
+        uint32_t from = rnd_below(n);
+        uint32_t room = 128 - from % 128;
+        room = room < n - from ? room : n - from;
+        uint32_t len = 1 + rnd_below(room < 16 ? room : 16);
+        uint32_t mask = 1 + rnd_below(7);
+        ASSERT_OK(tally__block_view_decode(&view, from, len, (mask & 1) ? rs : NULL,
+                                           (mask & 2) ? rt : NULL, (mask & 4) ? rv : NULL));
+        for (uint32_t i = 0; i < len; i++) {
+            if (mask & 1)
+                ASSERT_EQ(rs[i], s[from + i]);
+            if (mask & 2)
+                ASSERT_EQ(rt[i], t[from + i]);
+            if (mask & 4)
+                ASSERT_BITS_EQ(rv[i], v[from + i]);
+        }
+    }
     ASSERT_EQ(tally__block_view_decode(&view, n, 1, rs, rt, rv), TALLY_EINVAL);
     ASSERT_EQ(tally__block_view_decode(&view, 0, n + 1, rs, rt, rv), TALLY_EINVAL);
     ASSERT_EQ(tally__block_view_decode(&view, UINT32_MAX, 2, rs, rt, rv), TALLY_EINVAL);
