@@ -1,10 +1,11 @@
 /*
  * suite_artifacts.c — the `artifacts` suite of tally-bench: the artifact
  * proxy (mlflow-artifacts, docs/api.md) moving one large file over
- * loopback (bench_http.h's streaming requests). Starts `tally serve` (the
- * binary next to tally-bench) as a child on a scratch data directory,
- * writes a FILE_BYTES file of pseudo-random bytes in the scratch directory,
- * then:
+ * loopback (bench_http.h's streaming requests). Starts two `tally serve`
+ * (the binary next to tally-bench) as children on scratch data directories,
+ * one in the default --artifact-fsync background mode and one with
+ * --artifact-fsync always, writes a FILE_BYTES file of pseudo-random bytes
+ * in the scratch directory, then:
  *
  *   upload_<N>mib_mb_per_s   PUT mlflow-artifacts/artifacts/<path> of the
  *        file to a server in the default mode (--artifact-fsync background),

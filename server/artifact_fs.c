@@ -438,11 +438,12 @@ static int sync_here(tally_artifact_upload *u)
     return 0;
 }
 
-/* The regular file the rename is about to replace, opened so that its last
- * close can happen on the syncer's thread (artifact_sync.h), or -1. */
+/* The regular file the rename is about to replace, held (O_PATH: no read
+ * access needed, nothing opened in the device sense) so that its last close
+ * happens on the syncer's thread (artifact_sync.h), or -1. */
 static int open_replaced(const tally_artifact_upload *u)
 {
-    int fd = openat(u->dfd, u->base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int fd = openat(u->dfd, u->base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
         close(fd);

@@ -22,7 +22,9 @@
  *           fsync the file first and the directory after, then return.
  *           With a syncer (`background`, artifact_sync.h): return after the
  *           rename; the syncer fsyncs file and directory shortly after (or,
- *           its queue full, the caller does it before returning)
+ *           its queue full, the caller does it before returning), and also
+ *           gets the replaced file (held with O_PATH across the rename) so
+ *           that freeing it happens on its thread, not before the reply
  *   abort   close and unlink: nothing is left behind
  *
  * Invariants:
