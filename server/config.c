@@ -345,8 +345,9 @@ const char *tally_config_help(void)
            "  --artifact-fsync MODE   always | background, default background: an\n"
            "                          artifact upload is acknowledged after its rename\n"
            "                          and fsync'd by a background thread right after\n"
-           "                          (kill -9 loses nothing; a power cut, the last\n"
-           "                          ~second); always: acknowledged after the fsync\n"
+           "                          (kill -9 loses nothing; a power cut, what that\n"
+           "                          thread had not fsync'd yet); always: acknowledged\n"
+           "                          after the fsync\n"
            "  --help                  this text\n";
 }
 
