@@ -510,6 +510,12 @@ class FsyncModes(unittest.TestCase):
                 time.sleep(0.01)
             self.assertEqual(c["pushed"] + c["refused"], 20, c)
             self.assertEqual((c["synced"], c["queued"], c["failed"]), (c["pushed"], 0, 0), c)
+            # Files deleted (with their directory) while maybe still queued:
+            # fsync of an unlinked file or a removed directory is no failure.
+            for i in range(10):
+                self.upload(srv, f"gone/{i}.bin", content(i, 3000))
+            st, _, _ = srv.request("DELETE", f"{A}/gone")
+            self.assertEqual(st, 200)
             # Shutdown right after a burst of uploads: the queue is drained.
             for i in range(30):
                 self.upload(srv, f"c/{i}.bin", content(i, 3000))
@@ -519,7 +525,7 @@ class FsyncModes(unittest.TestCase):
                            if "artifact syncer drained" in line]
             self.assertEqual(len(drained), 1)
             d = drained[0]
-            self.assertEqual(d["pushed"] + d["refused"], 50, d)
+            self.assertEqual(d["pushed"] + d["refused"], 60, d)
             self.assertEqual((d["synced"], d["failed"]), (d["pushed"], 0), d)
         finally:
             srv.stop(expect_code=None)
