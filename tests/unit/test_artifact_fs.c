@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -212,6 +213,21 @@ static int open_fds(void)
     return n;
 }
 
+/* 25 uploads to run/par/<i>.txt, each path written by every thread: the
+ * last rename wins, every version is complete. */
+static void *concurrent_uploads(void *arg)
+{
+    tally_artifact_syncer *s = arg;
+    for (int i = 0; i < 25; i++) {
+        char rel[64], want[64];
+        snprintf(rel, sizeof rel, "run/par/%d.txt", i);
+        snprintf(want, sizeof want, "parallel %d", i);
+        if (upload_bg(s, rel, want) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
 static void test_background_sync(void)
 {
     setup("afs-bgsync");
@@ -263,9 +279,25 @@ static void test_background_sync(void)
         read_back(rel, buf, sizeof buf);
         ASSERT_STR_EQ(buf, want);
     }
+    /* Uploads from several threads at once (as libmicrohttpd's workers). */
+    pthread_t th[4];
+    for (int k = 0; k < 4; k++)
+        ASSERT_EQ(pthread_create(&th[k], NULL, concurrent_uploads, s), 0);
+    for (int k = 0; k < 4; k++) {
+        void *ret = (void *)1;
+        ASSERT_EQ(pthread_join(th[k], &ret), 0);
+        ASSERT(ret == NULL);
+    }
     tally_artifact_syncer_stats(s, &st);
     uint64_t pushed = st.pushed;
-    ASSERT_U64_EQ(pushed + st.refused, 43);
+    ASSERT_U64_EQ(pushed + st.refused, 43 + 4 * 25);
+    ASSERT_EQ(count_entries("run/par"), 25);
+    for (int i = 0; i < 25; i++) {
+        snprintf(rel, sizeof rel, "run/par/%d.txt", i);
+        snprintf(want, sizeof want, "parallel %d", i);
+        read_back(rel, buf, sizeof buf);
+        ASSERT_STR_EQ(buf, want);
+    }
     ASSERT_U64_EQ(tally_artifact_syncer_stop(s, &st), 0);
     ASSERT_U64_EQ(st.synced, pushed);
     ASSERT_EQ(st.queued, 0);
