@@ -1,22 +1,33 @@
 /*
  * suite_artifacts.c — the `artifacts` suite of tally-bench: the artifact
  * proxy (mlflow-artifacts, docs/api.md) moving one large file over
- * loopback (bench_http.h's streaming requests). Starts `tally serve` (the
- * binary next to tally-bench) as a child on a scratch data directory,
- * writes a FILE_BYTES file of pseudo-random bytes in the scratch directory,
- * then:
+ * loopback (bench_http.h's streaming requests). Starts two `tally serve`
+ * (the binary next to tally-bench) as children on scratch data directories,
+ * one in the default --artifact-fsync background mode and one with
+ * --artifact-fsync always, writes a FILE_BYTES file of pseudo-random bytes
+ * in the scratch directory, then:
  *
- *   upload_mb_per_s     PUT mlflow-artifacts/artifacts/<path> of the file,
+ *   upload_<N>mib_mb_per_s   PUT mlflow-artifacts/artifacts/<path> of the
+ *        file to a server in the default mode (--artifact-fsync background),
  *        sent with sendfile(2) (the client costs next to nothing); the clock
- *        stops at the server's 200, i.e. after its fsync and rename.
- *        Baseline: copying the same file to the same disk with read/write
- *        in 1 MiB pieces plus fsync (what the server must do at least).
- *   download_mb_per_s   GET of the uploaded file, received into a 1 MiB
- *        buffer and dropped. Baseline: read(2) of the same file in 1 MiB
+ *        stops at the server's 200, i.e. after the rename, before the fsync.
+ *        Baseline: copying the same file to the same disk with read/write in
+ *        1 MiB pieces, no fsync (the least the server must do in this mode).
+ *   upload_<N>mib_fsync_always_mb_per_s   the same PUT to a second server
+ *        started with --artifact-fsync always: the clock stops after its
+ *        fsync of file and directory. Baseline: the same copy plus fsync.
+ *   download_<N>mib_mb_per_s   GET of the uploaded file, received into a
+ *        1 MiB buffer and dropped. Baseline: read(2) of the same file in 1 MiB
  *        pieces (both come from the page cache).
- *   upload_rss_growth_mib / download_rss_growth_mib  the server's peak
- *        VmRSS during the transfer, sampled every 10 ms from /proc, minus
- *        its VmRSS just before (no baseline; the target is 16 MiB).
+ *   upload_rss_growth_mib / upload_fsync_always_rss_growth_mib /
+ *   download_rss_growth_mib  the server's peak VmRSS during the transfer,
+ *        sampled every 10 ms from /proc, minus its VmRSS just before (no
+ *        baseline; the target is 16 MiB).
+ *
+ * After every transfer or copy that leaves dirty pages behind (the
+ * background upload, the plain copy) the suite waits for syncfs(2) of the
+ * scratch file system, untimed, so no measurement pays for the previous
+ * one's writeback.
  *
  * Each figure is the median of REPS transfers (--quick: a 256 MiB file,
  * one transfer). The upload of repetition i overwrites the same path, as
@@ -131,8 +142,9 @@ static int download(int port, const char *path, uint64_t size, uint64_t *hash)
     return status;
 }
 
-/* The baseline of the upload: copy src to dst with read/write + fsync. */
-static int copy_fsync(const char *src, const char *dst, char *piece)
+/* The baselines of the uploads: copy src to dst with read/write, plus an
+ * fsync when do_fsync. */
+static int copy_file(const char *src, const char *dst, char *piece, int do_fsync)
 {
     int in = open(src, O_RDONLY | O_CLOEXEC);
     int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -154,13 +166,40 @@ static int copy_fsync(const char *src, const char *dst, char *piece)
             done += w;
         }
     }
-    if (rc == 0 && fsync(out) != 0)
+    if (rc == 0 && do_fsync && fsync(out) != 0)
         rc = -1;
     if (in >= 0)
         close(in);
     if (out >= 0)
         close(out);
     return rc;
+}
+
+/* Waits until everything written to the file system holding dir is on
+ * disk (untimed, between measurements). */
+static void settle(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        syncfs(fd);
+        close(fd);
+    }
+}
+
+/* One timed upload with the server's RSS sampled: MB/s into *mbps and the
+ * RSS growth into *rss; the status. */
+static int timed_upload(const bench_server *s, const char *path, int file_fd, uint64_t size,
+                        double *mbps, double *rss)
+{
+    sampler sm;
+    double before = bench_proc_rss_mib(s->pid);
+    sampler_start(&sm, s->pid);
+    uint64_t t0 = bench_now_ns();
+    int st = upload(s->port, path, file_fd, size);
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    *rss = sampler_stop(&sm) - before;
+    *mbps = (double)size / 1e6 / secs;
+    return st;
 }
 
 /* The baseline of the download: read the file; its XXH3 into *hash. */
@@ -231,41 +270,59 @@ int bench_suite_artifacts(bench_ctx *c)
     }
     uint64_t want = 0;
     read_file(src, piece, &want);
-    char data[4200];
+    char data[4200], data_always[4200];
     bench_subdir(c, "server", data, sizeof data);
-    bench_server s = {0};
-    if (bench_server_start(&s, data, NULL, NULL) != 0) {
+    bench_subdir(c, "server-always", data_always, sizeof data_always);
+    bench_server s = {0}, sa = {0};
+    static const char *const always_args[] = {"--artifact-fsync", "always", NULL};
+    if (bench_server_start(&s, data, NULL, NULL) != 0 ||
+        bench_server_start(&sa, data_always, NULL, always_args) != 0) {
+        bench_server_stop(&s, SIGTERM);
         free(piece);
         return 1;
     }
-    double up[REPS], down[REPS], base_up[REPS], base_down[REPS], rss_up[REPS], rss_down[REPS];
+    double up[REPS], up_always[REPS], down[REPS], base_up[REPS], base_up_always[REPS],
+        base_down[REPS], rss_up[REPS], rss_up_always[REPS], rss_down[REPS];
     int rc = 0;
     int file_fd = open(src, O_RDONLY | O_CLOEXEC);
     const char *path = "1/models/m-bench/artifacts/model.bin";
+    settle(dir);
     for (int r = 0; r < reps && rc == 0; r++) {
-        /* Baselines first, each right before its Tally twin (same cache state). */
+        /* Each baseline right before its Tally twin (same cache state). */
         uint64_t t0 = bench_now_ns();
-        if (copy_fsync(src, dst, piece) != 0) {
+        if (copy_file(src, dst, piece, 1) != 0) {
+            fprintf(stderr, "artifacts: baseline copy+fsync failed: %s\n", strerror(errno));
+            rc = 1;
+            break;
+        }
+        base_up_always[r] = (double)size / 1e6 / ((double)(bench_now_ns() - t0) / 1e9);
+        unlink(dst);
+        settle(dir);
+        int st = timed_upload(&sa, path, file_fd, size, &up_always[r], &rss_up_always[r]);
+        if (st != 200) {
+            fprintf(stderr, "artifacts: upload (fsync always) answered %d\n", st);
+            rc = 1;
+            break;
+        }
+        settle(dir);
+
+        t0 = bench_now_ns();
+        if (copy_file(src, dst, piece, 0) != 0) {
             fprintf(stderr, "artifacts: baseline copy failed: %s\n", strerror(errno));
             rc = 1;
             break;
         }
         base_up[r] = (double)size / 1e6 / ((double)(bench_now_ns() - t0) / 1e9);
+        settle(dir);
         unlink(dst);
-
-        sampler sm;
-        double before = bench_proc_rss_mib(s.pid);
-        sampler_start(&sm, s.pid);
-        t0 = bench_now_ns();
-        int st = upload(s.port, path, file_fd, size);
-        double secs = (double)(bench_now_ns() - t0) / 1e9;
-        rss_up[r] = sampler_stop(&sm) - before;
+        settle(dir);
+        st = timed_upload(&s, path, file_fd, size, &up[r], &rss_up[r]);
         if (st != 200) {
             fprintf(stderr, "artifacts: upload answered %d\n", st);
             rc = 1;
             break;
         }
-        up[r] = (double)size / 1e6 / secs;
+        settle(dir); /* the server's background fsync, and the file's writeback */
 
         uint64_t h = 0;
         t0 = bench_now_ns();
@@ -275,11 +332,12 @@ int bench_suite_artifacts(bench_ctx *c)
         }
         base_down[r] = (double)size / 1e6 / ((double)(bench_now_ns() - t0) / 1e9);
 
-        before = bench_proc_rss_mib(s.pid);
+        sampler sm;
+        double before = bench_proc_rss_mib(s.pid);
         sampler_start(&sm, s.pid);
         t0 = bench_now_ns();
         st = download(s.port, path, size, &h);
-        secs = (double)(bench_now_ns() - t0) / 1e9;
+        double secs = (double)(bench_now_ns() - t0) / 1e9;
         rss_down[r] = sampler_stop(&sm) - before;
         if (st != 200 || h != want) {
             fprintf(stderr, "artifacts: download answered %d%s\n", st,
@@ -292,6 +350,7 @@ int bench_suite_artifacts(bench_ctx *c)
     if (file_fd >= 0)
         close(file_fd);
     bench_server_stop(&s, SIGTERM);
+    bench_server_stop(&sa, SIGTERM);
     free(piece);
     unlink(src);
     if (rc)
@@ -299,12 +358,17 @@ int bench_suite_artifacts(bench_ctx *c)
     char fig[96];
     unsigned mib = (unsigned)(size >> 20);
     snprintf(fig, sizeof fig, "upload_%umib_mb_per_s", mib);
-    bench_report(c, fig, bench_median(up, (size_t)reps), "MB/s", "copy+fsync same disk",
+    bench_report(c, fig, bench_median(up, (size_t)reps), "MB/s", "copy same disk, no fsync",
                  bench_median(base_up, (size_t)reps), 1);
+    snprintf(fig, sizeof fig, "upload_%umib_fsync_always_mb_per_s", mib);
+    bench_report(c, fig, bench_median(up_always, (size_t)reps), "MB/s", "copy+fsync same disk",
+                 bench_median(base_up_always, (size_t)reps), 1);
     snprintf(fig, sizeof fig, "download_%umib_mb_per_s", mib);
     bench_report(c, fig, bench_median(down, (size_t)reps), "MB/s", "read(2) of the file",
                  bench_median(base_down, (size_t)reps), 1);
     bench_report(c, "upload_rss_growth_mib", bench_median(rss_up, (size_t)reps), "MiB", NULL, 0, 0);
+    bench_report(c, "upload_fsync_always_rss_growth_mib",
+                 bench_median(rss_up_always, (size_t)reps), "MiB", NULL, 0, 0);
     bench_report(c, "download_rss_growth_mib", bench_median(rss_down, (size_t)reps), "MiB", NULL,
                  0, 0);
     return 0;

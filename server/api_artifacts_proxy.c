@@ -20,7 +20,9 @@
  *      sent from the file descriptor by libmicrohttpd.
  *  (3) An upload that does not complete (client gone, error, server
  *      stopping) leaves nothing behind; a completed one replaces the file
- *      atomically.
+ *      atomically, before the 200 is sent; it is fsync'd before the 200
+ *      (artifact_fsync always) or by the background syncer right after
+ *      (background, artifact_sync.h).
  *  (4) Downloads are attachments with X-Content-Type-Options: nosniff and
  *      a Content-Type from the extension (MLflow's text list, HTML served
  *      as text/plain), so an artifact can never run as a page of ours.
@@ -256,6 +258,7 @@ static void handle_list(tally_server *srv, const tally_req *req, tally_resp *res
 
 typedef struct put_ctx {
     tally_artifact_upload *u;
+    tally_artifact_syncer *syncer; /* NULL: fsync before the 200 (artifact_fsync always) */
     uint64_t limit;           /* bytes allowed, 0 = no limit */
     char rel[512];            /* for messages */
 } put_ctx;
@@ -283,7 +286,7 @@ static void put_finish(void *ctx, int complete, tally_resp *resp)
     if (!complete) {
         tally_artifact_upload_abort(c->u);
     } else {
-        int rc = tally_artifact_upload_commit(c->u);
+        int rc = tally_artifact_upload_commit(c->u, c->syncer);
         if (rc)
             fs_error(resp, rc, c->rel);
         else
@@ -311,6 +314,7 @@ static void start_upload(tally_server *srv, const tally_req *req, const char *re
     }
     snprintf(c->rel, sizeof c->rel, "%s", rel);
     c->limit = limit;
+    c->syncer = srv->artifact_syncer;
     int rc = tally_artifact_upload_begin(srv->cfg.artifact_root, rel, &c->u);
     if (rc) {
         free(c);

@@ -26,6 +26,7 @@
 typedef struct tally_store tally_store;
 typedef struct tally_stats tally_stats;
 typedef struct tally_auth tally_auth;
+typedef struct tally_artifact_syncer tally_artifact_syncer;
 
 typedef struct tally_server {
     tally_config cfg;        /* effective configuration */
@@ -35,6 +36,7 @@ typedef struct tally_server {
     int64_t started_ms;      /* wall time at start */
     tally_auth *auth;        /* users, permissions, tokens (auth.h); NULL when auth is off */
     struct tally_audit *audit; /* the audit log writer (audit.h); NULL when auth is off */
+    tally_artifact_syncer *artifact_syncer; /* artifact_sync.h; NULL with artifact_fsync always */
 
     /* Registry events (mlflow-webhooks.md §5). The registry handlers call
      * registry_event, when set, after a change committed: entity and action

@@ -5,6 +5,8 @@
  */
 #include "artifact_fs.h"
 
+#include "artifact_sync.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -422,26 +424,59 @@ static void upload_free(tally_artifact_upload *u)
 {
     if (u->fd >= 0)
         close(u->fd);
-    close(u->dfd);
+    if (u->dfd >= 0)
+        close(u->dfd);
     free(u->buf);
     free(u);
 }
 
-int tally_artifact_upload_commit(tally_artifact_upload *u)
+/* fsync of the renamed file and its directory, by the uploader itself. */
+static int sync_here(tally_artifact_upload *u)
+{
+    if (fsync(u->fd) != 0 || fsync(u->dfd) != 0)
+        return -errno;
+    return 0;
+}
+
+/* The regular file the rename is about to replace, held (O_PATH: no read
+ * access needed, nothing opened in the device sense) so that its last close
+ * happens on the syncer's thread (artifact_sync.h), or -1. */
+static int open_replaced(const tally_artifact_upload *u)
+{
+    int fd = openat(u->dfd, u->base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+int tally_artifact_upload_commit(tally_artifact_upload *u, tally_artifact_syncer *syncer)
 {
     int rc = flush(u);
-    if (rc == 0 && fsync(u->fd) != 0)
-        rc = -errno;
-    if (close(u->fd) != 0 && rc == 0)
-        rc = -errno;
-    u->fd = -1;
+    int old_fd = rc == 0 && syncer ? open_replaced(u) : -1;
+    if (!syncer) { /* always: the data is on disk before the name exists */
+        if (rc == 0 && fsync(u->fd) != 0)
+            rc = -errno;
+        if (close(u->fd) != 0 && rc == 0)
+            rc = -errno;
+        u->fd = -1;
+    }
     if (rc == 0 && renameat(u->dfd, u->tmp, u->dfd, u->base) != 0)
         rc = -errno;
     if (rc != 0) {
         unlinkat(u->dfd, u->tmp, 0);
-    } else if (fsync(u->dfd) != 0) {
-        rc = -errno; /* the rename may not survive a power cut; the file is complete */
+    } else if (!syncer) {
+        if (fsync(u->dfd) != 0)
+            rc = -errno; /* the rename may not survive a power cut; the file is complete */
+    } else if (tally_artifact_syncer_push(syncer, u->fd, u->dfd, old_fd) == 0) {
+        u->fd = u->dfd = old_fd = -1; /* the syncer owns them now (artifact_sync.h) */
+    } else {
+        rc = sync_here(u); /* queue full or stopping: as in always mode */
     }
+    if (old_fd >= 0)
+        close(old_fd);
     upload_free(u);
     return rc;
 }

@@ -10,24 +10,33 @@
  * Uploads are atomic (tally_artifact_upload_*):
  *
  *   begin   open (creating) the parent directories, each new one's entry
- *           fsync'd in its parent, then an anonymous file
- *           in the target's directory (O_TMPFILE), or where the filesystem
- *           has none a named one ".tally-upload-<random>"
+ *           fsync'd in its parent, then a temporary file in the
+ *           target's directory named ".tally-upload-<random>"
  *   write   bytes gathered into 256 KiB writes as they arrive (the only
  *           memory an upload holds); writeback is started every
  *           few MiB (sync_file_range) so dirty pages stay bounded and the
  *           final fsync has little left to do
- *   commit  fsync the file, give it a temporary name if anonymous, rename
- *           it over the target (atomic: readers see the old file or the
- *           new one, never a torn one; concurrent uploads: the last rename
- *           wins), fsync the directory
+ *   commit  rename the temporary file over the target (atomic: readers
+ *           see the old file or the new one, never a torn one; concurrent
+ *           uploads: the last rename wins). Without a syncer (`always`):
+ *           fsync the file first and the directory after, then return.
+ *           With a syncer (`background`, artifact_sync.h): return after the
+ *           rename; the syncer fsyncs file and directory shortly after (or,
+ *           its queue full, the caller does it before returning), and also
+ *           gets the replaced file (held with O_PATH across the rename) so
+ *           that freeing it happens on its thread, not before the reply
  *   abort   close and unlink: nothing is left behind
  *
  * Invariants:
  *  (1) No function here opens, creates, renames or removes anything outside
  *      the root: each component is opened relative to its parent's fd with
  *      O_NOFOLLOW | O_DIRECTORY (directories) or O_NOFOLLOW (files).
- *  (2) A file under its final name is always complete and fsync'd.
+ *  (2) A file under its final name is always complete once the call that
+ *      put it there returned: a killed process (kill -9) leaves the old
+ *      file or the new one, never a torn one. Against power loss it is
+ *      fsync'd before commit returns (no syncer), or within the syncer's
+ *      window (artifact_sync.h); inside that window a power cut may leave
+ *      the old version, nothing, or a short file under the name.
  *  (3) Names starting with ".tally-" belong to uploads in progress; listings
  *      hide them and tally_artifact_sweep removes them (left by a crash).
  *
@@ -77,6 +86,7 @@ int tally_artifact_list(const char *root, const char *rel, tally_artifact_entry 
 void tally_artifact_list_free(tally_artifact_entry *v, size_t n);
 
 typedef struct tally_artifact_upload tally_artifact_upload;
+typedef struct tally_artifact_syncer tally_artifact_syncer; /* artifact_sync.h */
 
 /* Starts an upload to rel (a file path, not ""). Creates parent
  * directories. Fails with -EISDIR when rel names an existing directory,
@@ -87,8 +97,11 @@ int tally_artifact_upload_write(tally_artifact_upload *u, const void *data, size
 /* Bytes accepted so far. */
 uint64_t tally_artifact_upload_size(const tally_artifact_upload *u);
 /* Makes the file visible under its name (see the file comment) and frees
- * u. On error nothing is visible and u is freed too. 0 or -errno. */
-int tally_artifact_upload_commit(tally_artifact_upload *u);
+ * u. syncer NULL: fsync'd before the return (`always`); else queued to the
+ * syncer (`background`). On error nothing is visible (unless only the
+ * final fsync failed: the file is complete) and u is freed too.
+ * 0 or -errno. */
+int tally_artifact_upload_commit(tally_artifact_upload *u, tally_artifact_syncer *syncer);
 /* Drops the upload: nothing is left on disk. Frees u; NULL is a no-op. */
 void tally_artifact_upload_abort(tally_artifact_upload *u);
 

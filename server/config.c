@@ -27,7 +27,7 @@
 
 #include "tally/engine.h"
 
-typedef enum kind { K_STR, K_PORT, K_UINT, K_SIZE, K_BOOL, K_DURABILITY } kind;
+typedef enum kind { K_STR, K_PORT, K_UINT, K_SIZE, K_BOOL, K_DURABILITY, K_ARTIFACT_FSYNC } kind;
 
 typedef struct key {
     const char *name;   /* file spelling; env and flag derive from it */
@@ -80,6 +80,8 @@ static const key KEYS[] = {
      "concurrent connections per client address, default 128 (0: no limit)"},
     {"body_timeout", K_UINT, OFF(body_timeout_s), 0, 1, 86400,
      "seconds a JSON request body may take to arrive, default 60"},
+    {"artifact_fsync", K_ARTIFACT_FSYNC, OFF(artifact_fsync), 0, 0, 0,
+     "always | background (artifact upload acknowledged before its fsync), default background"},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -102,6 +104,7 @@ static void set_defaults(tally_config *c)
     c->request_budget_bytes = (uint64_t)256 << 20;
     c->max_connections_per_ip = 128;
     c->body_timeout_s = 60;
+    c->artifact_fsync = TALLY_ARTIFACT_FSYNC_BACKGROUND;
 }
 
 /* "32M", "512MiB", "1g", "4096" -> bytes. */
@@ -206,6 +209,16 @@ static int set_value(tally_config *c, const key *k, const char *v, const char *s
             c->durability = TALLY_DURABILITY_ASYNC;
         else {
             snprintf(err, cap, "%s: durability must be sync, group or async, not '%s'", src, v);
+            return -1;
+        }
+        return 0;
+    case K_ARTIFACT_FSYNC:
+        if (strcasecmp(v, "always") == 0)
+            c->artifact_fsync = TALLY_ARTIFACT_FSYNC_ALWAYS;
+        else if (strcasecmp(v, "background") == 0)
+            c->artifact_fsync = TALLY_ARTIFACT_FSYNC_BACKGROUND;
+        else {
+            snprintf(err, cap, "%s: artifact_fsync must be always or background, not '%s'", src, v);
             return -1;
         }
         return 0;
@@ -329,6 +342,12 @@ const char *tally_config_help(void)
            "  --request-budget SIZE   request bodies buffered at once, default 256M\n"
            "  --max-connections-per-ip N  per client address, default 128 (0: no limit)\n"
            "  --body-timeout SECONDS  a JSON request body must arrive within, default 60\n"
+           "  --artifact-fsync MODE   always | background, default background: an\n"
+           "                          artifact upload is acknowledged after its rename\n"
+           "                          and fsync'd by a background thread right after\n"
+           "                          (kill -9 loses nothing; a power cut, what that\n"
+           "                          thread had not fsync'd yet); always: acknowledged\n"
+           "                          after the fsync\n"
            "  --help                  this text\n";
 }
 

@@ -4,7 +4,8 @@
  * environment variables, and command-line flags. Every key has all three
  * spellings: file `max_body_bytes`, env TALLY_MAX_BODY_BYTES, flag
  * --max-body-bytes. Sizes take K/M/G/T suffixes (powers of 1024); bools are
- * 0/1 (true/false, yes/no, on/off); durability is sync|group|async. The
+ * 0/1 (true/false, yes/no, on/off); durability is sync|group|async;
+ * artifact_fsync is always|background. The
  * full list with defaults is tally_config_help() and docs/api.md.
  */
 #ifndef TALLY_SERVER_CONFIG_H
@@ -12,6 +13,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* When an artifact upload is fsync'd (artifact_fs.h, artifact_sync.h). */
+typedef enum tally_artifact_fsync {
+    TALLY_ARTIFACT_FSYNC_BACKGROUND = 0, /* acknowledged after the rename; synced within ~1 s */
+    TALLY_ARTIFACT_FSYNC_ALWAYS = 1      /* acknowledged after fsync of file and directory */
+} tally_artifact_fsync;
 
 typedef struct tally_config {
     char host[256];               /* listen address, default 127.0.0.1 */
@@ -28,6 +35,7 @@ typedef struct tally_config {
     uint64_t request_budget_bytes;/* request bodies buffered at once, default 256 MiB */
     unsigned max_connections_per_ip; /* per client address, default 128 (0: no limit) */
     unsigned body_timeout_s;      /* a JSON request body must arrive within, default 60 */
+    int artifact_fsync;           /* tally_artifact_fsync, default background */
     char config_file[1024];       /* the file read, or "" */
     /* Authentication and TLS (auth.h, docs/api.md "Authentication"). */
     int auth;                     /* 1: users, permissions, tokens, audit log; default 0 */

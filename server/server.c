@@ -19,6 +19,9 @@
  *  (4) The webhook dispatcher starts after the store and before the HTTP
  *      layer, and stops after the HTTP layer and before the store; test
  *      deliveries in progress are aborted before the HTTP layer drains.
+ *  (5) The artifact syncer (artifact_fsync background) starts before the
+ *      HTTP layer and stops after it: every upload acknowledged is fsync'd
+ *      before the process exits 0.
  */
 #include "server.h"
 
@@ -35,6 +38,7 @@
 
 #include "app.h"
 #include "artifact_fs.h"
+#include "artifact_sync.h"
 #include "audit.h"
 #include "auth.h"
 #include "config.h"
@@ -43,6 +47,10 @@
 #include "store.h"
 #include "tally/engine.h"
 #include "webhooks.h"
+
+/* Uploads queued for the background fsync at most (<= 3 descriptors each);
+ * beyond, an upload fsyncs itself before its 200 (artifact_sync.h (1)). */
+#define ARTIFACT_SYNC_QUEUE 64
 
 /* mkdir -p; 0 or -errno. */
 static int make_dirs(const char *path)
@@ -212,9 +220,24 @@ int tally_serve_main(int argc, char **argv)
                         "authentication (--insecure-allow-public-without-auth)\"}\n",
                 srv.cfg.host);
 
+    if (srv.cfg.artifact_fsync == TALLY_ARTIFACT_FSYNC_BACKGROUND &&
+        ((rc = tally_artifact_syncer_new(ARTIFACT_SYNC_QUEUE, &srv.artifact_syncer)) != 0 ||
+         (rc = tally_artifact_syncer_start(srv.artifact_syncer)) != 0)) {
+        fprintf(stderr, "tally serve: cannot start the artifact syncer: %s\n", strerror(-rc));
+        tally_artifact_syncer_stop(srv.artifact_syncer, NULL);
+        tally_webhooks_stop(hooks);
+        tally_audit_close(srv.audit);
+        tally_auth_close(srv.auth);
+        tally_store_close(srv.store);
+        tally_engine_close(srv.engine);
+        tally_stats_free(srv.stats);
+        return 1;
+    }
+
     tally_http *http = NULL;
     if (tally_http_start(&srv, &http, err, sizeof err) != 0) {
         fprintf(stderr, "tally serve: %s\n", err);
+        tally_artifact_syncer_stop(srv.artifact_syncer, NULL);
         tally_webhooks_stop(hooks);
         tally_audit_close(srv.audit);
         tally_auth_close(srv.auth);
@@ -249,6 +272,22 @@ int tally_serve_main(int argc, char **argv)
         fprintf(stderr, "{\"level\":\"warn\",\"message\":\"%d requests still in flight at "
                         "shutdown were cut off\"}\n",
                 left);
+    /* No upload can commit any more: fsync what is queued (invariant 5). */
+    tally_artifact_sync_stats sync_final;
+    int had_syncer = srv.artifact_syncer != NULL;
+    uint64_t sync_failed = tally_artifact_syncer_stop(srv.artifact_syncer, &sync_final);
+    srv.artifact_syncer = NULL;
+    if (had_syncer)
+        fprintf(stderr, "{\"level\":\"info\",\"message\":\"artifact syncer drained\","
+                        "\"pushed\":%llu,\"synced\":%llu,\"failed\":%llu,\"refused\":%llu}\n",
+                (unsigned long long)sync_final.pushed, (unsigned long long)sync_final.synced,
+                (unsigned long long)sync_final.failed, (unsigned long long)sync_final.refused);
+    if (sync_failed) {
+        fprintf(stderr, "{\"level\":\"error\",\"message\":\"%llu acknowledged artifact uploads "
+                        "could not be fsync'd (see the artifact-sync errors above)\"}\n",
+                (unsigned long long)sync_failed);
+        exit_code = 1;
+    }
     /* After the HTTP layer (no handler queues any more), before the store:
      * attempts in flight are aborted and stay PENDING for the next start. */
     tally_webhooks_stop(hooks);

@@ -7,21 +7,31 @@ every path-traversal form of §4.8 refused with 400 and MLflow error JSON with
 nothing written, read or removed outside the root (symlinks planted inside it
 included), multipart endpoints answered 501, stale temporaries swept at start,
 and a file larger than 1 GiB streamed both ways while the server's RSS is
-sampled from /proc/<pid>/status (bounded growth) and checksums compared."""
+sampled from /proc/<pid>/status (bounded growth) and checksums compared.
+
+The main class runs the default `--artifact-fsync background`; FsyncModes
+covers both modes: `always` serves the same way, `background` files are
+readable right after the 200, survive a SIGKILL sent right after it, are
+fsync'd promptly (the syncer's /metrics counters) and drained at
+shutdown, and malformed values of the option are refused at start."""
 
 import hashlib
 import http.client
 import json
 import os
+import re
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server_harness import TallyServer  # noqa: E402
+from server_harness import TallyServer, tally_binary  # noqa: E402
 
 A = "/api/2.0/mlflow-artifacts/artifacts"
 BIG = (1 << 30) + 12345          # a little over 1 GiB
@@ -453,6 +463,125 @@ class Artifacts(unittest.TestCase):
         self.assertLess(down_growth, RSS_BOUND)
         st, _, _ = self.req("DELETE", f"{A}/8")
         self.assertEqual(st, 200)
+
+
+def sync_counters(srv):
+    """The artifact syncer's counters from /metrics ({} when it has none)."""
+    out = {}
+    for line in srv.metrics_text().splitlines():
+        m = re.match(r"tally_artifact_sync_(\w+?)(?:_total)? (\d+)$", line)
+        if m:
+            out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def content(i, n):
+    """n bytes unique to file i (a torn or swapped file never matches)."""
+    return (hashlib.sha256(b"%d" % i).digest() * (n // 32 + 1))[:n]
+
+
+class FsyncModes(unittest.TestCase):
+    def upload(self, srv, rel, data):
+        st, _, body = srv.request("PUT", f"{A}/{rel}", data,
+                                  {"Content-Type": "application/octet-stream"})
+        self.assertEqual((st, body), (200, b"{}"), rel)
+
+    def test_always_mode_serves_the_same(self):
+        with TallyServer(["--artifact-fsync", "always"]) as srv:
+            for i in range(5):
+                self.upload(srv, f"a/{i}.bin", content(i, 1000 + 70000 * i))
+            for i in range(5):
+                st, _, data = srv.request("GET", f"{A}/a/{i}.bin")
+                self.assertEqual((st, data), (200, content(i, 1000 + 70000 * i)))
+            self.assertEqual(sync_counters(srv), {})  # no syncer in this mode
+
+    def test_background_synced_promptly_and_drained_at_shutdown(self):
+        srv = TallyServer(["--artifact-fsync", "background"]).start()
+        try:
+            for i in range(20):
+                self.upload(srv, f"b/{i % 3}/{i}.bin", content(i, 5000 * i))
+                st, _, data = srv.request("GET", f"{A}/b/{i % 3}/{i}.bin")
+                self.assertEqual((st, data), (200, content(i, 5000 * i)))
+            deadline = time.monotonic() + 5.0  # the syncer starts at once; 5 s for loaded CI disks
+            while True:
+                c = sync_counters(srv)
+                if c["synced"] + c["refused"] == 20 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            self.assertEqual(c["pushed"] + c["refused"], 20, c)
+            self.assertEqual((c["synced"], c["queued"], c["failed"]), (c["pushed"], 0, 0), c)
+            # Files deleted (with their directory) while maybe still queued:
+            # fsync of an unlinked file or a removed directory is no failure.
+            for i in range(10):
+                self.upload(srv, f"gone/{i}.bin", content(i, 3000))
+            st, _, _ = srv.request("DELETE", f"{A}/gone")
+            self.assertEqual(st, 200)
+            # Shutdown right after a burst of uploads: the queue is drained.
+            for i in range(30):
+                self.upload(srv, f"c/{i}.bin", content(i, 3000))
+            srv.stop()  # asserts exit code 0: no fsync failed
+            with open(srv.log_path) as f:
+                drained = [json.loads(line) for line in f
+                           if "artifact syncer drained" in line]
+            self.assertEqual(len(drained), 1)
+            d = drained[0]
+            self.assertEqual(d["pushed"] + d["refused"], 60, d)
+            self.assertEqual((d["synced"], d["failed"]), (d["pushed"], 0), d)
+        finally:
+            srv.stop(expect_code=None)
+            srv.cleanup()
+
+    def test_sigkill_right_after_the_ack_keeps_the_file(self):
+        srv = TallyServer().start()  # the default mode: background
+        try:
+            sizes = [0, 1, 4096, 300000, 3 << 20, (8 << 20) + 77]
+            acked = {}
+            for rnd in range(6):
+                for k, n in enumerate(sizes):
+                    i = rnd * 100 + k
+                    rel = f"k/{rnd}/f{k}.bin"
+                    self.upload(srv, rel, content(i, n))
+                    acked[rel] = content(i, n)
+                # Overwrite one file, then kill -9 the moment its 200 is read.
+                rel = f"k/{rnd}/f{rnd % len(sizes)}.bin"
+                acked[rel] = content(10000 + rnd, 2 << 20)
+                self.upload(srv, rel, acked[rel])
+                srv.stop(expect_code=-signal.SIGKILL, sig=signal.SIGKILL)
+                srv.start()
+                for r, want in acked.items():
+                    st, _, data = srv.request("GET", f"{A}/{r}")
+                    self.assertEqual(st, 200, r)
+                    self.assertEqual(len(data), len(want), r)
+                    self.assertTrue(data == want, r)
+                root = os.path.join(srv.data_dir, "artifacts")
+                left = [f for _, _, fs in os.walk(root) for f in fs if f.startswith(".tally-")]
+                self.assertEqual(left, [])
+        finally:
+            srv.stop(expect_code=None)
+            srv.cleanup()
+
+    def test_bad_values_refused_at_start(self):
+        base = os.environ.get("TALLY_TEST_TMP") or None
+        with tempfile.TemporaryDirectory(prefix="tally-it-", dir=base) as tmp:
+            conf = os.path.join(tmp, "tally.conf")
+            with open(conf, "w") as f:
+                f.write("artifact_fsync = weekly\n")
+            data = os.path.join(tmp, "data")
+            cases = [
+                (["--artifact-fsync", "sometimes"], {},
+                 "flag --artifact-fsync: artifact_fsync must be always or background, not 'sometimes'"),
+                ([], {"TALLY_ARTIFACT_FSYNC": "nope"},
+                 "TALLY_ARTIFACT_FSYNC: artifact_fsync must be always or background, not 'nope'"),
+                (["--config", conf], {},
+                 f"file {conf}:1: artifact_fsync must be always or background, not 'weekly'"),
+            ]
+            for args, env, msg in cases:
+                p = subprocess.run([tally_binary(), "serve", "--port", "0", "--data", data] + args,
+                                   env=dict(os.environ, **env), capture_output=True,
+                                   timeout=30)
+                self.assertEqual(p.returncode, 2, (args, env, p.stderr))
+                self.assertIn(msg, p.stderr.decode(), (args, env))
+                self.assertEqual(p.stdout, b"", (args, env))  # never started listening
 
 
 class Sweep(unittest.TestCase):

@@ -3,17 +3,24 @@
  * (commit replaces, abort and failed begins leave nothing), walks that
  * refuse symlinks anywhere on the path, listings that hide symlinks and
  * upload temporaries, recursive removal that never follows a link, the
- * start-up sweep, and the logged-model store on top of a real database.
+ * start-up sweep, the background syncer (artifact_sync.h: files readable
+ * at once, the bounded queue falling back to a synchronous fsync, every
+ * queued descriptor fsync'd and closed by the thread or by stop), and the
+ * logged-model store on top of a real database.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "artifact_fs.h"
+#include "artifact_sync.h"
 #include "logged_model_search.h"
 #include "store_logged_models.h"
 #include "test.h"
@@ -47,7 +54,7 @@ static int upload(const char *rel, const char *data)
         tally_artifact_upload_abort(u);
         return rc;
     }
-    return tally_artifact_upload_commit(u);
+    return tally_artifact_upload_commit(u, NULL);
 }
 
 static void read_back(const char *rel, char *buf, size_t cap)
@@ -90,7 +97,7 @@ static void test_upload_commit_abort(void)
     for (int i = 0; i < 100; i++)
         ASSERT_OK(tally_artifact_upload_write(u, chunk, 100000));
     ASSERT_U64_EQ(tally_artifact_upload_size(u), 10000000u);
-    ASSERT_OK(tally_artifact_upload_commit(u));
+    ASSERT_OK(tally_artifact_upload_commit(u, NULL));
     uint64_t size = 0;
     int fd = tally_artifact_open_file(root, "a/big.bin", &size);
     ASSERT_GE(fd, 0);
@@ -180,6 +187,139 @@ static void test_sweep(void)
     ASSERT_EQ(tally_artifact_sweep(missing), 0);
 }
 
+static int upload_bg(tally_artifact_syncer *s, const char *rel, const char *data)
+{
+    tally_artifact_upload *u;
+    int rc = tally_artifact_upload_begin(root, rel, &u);
+    if (rc)
+        return rc;
+    rc = tally_artifact_upload_write(u, data, strlen(data));
+    if (rc) {
+        tally_artifact_upload_abort(u);
+        return rc;
+    }
+    return tally_artifact_upload_commit(u, s);
+}
+
+/* Descriptors this process has open now. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ASSERT(d != NULL);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* 25 uploads to run/par/<i>.txt, each path written by every thread: the
+ * last rename wins, every version is complete. */
+static void *concurrent_uploads(void *arg)
+{
+    tally_artifact_syncer *s = arg;
+    for (int i = 0; i < 25; i++) {
+        char rel[64], want[64];
+        snprintf(rel, sizeof rel, "run/par/%d.txt", i);
+        snprintf(want, sizeof want, "parallel %d", i);
+        if (upload_bg(s, rel, want) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_background_sync(void)
+{
+    setup("afs-bgsync");
+    char buf[64], rel[64], want[64];
+    int fds0 = open_fds();
+    /* Not started: pushes queue up to the capacity, then the uploader syncs
+     * itself; every file is readable as soon as commit returned. */
+    tally_artifact_syncer *s;
+    ASSERT_EQ(tally_artifact_syncer_new(0, &s), -EINVAL);
+    ASSERT_OK(tally_artifact_syncer_new(2, &s));
+    for (int i = 0; i < 3; i++) {
+        snprintf(rel, sizeof rel, "run/f%d.txt", i);
+        snprintf(want, sizeof want, "content %d", i);
+        ASSERT_OK(upload_bg(s, rel, want));
+        read_back(rel, buf, sizeof buf);
+        ASSERT_STR_EQ(buf, want);
+    }
+    tally_artifact_sync_stats st;
+    tally_artifact_syncer_stats(s, &st);
+    ASSERT_U64_EQ(st.pushed, 2);
+    ASSERT_U64_EQ(st.refused, 1);
+    ASSERT_EQ(st.queued, 2);
+    ASSERT_U64_EQ(st.synced, 0);
+    ASSERT_EQ(open_fds(), fds0 + 4); /* file + directory per queued upload */
+    ASSERT_EQ(count_entries("run"), 3); /* no temporary left behind */
+    /* Started: the queue empties on its own, well within a second. */
+    ASSERT_OK(tally_artifact_syncer_start(s));
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        tally_artifact_syncer_stats(s, &st);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        double waited = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+        if (st.synced == 2 || waited > 5.0)
+            break;
+        struct timespec ms = {0, 1000 * 1000};
+        nanosleep(&ms, NULL);
+    }
+    ASSERT_U64_EQ(st.synced, 2);
+    ASSERT_EQ(st.queued, 0);
+    ASSERT_GE(st.batches, 1);
+    ASSERT_EQ(open_fds(), fds0);
+    /* Many uploads into two directories, then stop: everything pushed is
+     * synced (group commit) and closed before stop returns. */
+    for (int i = 0; i < 40; i++) {
+        snprintf(rel, sizeof rel, "run/%s/g%d.txt", i % 2 ? "odd" : "even", i);
+        snprintf(want, sizeof want, "g %d", i);
+        ASSERT_OK(upload_bg(s, rel, want));
+        read_back(rel, buf, sizeof buf);
+        ASSERT_STR_EQ(buf, want);
+    }
+    /* Uploads from several threads at once (as libmicrohttpd's workers). */
+    pthread_t th[4];
+    for (int k = 0; k < 4; k++)
+        ASSERT_EQ(pthread_create(&th[k], NULL, concurrent_uploads, s), 0);
+    for (int k = 0; k < 4; k++) {
+        void *ret = (void *)1;
+        ASSERT_EQ(pthread_join(th[k], &ret), 0);
+        ASSERT(ret == NULL);
+    }
+    tally_artifact_syncer_stats(s, &st);
+    uint64_t pushed = st.pushed;
+    ASSERT_U64_EQ(pushed + st.refused, 43 + 4 * 25);
+    ASSERT_EQ(count_entries("run/par"), 25);
+    for (int i = 0; i < 25; i++) {
+        snprintf(rel, sizeof rel, "run/par/%d.txt", i);
+        snprintf(want, sizeof want, "parallel %d", i);
+        read_back(rel, buf, sizeof buf);
+        ASSERT_STR_EQ(buf, want);
+    }
+    ASSERT_U64_EQ(tally_artifact_syncer_stop(s, &st), 0);
+    ASSERT_U64_EQ(st.synced, pushed);
+    ASSERT_EQ(st.queued, 0);
+    ASSERT_EQ(open_fds(), fds0);
+    /* Never started: stop drains the queue itself. An overwrite also hands
+     * over the replaced file, closed (freed) by the syncer. */
+    ASSERT_OK(tally_artifact_syncer_new(8, &s));
+    ASSERT_OK(upload_bg(s, "run/late.txt", "late"));
+    ASSERT_EQ(open_fds(), fds0 + 2);
+    ASSERT_OK(upload_bg(s, "run/f0.txt", "replaced"));
+    ASSERT_EQ(open_fds(), fds0 + 5);
+    read_back("run/f0.txt", buf, sizeof buf);
+    ASSERT_STR_EQ(buf, "replaced");
+    ASSERT_U64_EQ(tally_artifact_syncer_stop(s, &st), 0);
+    ASSERT_U64_EQ(st.synced, 2);
+    ASSERT_EQ(open_fds(), fds0);
+    read_back("run/late.txt", buf, sizeof buf);
+    ASSERT_STR_EQ(buf, "late");
+    ASSERT_EQ(tally_artifact_sweep(root), 0);
+    ASSERT_U64_EQ(tally_artifact_syncer_stop(NULL, NULL), 0);
+}
+
 static void test_logged_models_store(void)
 {
     char base[4096], db[8192], err[512] = "";
@@ -246,6 +386,8 @@ int main(void)
     TEST_RUN(test_symlinks_refused);
     test_rmdir(test_dir);
     TEST_RUN(test_sweep);
+    test_rmdir(test_dir);
+    TEST_RUN(test_background_sync);
     test_rmdir(test_dir);
     TEST_RUN(test_logged_models_store);
     return TEST_DONE();
