@@ -340,21 +340,15 @@ int tally__rollup_block_extremes(tally__rollup *r, tally_snapshot *s, uint32_t i
 
 /* --- chunk records ---------------------------------------------------------- */
 
-/* float rounded down (up) from d: never above (below) it. */
-static float float_below(double d)
+/* Bounds, as steps between the chunk's min and max, of each eighth of the
+ * chunk's values v[0..n) (no NaN in an eighth that M4 reads: its blocks hold
+ * none): the greatest step not above the eighth's least value, the least
+ * step not below its greatest, checked through tally__rchunk_eighth_bound. */
+static void eighth_bounds(const double *v, uint32_t n, double min_v, double max_v,
+                          tally__rchunk_oct *o)
 {
-    float f = (float)d;
-    return (double)f > d ? nextafterf(f, -INFINITY) : f;
-}
-
-static float float_above(double d)
-{
-    float f = (float)d;
-    return (double)f < d ? nextafterf(f, INFINITY) : f;
-}
-
-static void eighth_bounds(const double *v, uint32_t n, tally__rchunk_oct *o)
-{
+    double range = max_v - min_v;
+    int usable = range > 0 && isfinite(range);
     for (uint32_t e = 0; e < 8; e++) {
         double lo = INFINITY, hi = -INFINITY;
         for (uint32_t t = e * TALLY__RCHUNK_EIGHTH; t < n && t < (e + 1) * TALLY__RCHUNK_EIGHTH;
@@ -362,8 +356,18 @@ static void eighth_bounds(const double *v, uint32_t n, tally__rchunk_oct *o)
             lo = v[t] < lo ? v[t] : lo; /* NaN compares false: skipped */
             hi = v[t] > hi ? v[t] : hi;
         }
-        o->lo[e] = float_below(lo);
-        o->hi[e] = float_above(hi);
+        unsigned ql = 0, qh = 255;
+        if (usable && lo <= hi) {
+            double fl = floor((lo - min_v) / range * 255.0), fh = ceil((hi - min_v) / range * 255.0);
+            ql = fl <= 0 ? 0 : fl >= 255 ? 255 : (unsigned)fl;
+            qh = fh <= 0 ? 0 : fh >= 255 ? 255 : (unsigned)fh;
+            while (ql > 0 && tally__rchunk_eighth_bound(min_v, max_v, ql) > lo)
+                ql--;
+            while (qh < 255 && tally__rchunk_eighth_bound(min_v, max_v, qh) < hi)
+                qh++;
+        }
+        o->lo[e] = (uint8_t)ql;
+        o->hi[e] = (uint8_t)qh;
     }
 }
 
@@ -410,7 +414,7 @@ static int chunks_build(tally_snapshot *s, uint32_t i, uint32_t n_chunks, tally_
                               (linear ? TALLY__RCHUNK_TS_LINEAR : 0));
         mm[k] = (tally__rchunk_mm){o->min_pt.value, o->max_pt.value, o->min_pt.timestamp_ms,
                                    o->max_pt.timestamp_ms, o->argmin, o->argmax, {0}};
-        eighth_bounds(v, c->n_points, &oct[k]);
+        eighth_bounds(v, c->n_points, o->min_pt.value, o->max_pt.value, &oct[k]);
     }
     return rc;
 }

@@ -30,8 +30,8 @@
  * per chunk on every call, and name the min/max point only by index. A query
  * that cuts a block at column edges reads them all, so the entry keeps a
  * compact copy per block (tally__rchunk, 112 bytes per 128 points, plus a
- * 40-byte copy of the min/max fields, tally__rchunk_mm, and 64 bytes of
- * bounds per 16-point eighth, tally__rchunk_oct), built the first time a
+ * 40-byte copy of the min/max fields, tally__rchunk_mm, and a byte of
+ * bound per 16-point eighth and side, tally__rchunk_oct), built the first time a
  * query needs that block's chunks: the block is decoded once then to
  * resolve each chunk's min/max points, bound its eighths, and
  * to learn whether its steps are dense (step of point i = first step + i)
@@ -121,15 +121,29 @@ typedef struct tally__rchunk_mm {
     uint8_t pad[6];
 } tally__rchunk_mm;
 
-/* Bounds of the values of each 16-point eighth of a chunk, as floats
- * rounded outwards (lo[e] <= every non-NaN value of eighth e <= hi[e]; an
- * eighth with no non-NaN value has lo = +inf, hi = -inf): when a column edge
- * cuts a chunk, they tell which eighths of a side could hold the column's
- * min or max, and only those are read. */
+/* Bounds of the values of each 16-point eighth of a chunk, one byte each:
+ * step q of 255 between the chunk's min and max (tally__rchunk_eighth_bound),
+ * rounded outwards when built (bound(lo[e]) <= every value of eighth e <=
+ * bound(hi[e])). When a column edge cuts a chunk they tell which eighths of
+ * a side could hold the column's min or max, and only those are read. */
 #define TALLY__RCHUNK_EIGHTH 16u
 typedef struct tally__rchunk_oct {
-    float lo[8], hi[8];
+    uint8_t lo[8], hi[8];
 } tally__rchunk_oct;
+
+/* The value step q (0..255) stands for, between a chunk's min and max. The
+ * one formula both the builder and the readers use, so a bound checked when
+ * built holds when read; q = 0 and 255 are the min and max themselves (also
+ * when their range is not a finite positive number, where the builder uses
+ * only those). */
+static inline double tally__rchunk_eighth_bound(double min_v, double max_v, unsigned q)
+{
+    if (q == 0)
+        return min_v;
+    if (q >= 255)
+        return max_v;
+    return min_v + (max_v - min_v) * ((double)q / 255.0);
+}
 
 _Static_assert(sizeof(tally__rchunk) % _Alignof(tally__rchunk_mm) == 0,
                "the min/max copies that follow the records stay aligned");
