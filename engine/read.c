@@ -309,22 +309,26 @@ int tally_snapshot_block_chunks(tally_snapshot *s, uint32_t i, tally_chunk_summa
     return rc ? rc : tally__block_view_chunks(&s->view, out, cap);
 }
 
-int tally_snapshot_block_prefetch_chunks(tally_snapshot *s, uint32_t i, const uint32_t *chunks,
-                                         size_t n)
+/* Opens block i and gives each of xs[0..n) to a view cache hint. */
+static int hint_each(tally_snapshot *s, uint32_t i, const uint32_t *xs, size_t n,
+                     void (*hint)(const tally__block_view *, uint32_t))
 {
     int rc = open_view(s, i);
     for (size_t j = 0; rc == 0 && j < n; j++)
-        tally__block_view_prefetch_chunk(&s->view, chunks[j]);
+        hint(&s->view, xs[j]);
     return rc;
+}
+
+int tally_snapshot_block_prefetch_chunks(tally_snapshot *s, uint32_t i, const uint32_t *chunks,
+                                         size_t n)
+{
+    return hint_each(s, i, chunks, n, tally__block_view_prefetch_chunk);
 }
 
 int tally_snapshot_block_prefetch_points(tally_snapshot *s, uint32_t i, const uint32_t *points,
                                          size_t n)
 {
-    int rc = open_view(s, i);
-    for (size_t j = 0; rc == 0 && j < n; j++)
-        tally__block_view_prefetch_point(&s->view, points[j]);
-    return rc;
+    return hint_each(s, i, points, n, tally__block_view_prefetch_point);
 }
 
 int tally_snapshot_block_decode(tally_snapshot *s, uint32_t i, uint32_t from, uint32_t n,

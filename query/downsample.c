@@ -339,6 +339,26 @@ static int close_col(ds_ctx *c)
     return 0;
 }
 
+/* Makes column k the current one (closed). */
+static inline void set_col(ds_ctx *c, uint32_t k)
+{
+    c->col = k;
+    c->col_lo = col_start(c, k);
+    c->col_hi = col_start(c, k + 1) - 1;
+    c->have_col = 1;
+}
+
+/* Opens the current column (col, col_lo, col_hi) empty, its first point at x. */
+static inline void open_col(ds_ctx *c, int64_t x)
+{
+    c->open = 1;
+    c->n_pend = 0;
+    c->count = c->n_nan = 0;
+    c->sum = 0.0;
+    c->has_valid = 0;
+    c->x_first_any = x;
+}
+
 /* Makes the column holding x the open one (x never goes back, (1)). */
 static inline int goto_x(ds_ctx *c, int64_t x)
 {
@@ -360,17 +380,9 @@ static inline int goto_x(ds_ctx *c, int64_t x)
             goto opened;
         }
     }
-    c->col = col_of(c, x);
-    c->col_lo = col_start(c, c->col);
-    c->col_hi = col_start(c, c->col + 1) - 1;
-    c->have_col = 1;
+    set_col(c, col_of(c, x));
 opened:
-    c->open = 1;
-    c->n_pend = 0;
-    c->count = c->n_nan = 0;
-    c->sum = 0.0;
-    c->has_valid = 0;
-    c->x_first_any = x;
+    open_col(c, x);
     return 0;
 }
 
@@ -1102,20 +1114,11 @@ static int dense_next_col(ds_ctx *c, int64_t x, i128 x_end, int *acc)
         c->col_lo = x;
         c->col_hi = next_hi;
     } else {
-        c->col = col_of(c, x);
-        c->col_lo = col_start(c, c->col);
-        c->col_hi = col_start(c, c->col + 1) - 1;
-        c->have_col = 1;
+        set_col(c, col_of(c, x));
     }
     *acc = c->col_hi > x_end;
-    if (*acc) {
-        c->open = 1;
-        c->n_pend = 0;
-        c->count = c->n_nan = 0;
-        c->sum = 0.0;
-        c->has_valid = 0;
-        c->x_first_any = x;
-    }
+    if (*acc)
+        open_col(c, x);
     return 0;
 }
 

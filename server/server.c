@@ -111,6 +111,19 @@ static int host_is_loopback(const char *host)
     return all;
 }
 
+/* Stops and frees what start-up opened so far, latest first (each step
+ * takes NULL: what was not opened yet is skipped). */
+static void stop_opened(tally_server *srv, tally_webhooks *hooks)
+{
+    tally_artifact_syncer_stop(srv->artifact_syncer, NULL);
+    tally_webhooks_stop(hooks);
+    tally_audit_close(srv->audit);
+    tally_auth_close(srv->auth);
+    tally_store_close(srv->store);
+    tally_engine_close(srv->engine);
+    tally_stats_free(srv->stats);
+}
+
 int tally_serve_main(int argc, char **argv)
 {
     tally_server srv;
@@ -197,9 +210,7 @@ int tally_serve_main(int argc, char **argv)
     int bad_env = tally_webhook_policy_from_env(&hook_policy, err, sizeof err) != 0;
     if (bad_env || tally_webhooks_start(srv.store, &hook_policy, &hooks, err, sizeof err) != 0) {
         fprintf(stderr, "tally serve: %s\n", err);
-        tally_store_close(srv.store);
-        tally_engine_close(srv.engine);
-        tally_stats_free(srv.stats);
+        stop_opened(&srv, hooks);
         return bad_env ? 2 : 1; /* a malformed setting is a configuration error */
     }
     srv.registry_event = tally_webhooks_registry_event;
@@ -208,11 +219,7 @@ int tally_serve_main(int argc, char **argv)
                          (tally_audit_open(srv.store, &srv.audit) != 0 &&
                           snprintf(err, sizeof err, "cannot start the audit log writer") > 0))) {
         fprintf(stderr, "tally serve: %s\n", err);
-        tally_auth_close(srv.auth);
-        tally_webhooks_stop(hooks);
-        tally_store_close(srv.store);
-        tally_engine_close(srv.engine);
-        tally_stats_free(srv.stats);
+        stop_opened(&srv, hooks);
         return 1;
     }
     if (!srv.cfg.auth && srv.cfg.insecure_public_no_auth && !host_is_loopback(srv.cfg.host))
@@ -224,26 +231,14 @@ int tally_serve_main(int argc, char **argv)
         ((rc = tally_artifact_syncer_new(ARTIFACT_SYNC_QUEUE, &srv.artifact_syncer)) != 0 ||
          (rc = tally_artifact_syncer_start(srv.artifact_syncer)) != 0)) {
         fprintf(stderr, "tally serve: cannot start the artifact syncer: %s\n", strerror(-rc));
-        tally_artifact_syncer_stop(srv.artifact_syncer, NULL);
-        tally_webhooks_stop(hooks);
-        tally_audit_close(srv.audit);
-        tally_auth_close(srv.auth);
-        tally_store_close(srv.store);
-        tally_engine_close(srv.engine);
-        tally_stats_free(srv.stats);
+        stop_opened(&srv, hooks);
         return 1;
     }
 
     tally_http *http = NULL;
     if (tally_http_start(&srv, &http, err, sizeof err) != 0) {
         fprintf(stderr, "tally serve: %s\n", err);
-        tally_artifact_syncer_stop(srv.artifact_syncer, NULL);
-        tally_webhooks_stop(hooks);
-        tally_audit_close(srv.audit);
-        tally_auth_close(srv.auth);
-        tally_store_close(srv.store);
-        tally_engine_close(srv.engine);
-        tally_stats_free(srv.stats);
+        stop_opened(&srv, hooks);
         return 1;
     }
     const char *host = srv.cfg.host;

@@ -43,7 +43,9 @@ static void setup(const char *name)
     fclose(f);
 }
 
-static int upload(const char *rel, const char *data)
+/* Uploads data to rel, synced by s (background mode) or before the commit
+ * returns (s = NULL). */
+static int upload_bg(tally_artifact_syncer *s, const char *rel, const char *data)
 {
     tally_artifact_upload *u;
     int rc = tally_artifact_upload_begin(root, rel, &u);
@@ -54,7 +56,12 @@ static int upload(const char *rel, const char *data)
         tally_artifact_upload_abort(u);
         return rc;
     }
-    return tally_artifact_upload_commit(u, NULL);
+    return tally_artifact_upload_commit(u, s);
+}
+
+static int upload(const char *rel, const char *data)
+{
+    return upload_bg(NULL, rel, data);
 }
 
 static void read_back(const char *rel, char *buf, size_t cap)
@@ -187,19 +194,6 @@ static void test_sweep(void)
     ASSERT_EQ(tally_artifact_sweep(missing), 0);
 }
 
-static int upload_bg(tally_artifact_syncer *s, const char *rel, const char *data)
-{
-    tally_artifact_upload *u;
-    int rc = tally_artifact_upload_begin(root, rel, &u);
-    if (rc)
-        return rc;
-    rc = tally_artifact_upload_write(u, data, strlen(data));
-    if (rc) {
-        tally_artifact_upload_abort(u);
-        return rc;
-    }
-    return tally_artifact_upload_commit(u, s);
-}
 
 /* Descriptors this process has open now. */
 static int open_fds(void)

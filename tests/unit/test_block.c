@@ -171,6 +171,25 @@ static void rechecksum(uint8_t *p, size_t len)
     memcpy(p, &h, sizeof h);
 }
 
+/* Decodes points [from, from + len) of the open view into the columns the
+ * mask picks (1 steps, 2 timestamps, 4 values; out buffers rs/rt/rv) and
+ * compares them with the source columns s/t/v. */
+static void check_range(tally__block_view *view, uint32_t from, uint32_t len, uint32_t mask,
+                        const int64_t *s, const int64_t *t, const double *v, int64_t *rs,
+                        int64_t *rt, double *rv)
+{
+    ASSERT_OK(tally__block_view_decode(view, from, len, (mask & 1) ? rs : NULL,
+                                       (mask & 2) ? rt : NULL, (mask & 4) ? rv : NULL));
+    for (uint32_t i = 0; i < len; i++) {
+        if (mask & 1)
+            ASSERT_EQ(rs[i], s[from + i]);
+        if (mask & 2)
+            ASSERT_EQ(rt[i], t[from + i]);
+        if (mask & 4)
+            ASSERT_BITS_EQ(rv[i], v[from + i]);
+    }
+}
+
 /* Encodes n sorted points and checks everything a reader can see against
  * brute force. Returns the header's flags. */
 static uint16_t check_block(const int64_t *s, const int64_t *t, const double *v, uint32_t n,
@@ -276,17 +295,7 @@ static uint16_t check_block(const int64_t *s, const int64_t *t, const double *v,
             room = room < n - from ? room : n - from;
             len = 1 + rnd_below(room);
         }
-        uint32_t mask = rnd_below(8);
-        ASSERT_OK(tally__block_view_decode(&view, from, len, (mask & 1) ? rs : NULL,
-                                           (mask & 2) ? rt : NULL, (mask & 4) ? rv : NULL));
-        for (uint32_t i = 0; i < len; i++) {
-            if (mask & 1)
-                ASSERT_EQ(rs[i], s[from + i]);
-            if (mask & 2)
-                ASSERT_EQ(rt[i], t[from + i]);
-            if (mask & 4)
-                ASSERT_BITS_EQ(rv[i], v[from + i]);
-        }
+        check_range(&view, from, len, rnd_below(8), s, t, v, rs, rt, rv);
     }
     /* A few points at a time (at most 16, inside one chunk), jumping between
      * chunks as M4 does beside column edges: the codecs' random access, or
@@ -296,17 +305,7 @@ static uint16_t check_block(const int64_t *s, const int64_t *t, const double *v,
         uint32_t room = 128 - from % 128;
         room = room < n - from ? room : n - from;
         uint32_t len = 1 + rnd_below(room < 16 ? room : 16);
-        uint32_t mask = 1 + rnd_below(7);
-        ASSERT_OK(tally__block_view_decode(&view, from, len, (mask & 1) ? rs : NULL,
-                                           (mask & 2) ? rt : NULL, (mask & 4) ? rv : NULL));
-        for (uint32_t i = 0; i < len; i++) {
-            if (mask & 1)
-                ASSERT_EQ(rs[i], s[from + i]);
-            if (mask & 2)
-                ASSERT_EQ(rt[i], t[from + i]);
-            if (mask & 4)
-                ASSERT_BITS_EQ(rv[i], v[from + i]);
-        }
+        check_range(&view, from, len, 1 + rnd_below(7), s, t, v, rs, rt, rv);
     }
     ASSERT_EQ(tally__block_view_decode(&view, n, 1, rs, rt, rv), TALLY_EINVAL);
     ASSERT_EQ(tally__block_view_decode(&view, 0, n + 1, rs, rt, rv), TALLY_EINVAL);
