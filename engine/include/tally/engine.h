@@ -395,8 +395,9 @@ TALLY_API int tally_engine_stats_get(tally_engine *e, tally_engine_stats *out);
  * stays in the kernel's page cache and the next read of a page maps it
  * again (a minor fault, about a microsecond per 64 KiB). Safe while
  * readers read. Readers call it themselves each time map_trim_bytes of
- * blocks have been read (a block opened counts its whole length, a header
- * read one page), which bounds the file-backed resident memory the
+ * blocks have been read (a block opened counts its whole length, and
+ * every read 64 KiB more: a fault maps the pages around the one read),
+ * which bounds the file-backed resident memory the
  * mappings hold to about map_trim_bytes; an idle process can call it to
  * release the rest. 0 or TALLY_EINVAL. */
 TALLY_API int tally_engine_trim_maps(tally_engine *e);
