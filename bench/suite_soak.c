@@ -18,16 +18,26 @@
  *   artifact 1 thread: mlflow/artifacts/list of a run (the artifact routes
  *           this branch serves; uploads and downloads join as one more
  *           request kind when the artifact proxy lands).
- * A fixed working set of series keeps what the engine must hold in memory
- * constant, so RSS growth is a leak, not data.
+ * A fixed set of series keeps what the engine holds in its heads constant;
+ * the stored data grows all the time, and the server's memory must not grow
+ * with it: every component that could is bounded by a budget. The server
+ * runs with a small query cache budget (SOAK_QUERY_CACHE_BUDGET) so that
+ * the cache is full before the measured window starts.
  *
- * Every SAMPLE_S seconds the server's VmRSS, RssAnon and open fds are
- * sampled; every minute (quick: every 20 s) a line with each class's
- * requests/s and p99 ms is printed to stderr. Figures: per class total
- * throughput and p99; rss_mib_end, rss_drift_pct_after_warmup and
- * rss_anon_drift_pct_after_warmup (RSS at the end against RSS at the end of
- * warm-up: 5 minutes, quick 40 s), open_fds_drift (end - end of warm-up),
- * errors (non-2xx answers other than 429/503 back-pressure; must be 0).
+ * Every SAMPLE_S seconds the server's VmRSS, RssAnon, RssFile and open fds
+ * (/proc) and its components' memory (GET /metrics: engine, query cache
+ * and what it retains, SQLite heap, malloc in use and free) are sampled;
+ * every minute (quick: every 20 s) a line with each class's requests/s and
+ * p99 ms and the memory figures is printed to stderr. The warm-up lasts at
+ * least 5 minutes (quick, or runs under 10 minutes: 40 s;
+ * TALLY_SOAK_WARMUP_SECONDS overrides) and until the query cache holds 90 %
+ * of its budget, at most half the run. Figures: per class total throughput
+ * and p99; warmup_s; rss_drift_pct_after_warmup and the same for RssAnon
+ * and RssFile: the mean of the last minute against the mean of the warm-up's
+ * last minute (bounded components oscillate between trims and evictions);
+ * the highest VmRSS after the warm-up against that mean; each memory figure
+ * at both windows; open_fds_drift (end - end of warm-up); errors (non-2xx
+ * answers other than 429/503 back-pressure; must be 0).
  *
  * Invariants:
  *  (1) Latency samples of an interval are taken under their class's mutex
@@ -48,6 +58,16 @@
 
 #define RUNS 16
 #define SAMPLE_S 5
+/* The server's query cache budget in this suite (TALLY_SOAK_QUERY_CACHE_BUDGET
+ * overrides): small, so that the cache is full before the warm-up ends (the
+ * M4 thread's 16 series gain about 50 KiB of cache per second at this
+ * ingest rate on an idle machine) and the measured window shows whether it
+ * stays within it. */
+#define SOAK_QUERY_CACHE_BUDGET "4M"
+/* And its mapped budget: every M4 query of this suite reads every block of
+ * its 16 series (more than the 4 MiB query cache keeps), so what a query
+ * maps grows with the data; 4 MiB keeps that bounded well below it. */
+#define SOAK_MAPPED_BUDGET "4M"
 
 enum { C_INGEST, C_NATIVE, C_META, C_QUERY, C_SEARCH, C_ARTIFACT, N_CLASSES };
 static const char *const CLASS_NAMES[N_CLASSES] = {"ingest", "native", "meta",
@@ -318,23 +338,116 @@ static int setup_runs(soak *s)
     return rc == 0 && *s->exp_id ? 0 : -1;
 }
 
+/* One sample of the server's memory: what the kernel counts (MiB, from
+ * /proc/<pid>/status) and what each component says it holds (MiB, from
+ * GET /metrics; stats_memory.c). */
+typedef struct mem_sample {
+    double rss, anon, file;       /* VmRSS, RssAnon, RssFile */
+    double engine;                /* tally_engine_memory_bytes */
+    double qcache, qcache_kept;   /* tally_query_cache_bytes, _retained_bytes */
+    double qcache_budget;         /* tally_query_cache_budget_bytes */
+    double sqlite;                /* tally_sqlite_memory_bytes */
+    double heap_used, heap_free;  /* tally_process_heap_bytes in_use / free */
+    int fds;
+} mem_sample;
+
+static double metric_mib(const char *body, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(body, key);
+    return p ? strtod(p + strlen(key), NULL) / 1048576.0 : -1;
+}
+
+/* 0, or -1 when the server went away. */
+static int sample_memory(bench_hconn *h, pid_t pid, mem_sample *m)
+{
+    memset(m, 0, sizeof *m);
+    m->rss = bench_proc_rss_mib(pid);
+    if (m->rss == 0)
+        return -1;
+    m->anon = bench_proc_status_mib(pid, "RssAnon");
+    m->file = bench_proc_status_mib(pid, "RssFile");
+    m->fds = bench_proc_open_fds(pid);
+    if (bench_hreq(h, "GET", "/metrics", NULL, NULL, 0) != 200)
+        return 0; /* component figures stay 0: reported as such */
+    const char *b = bench_hbody(h);
+    m->engine = metric_mib(b, "tally_engine_memory_bytes");
+    m->qcache = metric_mib(b, "tally_query_cache_bytes");
+    m->qcache_kept = metric_mib(b, "tally_query_cache_retained_bytes");
+    m->qcache_budget = metric_mib(b, "tally_query_cache_budget_bytes");
+    m->sqlite = metric_mib(b, "tally_sqlite_memory_bytes");
+    m->heap_used = metric_mib(b, "tally_process_heap_bytes{state=\"in_use\"}");
+    m->heap_free = metric_mib(b, "tally_process_heap_bytes{state=\"free\"}");
+    return 0;
+}
+
+#define WINDOW (60 / SAMPLE_S) /* samples in the one-minute windows compared */
+
+/* The mean of samples [from, to) of h, field by field (fds: the last). */
+static mem_sample window_mean(const mem_sample *h, int from, int to)
+{
+    mem_sample m = {0};
+    if (from < 0)
+        from = 0;
+    int n = to - from;
+    if (n <= 0)
+        return m;
+    for (int i = from; i < to; i++) {
+        m.rss += h[i].rss / n;
+        m.anon += h[i].anon / n;
+        m.file += h[i].file / n;
+        m.engine += h[i].engine / n;
+        m.qcache += h[i].qcache / n;
+        m.qcache_kept += h[i].qcache_kept / n;
+        m.qcache_budget += h[i].qcache_budget / n;
+        m.sqlite += h[i].sqlite / n;
+        m.heap_used += h[i].heap_used / n;
+        m.heap_free += h[i].heap_free / n;
+    }
+    m.fds = h[to - 1].fds;
+    return m;
+}
+
+static void report_pair(bench_ctx *c, const char *what, double warm, double end)
+{
+    char fig[96];
+    snprintf(fig, sizeof fig, "%s_mib_warm", what);
+    bench_report(c, fig, warm, "MiB", NULL, 0, 0);
+    snprintf(fig, sizeof fig, "%s_mib_end", what);
+    bench_report(c, fig, end, "MiB", NULL, 0, 0);
+}
+
+static void report_drift(bench_ctx *c, const char *fig, double warm, double end)
+{
+    bench_report(c, fig, 100.0 * (end - warm) / (warm > 0 ? warm : 1), "%", NULL, 0, 0);
+}
+
 int bench_suite_soak(bench_ctx *c)
 {
     const char *env = getenv("TALLY_SOAK_SECONDS");
     int total_s = env && atoi(env) > 0 ? atoi(env) : c->quick ? 120 : 1800;
     int interval_s = c->quick || total_s < 600 ? 20 : 60;
-    int warmup_s = c->quick || total_s < 600 ? 40 : 300;
+    const char *wenv = getenv("TALLY_SOAK_WARMUP_SECONDS");
+    int warmup_s = wenv && atoi(wenv) > 0 ? atoi(wenv) : c->quick || total_s < 600 ? 40 : 300;
     char data[4200], log[4400];
     bench_subdir(c, "soak-data", data, sizeof data);
     snprintf(log, sizeof log, "%s/soak-server.log", c->work_dir);
     bench_server srv;
-    if (bench_server_start(&srv, data, log, NULL) != 0)
+    /* Budgets small enough that the bounded caches fill during the warm-up
+     * at this suite's ingest rate (see SOAK_QUERY_CACHE_BUDGET). */
+    const char *qc_env = getenv("TALLY_SOAK_QUERY_CACHE_BUDGET");
+    const char *qc_budget = qc_env && *qc_env ? qc_env : SOAK_QUERY_CACHE_BUDGET;
+    const char *const server_args[] = {"--query-cache-budget", qc_budget, "--mapped-budget",
+                                       SOAK_MAPPED_BUDGET, NULL};
+    if (bench_server_start(&srv, data, log, server_args) != 0)
         return 1;
     soak *s = calloc(1, sizeof *s);
     s->port = srv.port;
     for (int k = 0; k < N_CLASSES; k++)
         pthread_mutex_init(&s->lat[k].mu, NULL);
-    if (setup_runs(s) != 0) {
+    bench_hconn mh;
+    if (setup_runs(s) != 0 || bench_hconn_open(&mh, s->port) != 0) {
         fprintf(stderr, "soak: set-up failed\n");
         bench_server_stop(&srv, SIGTERM);
         free(s);
@@ -349,15 +462,20 @@ int bench_suite_soak(bench_ctx *c)
         args[i] = (thread_arg){s, i};
         pthread_create(&th[i], NULL, mains[i], &args[i]);
     }
-    fprintf(stderr, "soak: %d s of mixed traffic; a line every %d s (req/s, p99 ms)\n", total_s,
-            interval_s);
+    fprintf(stderr,
+            "soak: %d s of mixed traffic, warm-up %d s, query cache budget %s, mapped budget %s; "
+            "a line every %d s (req/s, p99 ms; memory MiB)\n",
+            total_s, warmup_s, qc_budget, SOAK_MAPPED_BUDGET, interval_s);
     fprintf(stderr, "%6s", "t_s");
     for (int k = 0; k < N_CLASSES; k++)
         fprintf(stderr, " %9s/s %6s_p99", CLASS_NAMES[k], CLASS_NAMES[k]);
-    fprintf(stderr, " %8s %8s %5s\n", "rss_mib", "anon_mib", "fds");
+    fprintf(stderr, " %7s %7s %7s %4s %7s %7s %7s %7s %7s %7s\n", "rss", "anon", "file", "fds",
+            "engine", "qcache", "qc_kept", "sqlite", "heap", "heapfr");
     uint64_t t_start = bench_now_ns();
-    double rss_warm = 0, anon_warm = 0, rss_end = 0, anon_end = 0, rss_max = 0;
-    int fds_warm = -1, fds_end = -1, fds_max = 0;
+    mem_sample *hist = calloc((size_t)total_s / SAMPLE_S + 1, sizeof *hist);
+    int n_hist = 0, warm_n = 0; /* samples taken; samples in the warm-up */
+    double rss_max = 0, rss_max_after = 0;
+    int fds_max = 0, warm_done = 0, warm_t = 0;
     int next_line = interval_s;
     uint64_t last_req[N_CLASSES] = {0};
     for (int t = SAMPLE_S; t <= total_s; t += SAMPLE_S) {
@@ -366,24 +484,27 @@ int bench_suite_soak(bench_ctx *c)
             struct timespec d = {0, 100 * 1000 * 1000};
             nanosleep(&d, NULL);
         }
-        double rss = bench_proc_rss_mib(srv.pid);
-        double anon = bench_proc_status_mib(srv.pid, "RssAnon");
-        int fds = bench_proc_open_fds(srv.pid);
-        if (rss == 0) {
+        mem_sample m;
+        if (sample_memory(&mh, srv.pid, &m) != 0) {
             fprintf(stderr, "soak: the server went away (see %s)\n", log);
             break;
         }
-        rss_end = rss;
-        anon_end = anon;
-        fds_end = fds;
-        if (rss > rss_max)
-            rss_max = rss;
-        if (fds > fds_max)
-            fds_max = fds;
-        if (t <= warmup_s) {
-            rss_warm = rss;
-            anon_warm = anon;
-            fds_warm = fds;
+        hist[n_hist++] = m;
+        if (warm_done && m.rss > rss_max_after)
+            rss_max_after = m.rss;
+        if (m.rss > rss_max)
+            rss_max = m.rss;
+        if (m.fds > fds_max)
+            fds_max = m.fds;
+        /* The warm-up lasts at least warmup_s and until the query cache
+         * holds 90 % of its budget (at most half the run). */
+        if (!warm_done) {
+            warm_n = n_hist;
+            warm_t = t;
+            warm_done = t >= warmup_s && (m.qcache >= 0.9 * m.qcache_budget || t >= total_s / 2);
+            if (warm_done)
+                fprintf(stderr, "soak: warm-up ends at %d s (query cache %.1f of %.1f MiB)\n", t,
+                        m.qcache, m.qcache_budget);
         }
         if (t >= next_line) {
             fprintf(stderr, "%6d", t);
@@ -397,13 +518,16 @@ int bench_suite_soak(bench_ctx *c)
                 pthread_mutex_unlock(&l->mu);
                 fprintf(stderr, " %11.1f %10.1f", (double)reqs / interval_s, q);
             }
-            fprintf(stderr, " %8.1f %8.1f %5d\n", rss, anon, fds);
+            fprintf(stderr, " %7.1f %7.1f %7.1f %4d %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f\n", m.rss,
+                    m.anon, m.file, m.fds, m.engine, m.qcache, m.qcache_kept, m.sqlite, m.heap_used,
+                    m.heap_free);
             next_line += interval_s;
         }
     }
     atomic_store(&s->stop, 1);
     for (int i = 0; i < N_THREADS; i++)
         pthread_join(th[i], NULL);
+    bench_hconn_close(&mh);
     double elapsed = (double)(bench_now_ns() - t_start) / 1e9;
     bench_server_stop(&srv, SIGTERM);
     uint64_t errors = 0;
@@ -422,18 +546,35 @@ int bench_suite_soak(bench_ctx *c)
         free(l->all);
         pthread_mutex_destroy(&l->mu);
     }
-    bench_report(c, "rss_mib_end", rss_end, "MiB", NULL, 0, 0);
+    /* Drift: the mean of the last minute against the mean of the warm-up's
+     * last minute (bounded components oscillate between trims and
+     * evictions; one sample against one sample would measure that). */
+    mem_sample warm = window_mean(hist, warm_n - WINDOW, warm_n);
+    mem_sample end = window_mean(hist, n_hist - WINDOW, n_hist);
+    int have_warm = warm_done && n_hist - warm_n >= WINDOW;
+    bench_report(c, "rss_mib_end", end.rss, "MiB", NULL, 0, 0);
     bench_report(c, "rss_mib_max", rss_max, "MiB", NULL, 0, 0);
-    if (rss_warm > 0) {
-        bench_report(c, "rss_drift_pct_after_warmup", 100.0 * (rss_end - rss_warm) / rss_warm, "%",
-                     NULL, 0, 0);
-        bench_report(c, "rss_anon_drift_pct_after_warmup",
-                     100.0 * (anon_end - anon_warm) / (anon_warm > 0 ? anon_warm : 1), "%", NULL, 0,
-                     0);
+    if (have_warm) {
+        report_drift(c, "rss_max_after_warmup_pct_over_warm", warm.rss, rss_max_after);
+        bench_report(c, "warmup_s", warm_t, "s", NULL, 0, 0);
+        bench_report(c, "query_cache_budget_mib", warm.qcache_budget, "MiB", NULL, 0, 0);
+        report_drift(c, "rss_drift_pct_after_warmup", warm.rss, end.rss);
+        report_drift(c, "rss_anon_drift_pct_after_warmup", warm.anon, end.anon);
+        report_drift(c, "rss_file_drift_pct_after_warmup", warm.file, end.file);
+        report_pair(c, "rss", warm.rss, end.rss);
+        report_pair(c, "rss_anon", warm.anon, end.anon);
+        report_pair(c, "rss_file", warm.file, end.file);
+        report_pair(c, "engine_memory", warm.engine, end.engine);
+        report_pair(c, "query_cache", warm.qcache, end.qcache);
+        report_pair(c, "query_cache_retained", warm.qcache_kept, end.qcache_kept);
+        report_pair(c, "sqlite_heap", warm.sqlite, end.sqlite);
+        report_pair(c, "malloc_in_use", warm.heap_used, end.heap_used);
+        report_pair(c, "malloc_free", warm.heap_free, end.heap_free);
     }
-    bench_report(c, "open_fds_end", fds_end, "fds", NULL, 0, 0);
-    bench_report(c, "open_fds_drift_after_warmup", fds_end - fds_warm, "fds", NULL, 0, 0);
+    bench_report(c, "open_fds_end", end.fds, "fds", NULL, 0, 0);
+    bench_report(c, "open_fds_drift_after_warmup", end.fds - warm.fds, "fds", NULL, 0, 0);
     bench_report(c, "errors", (double)errors, "answers", NULL, 0, 0);
+    free(hist);
     free(s);
     return errors ? 1 : 0;
 }

@@ -84,6 +84,7 @@ void tally_engine_options_init(tally_engine_options *o)
     o->checkpoint_wal_bytes = 256ull << 20;
     o->memory_budget_bytes = 512ull << 20;
     o->block_points = 4096;
+    o->map_trim_bytes = 64ull << 20;
     o->io_backend = TALLY_IO_AUTO;
 }
 
@@ -797,6 +798,7 @@ int tally_engine_stats_get(tally_engine *e, tally_engine_stats *out)
     out->checkpoints = atomic_load(&e->checkpoints);
     out->recovered_records = atomic_load(&e->recovered_records);
     out->memory_bytes = atomic_load(&e->memory_bytes);
+    out->map_trims = atomic_load(&e->map_trims);
     out->io_uring = tally__io_is_uring(e->io);
     pthread_mutex_lock(&e->queue_mu);
     out->n_segments = __atomic_load_n(&e->n_segments, __ATOMIC_RELAXED);

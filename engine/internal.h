@@ -192,6 +192,8 @@ struct tally_engine {
     _Atomic uint64_t n_points_total, n_head_points, n_blocks_total, segment_bytes;
     _Atomic uint64_t wal_records, fsyncs, fsync_ns, checkpoints, recovered_records;
     _Atomic uint64_t write_failures, write_recoveries;
+    _Atomic uint64_t map_trims;     /* tally_engine_trim_maps calls (segment.c) */
+    _Atomic uint64_t map_read_bytes;/* block bytes read since the last trim (segment.c) */
 };
 
 /* --- series directory (series.c) ---------------------------------------- */
@@ -248,6 +250,13 @@ void tally__segment_set_verified(tally__segment *sg, uint64_t offset);
 /* fdatasyncs every dirty segment. */
 int tally__segment_sync_all(tally_engine *e);
 void tally__segment_close_all(tally_engine *e);
+/* Readers: n bytes of blocks were just read through the mappings; trims
+ * them (tally_engine_trim_maps) each time opt.map_trim_bytes have been read
+ * since the last trim. A read fault maps the pages around the one read
+ * that are in the page cache (Linux's fault-around, 64 KiB by default), so
+ * a read counts that much more than its own bytes. */
+#define TALLY__FAULT_AROUND 65536u
+void tally__segment_note_read(tally_engine *e, uint64_t n);
 /* Path of segment number into buf. */
 void tally__segment_path(const tally_engine *e, uint32_t number, char *buf, size_t cap);
 

@@ -271,6 +271,7 @@ int tally_snapshot_block(const tally_snapshot *s, uint32_t i, tally_block_summar
     uint32_t len;
     uint64_t sid;
     rc = tally__block_header(p, end, out, &len, &sid);
+    tally__segment_note_read(s->e, TALLY__FAULT_AROUND); /* the header's page and its neighbours */
     if (rc == 0 && len != s->blocks[i].len)
         rc = TALLY_ECORRUPT;
     if (rc == TALLY_ECORRUPT)
@@ -297,6 +298,7 @@ static int open_view(tally_snapshot *s, uint32_t i)
         report_corrupt(s, i, "body");
     if (rc == 0) {
         s->view_block = i;
+        tally__segment_note_read(s->e, r->len + TALLY__FAULT_AROUND);
         if (!verified)
             tally__segment_set_verified(sg, r->offset);
     }

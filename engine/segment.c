@@ -4,6 +4,11 @@
  * magic and checksums). Each is mapped read-only with MAP_SHARED over
  * segment_bytes + the largest block, so the mapping never moves while the
  * file grows; readers only touch bytes a published block reference covers.
+ * The pages readers touch stay mapped (and count in the process's resident
+ * memory) until tally_engine_trim_maps madvises MADV_DONTNEED over every
+ * mapping (the page cache keeps the data; the next read is a minor fault):
+ * the reader that brings the bytes read since the last trim to
+ * opt.map_trim_bytes runs it.
  * A segment is never rewritten in place: recovery may only cut a tail that
  * no checkpoint references.
  */
@@ -93,7 +98,7 @@ int tally__segment_open(tally_engine *e, uint32_t number, uint64_t len, int writ
     sg->len = len;
     sg->dirty = 0;
     if (number > e->n_segments)
-        __atomic_store_n(&e->n_segments, number, __ATOMIC_RELAXED);
+        __atomic_store_n(&e->n_segments, number, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -208,5 +213,33 @@ void tally__segment_close_all(tally_engine *e)
         }
         tally__free(page);
         atomic_store(&e->seg_pages[p], NULL);
+    }
+}
+
+int tally_engine_trim_maps(tally_engine *e)
+{
+    if (!e)
+        return TALLY_EINVAL;
+    /* Slots and mappings live until close (internal.h (3)); n_segments only
+     * grows and is stored (release) after its slot's mapping is set. */
+    uint32_t last = __atomic_load_n(&e->n_segments, __ATOMIC_ACQUIRE);
+    for (uint32_t n = 1; n <= last; n++) {
+        tally__segment *sg = tally__segment_get(e, n);
+        if (sg && sg->map)
+            madvise(sg->map, sg->map_len, MADV_DONTNEED);
+    }
+    atomic_fetch_add_explicit(&e->map_trims, 1, memory_order_relaxed);
+    return 0;
+}
+
+void tally__segment_note_read(tally_engine *e, uint64_t n)
+{
+    uint64_t limit = e->opt.map_trim_bytes;
+    if (!limit)
+        return;
+    uint64_t before = atomic_fetch_add_explicit(&e->map_read_bytes, n, memory_order_relaxed);
+    if (before < limit && before + n >= limit) { /* one reader passes the mark */
+        atomic_store_explicit(&e->map_read_bytes, 0, memory_order_relaxed);
+        tally_engine_trim_maps(e);
     }
 }

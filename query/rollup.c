@@ -16,6 +16,10 @@
  *      and validate after unlocking.
  *  (7) The table holds one reference on each entry it lists; an entry leaves
  *      the table at most once (in_table), so that reference drops once.
+ *  (8) table_bytes is the sum of the listed entries' bytes; retained_bytes
+ *      the sum of the bytes of entries that left the table (replaced,
+ *      evicted, cleared) but are still referenced by a reader. An entry is
+ *      freed by the release of its last reference, never later.
  */
 #include <math.h>
 #include <pthread.h>
@@ -46,7 +50,9 @@ struct tally__rollup {
 
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
 static tally__rollup *table[TABLE_BUCKETS]; /* table lock */
-static uint64_t table_bytes, table_entries, use_clock, n_hits, n_builds; /* table lock */
+static uint64_t table_bytes, table_entries, use_clock, n_hits, n_builds, n_evictions; /* table lock */
+static uint64_t table_budget = TALLY__ROLLUP_BUDGET;                       /* table lock */
+static _Atomic uint64_t retained_bytes; /* (8): unlisted entries not yet freed */
 
 static size_t bucket_of(const tally_engine *e, tally_series_id id)
 {
@@ -86,8 +92,14 @@ static void entry_free(tally__rollup *r)
 
 void tally__rollup_release(tally__rollup *r)
 {
-    if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+    if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+        /* Every entry is listed before any reader sees it, and unlisted
+         * before its last reference drops (7), so it is counted in
+         * retained_bytes now (8). r->bytes no longer changes: no one else
+         * holds r. */
+        atomic_fetch_sub_explicit(&retained_bytes, r->bytes, memory_order_relaxed);
         entry_free(r);
+    }
 }
 
 /* Removes r from the table (table lock held) and drops the table's reference. */
@@ -103,6 +115,7 @@ static void unlist(tally__rollup *r)
     r->in_table = 0;
     table_bytes -= r->bytes;
     table_entries--;
+    atomic_fetch_add_explicit(&retained_bytes, r->bytes, memory_order_relaxed);
     tally__rollup_release(r);
 }
 
@@ -201,10 +214,11 @@ static int entry_build(tally_engine *e, tally_series_id id, const tally_snapshot
 }
 
 /* Unlists least recently used entries other than keep while the table holds
- * more than the budget (5). Table lock held. */
-static void evict_past_budget(const tally__rollup *keep)
+ * more than the budget, then keep itself if it alone passes it (5): it
+ * stays with its readers and is freed by the last release. Table lock held. */
+static void evict_past_budget(tally__rollup *keep)
 {
-    while (table_bytes > TALLY__ROLLUP_BUDGET && table_entries > 1) {
+    while (table_bytes > table_budget && table_entries > (keep && keep->in_table ? 1u : 0u)) {
         tally__rollup *lru = NULL;
         for (size_t i = 0; i < TABLE_BUCKETS; i++)
             for (tally__rollup *x = table[i]; x; x = x->next)
@@ -213,6 +227,11 @@ static void evict_past_budget(const tally__rollup *keep)
         if (!lru)
             break;
         unlist(lru);
+        n_evictions++;
+    }
+    if (keep && keep->in_table && table_bytes > table_budget) {
+        unlist(keep);
+        n_evictions++;
     }
 }
 
@@ -454,6 +473,8 @@ int tally__rollup_chunks(tally__rollup *r, tally_snapshot *s, uint32_t i,
     if (r->in_table) {
         table_bytes += sz;
         evict_past_budget(r);
+    } else {
+        atomic_fetch_add_explicit(&retained_bytes, sz, memory_order_relaxed);
     }
     pthread_mutex_unlock(&table_mu);
     *out = c;
@@ -601,6 +622,17 @@ void tally__rollup_stats_get(tally__rollup_stats *out)
     out->bytes = table_bytes;
     out->hits = n_hits;
     out->builds = n_builds;
+    out->evictions = n_evictions;
+    out->budget = table_budget;
+    out->retained_bytes = atomic_load_explicit(&retained_bytes, memory_order_relaxed);
+    pthread_mutex_unlock(&table_mu);
+}
+
+void tally__rollup_set_budget(uint64_t bytes)
+{
+    pthread_mutex_lock(&table_mu);
+    table_budget = bytes;
+    evict_past_budget(NULL);
     pthread_mutex_unlock(&table_mu);
 }
 

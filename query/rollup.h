@@ -56,9 +56,15 @@
  *  (4) Pyramid levels combine nodes strictly left to right in x order: min
  *      and max keep the first occurrence (a later node wins only with a
  *      strictly smaller/greater value), exactly as a left-to-right scan does.
- *  (5) The cache holds at most TALLY__ROLLUP_BUDGET bytes of entries; past it,
- *      the least recently used entries leave the table (and are freed when
- *      their last reader releases them).
+ *  (5) The table holds at most its budget of bytes of entries
+ *      (tally__rollup_set_budget; TALLY__ROLLUP_BUDGET until set): past it,
+ *      the least recently used entries leave the table, and an entry that
+ *      alone passes it leaves too once published or grown (its query keeps
+ *      using it).
+ *      An entry that a newer one of the same series replaces (extended to
+ *      more blocks, or rebuilt) leaves the table at once. An entry out of
+ *      the table is freed when its last reader releases it; until then its
+ *      bytes are counted as retained (tally__rollup_stats).
  */
 #ifndef TALLY_ROLLUP_H
 #define TALLY_ROLLUP_H
@@ -69,7 +75,7 @@
 #include "tally/engine.h"
 
 #define TALLY__ROLLUP_FANOUT 16u                  /* nodes per parent node */
-#define TALLY__ROLLUP_BUDGET (256ull << 20)       /* bytes of cached entries */
+#define TALLY__ROLLUP_BUDGET (256ull << 20)       /* default bytes of cached entries (5) */
 
 /* The axis a pyramid orders blocks by. */
 typedef enum tally__axis {
@@ -209,14 +215,20 @@ void tally__rollup_range(const tally__pyramid *pyr, uint32_t p, uint32_t q, tall
 /* Appends b after a (a precedes b in x order) by invariant (4). */
 void tally__rnode_combine(tally__rnode *a, const tally__rnode *b);
 
-/* Cache statistics, for tests and benchmarks. */
+/* Cache statistics (tally_query_cache_stats_get, tests, benchmarks). */
 typedef struct tally__rollup_stats {
-    uint64_t entries;   /* entries in the table */
-    uint64_t bytes;     /* bytes they hold */
-    uint64_t hits;      /* acquires served by an existing entry */
-    uint64_t builds;    /* entries built or extended */
+    uint64_t entries;        /* entries in the table */
+    uint64_t bytes;          /* bytes they hold */
+    uint64_t retained_bytes; /* bytes of entries out of the table still held by a reader (5) */
+    uint64_t budget;         /* bytes the table may hold (5) */
+    uint64_t hits;           /* acquires served by an existing entry */
+    uint64_t builds;         /* entries built or extended */
+    uint64_t evictions;      /* entries dropped for the budget */
 } tally__rollup_stats;
 void tally__rollup_stats_get(tally__rollup_stats *out);
+
+/* Sets the budget (5) and evicts least recently used entries past it. */
+void tally__rollup_set_budget(uint64_t bytes);
 
 /* Drops every entry that is not in use (tests). */
 void tally__rollup_clear(void);

@@ -58,6 +58,12 @@ static const key KEYS[] = {
      "sync | group | async (engine acknowledgement), default group"},
     {"memory_budget", K_SIZE, OFF(memory_budget_bytes), 0, (uint64_t)16 << 20, UINT64_MAX,
      "engine memory budget (K/M/G suffixes), default 512M"},
+    {"query_cache_budget", K_SIZE, OFF(query_cache_budget_bytes), 0, 0, UINT64_MAX,
+     "query (rollup) cache budget (K/M/G suffixes), default 256M"},
+    {"metadata_memory_budget", K_SIZE, OFF(metadata_memory_budget_bytes), 0, 0, UINT64_MAX,
+     "SQLite's heap, all connections (K/M/G suffixes), default 64M; 0: no cap"},
+    {"mapped_budget", K_SIZE, OFF(mapped_budget_bytes), 0, (uint64_t)1 << 20, UINT64_MAX,
+     "segment bytes read between releases of mapped pages (K/M/G), default 64M"},
     {"log_requests", K_BOOL, OFF(log_requests), 0, 0, 0,
      "1: one JSON line per request on stderr, 0: none; default 1"},
     {"auth", K_BOOL, OFF(auth), 0, 0, 0, "1: require users and permissions (auth.h); default 0"},
@@ -98,6 +104,9 @@ static void set_defaults(tally_config *c)
     c->max_connections = 1024;
     c->durability = TALLY_DURABILITY_GROUP;
     c->memory_budget_bytes = (uint64_t)512 << 20;
+    c->query_cache_budget_bytes = (uint64_t)256 << 20;
+    c->metadata_memory_budget_bytes = (uint64_t)64 << 20;
+    c->mapped_budget_bytes = (uint64_t)64 << 20;
     c->log_requests = 1;
     snprintf(c->default_permission, sizeof c->default_permission, "READ");
     snprintf(c->admin_username, sizeof c->admin_username, "admin");
@@ -327,6 +336,12 @@ const char *tally_config_help(void)
            "  --max-connections N     concurrent connections, default 1024\n"
            "  --durability MODE       sync | group | async, default group\n"
            "  --memory-budget SIZE    engine memory budget, default 512M\n"
+           "  --query-cache-budget SIZE\n"
+           "                          query (rollup) cache budget, default 256M\n"
+           "  --metadata-memory-budget SIZE\n"
+           "                          SQLite's heap, all connections, default 64M\n"
+           "  --mapped-budget SIZE    segment bytes read between releases of the\n"
+           "                          pages mapped by reads, default 64M\n"
            "  --log-requests 0|1      one JSON line per request on stderr, default 1\n"
            "  --auth [0|1]            require authentication (users, permissions,\n"
            "                          tokens, audit log), default 0\n"

@@ -31,6 +31,10 @@ typedef struct tally_config {
     unsigned max_connections;     /* default 1024 */
     int durability;               /* tally_durability, default group */
     uint64_t memory_budget_bytes; /* engine budget, default 512 MiB */
+    uint64_t query_cache_budget_bytes; /* the query layer's rollup cache, default 128 MiB */
+    uint64_t metadata_memory_budget_bytes; /* SQLite's heap, all connections, default 64 MiB */
+    uint64_t mapped_budget_bytes; /* segment bytes read between releases of the mapped
+                                     pages (engine map_trim_bytes), default 64 MiB */
     int log_requests;             /* one JSON line per request on stderr, default 1 */
     uint64_t request_budget_bytes;/* request bodies buffered at once, default 256 MiB */
     unsigned max_connections_per_ip; /* per client address, default 128 (0: no limit) */

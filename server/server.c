@@ -5,13 +5,14 @@
  * States and the function that moves between them:
  *
  *   CONFIG --tally_config_load--> OPENING --engine/store open--> SERVING
- *   SERVING --SIGTERM/SIGINT (sigwait)--> DRAINING --tally_http_stop-->
- *   CLOSING --tally_store_close, tally_engine_close--> exit 0 (1 on error)
+ *   SERVING --SIGTERM/SIGINT (sigtimedwait; meanwhile trims every TRIM_S)-->
+ *   DRAINING --tally_http_stop--> CLOSING --tally_store_close,
+ *   tally_engine_close--> exit 0 (1 on error)
  *
  * Invariants:
  *  (1) SIGTERM and SIGINT are blocked before any thread starts, so every
- *      thread inherits the mask and only the main thread's sigwait sees
- *      them; SIGPIPE is ignored (a client closing early is not fatal).
+ *      thread inherits the mask and only the main thread's sigtimedwait
+ *      sees them; SIGPIPE is ignored (a client closing early is not fatal).
  *  (2) The store and the engine close only after tally_http_stop returned:
  *      no handler can run against a closed store or engine.
  *  (3) engine close = drain the queue, seal, checkpoint: acknowledged
@@ -26,6 +27,9 @@
 #include "server.h"
 
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -46,11 +50,13 @@
 #include "stats.h"
 #include "store.h"
 #include "tally/engine.h"
+#include "tally/query.h"
 #include "webhooks.h"
 
 /* Uploads queued for the background fsync at most (<= 3 descriptors each);
  * beyond, an upload fsyncs itself before its 200 (artifact_sync.h (1)). */
 #define ARTIFACT_SYNC_QUEUE 64
+#define TRIM_S 10 /* seconds between trims of mapped and free memory */
 
 /* mkdir -p; 0 or -errno. */
 static int make_dirs(const char *path)
@@ -179,6 +185,8 @@ int tally_serve_main(int argc, char **argv)
     tally_engine_options_init(&eo);
     eo.durability = (tally_durability)srv.cfg.durability;
     eo.memory_budget_bytes = srv.cfg.memory_budget_bytes;
+    eo.map_trim_bytes = srv.cfg.mapped_budget_bytes;
+    tally_query_cache_set_budget(srv.cfg.query_cache_budget_bytes);
     snprintf(path, sizeof path, "%s/metrics", srv.cfg.data_dir);
     rc = tally_engine_open(path, &eo, &srv.engine);
     if (rc != 0) {
@@ -188,6 +196,7 @@ int tally_serve_main(int argc, char **argv)
         return 1;
     }
     snprintf(path, sizeof path, "%s/meta.db", srv.cfg.data_dir);
+    tally_store_memory_limit(srv.cfg.metadata_memory_budget_bytes);
     rc = tally_store_open(path, &srv.store, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "tally serve: cannot open the metadata store at %s: %s\n", path, err);
@@ -248,9 +257,27 @@ int tally_serve_main(int argc, char **argv)
            srv.auth ? ", authentication on" : "");
     fflush(stdout);
 
+    /* The main thread waits for a stop signal and, every TRIM_S, gives
+     * back memory that would otherwise stay resident for no use:
+     *  - the segment mappings' pages that queries touched (the page cache
+     *    keeps them; the next read maps them again, a minor fault), which
+     *    would otherwise count in RSS in proportion to the data read;
+     *  - malloc's free pages: freed query results, cache entries and
+     *    request buffers stay in the heap's arenas (one per worker thread)
+     *    as fragmented free space until trimmed. */
     int sig = 0;
-    while (sigwait(&stop_set, &sig) != 0)
-        ;
+    for (;;) {
+        struct timespec wait = {TRIM_S, 0};
+        sig = sigtimedwait(&stop_set, NULL, &wait);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (sig < 0 && errno == EAGAIN) {
+            tally_engine_trim_maps(srv.engine);
+#if defined(__GLIBC__)
+            malloc_trim(0);
+#endif
+        }
+    }
     fprintf(stderr, "{\"level\":\"info\",\"message\":\"%s received, shutting down\"}\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
 

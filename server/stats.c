@@ -240,6 +240,9 @@ void tally_stats_write_prometheus(tally_stats *s, tally_engine *engine, int64_t 
         header(out, "tally_engine_write_failures_total", "counter",
                "Disk errors that paused writes, since start.");
         tally_buf_printf(out, "tally_engine_write_failures_total %" PRIu64 "\n", es.write_failures);
+        header(out, "tally_engine_map_trims_total", "counter",
+               "Times the segment mappings' pages were released from the process.");
+        tally_buf_printf(out, "tally_engine_map_trims_total %" PRIu64 "\n", es.map_trims);
         header(out, "tally_engine_write_recoveries_total", "counter",
                "Times writes resumed by themselves after a disk error.");
         tally_buf_printf(out, "tally_engine_write_recoveries_total %" PRIu64 "\n",
@@ -255,6 +258,7 @@ void tally_stats_write_prometheus(tally_stats *s, tally_engine *engine, int64_t 
         header(out, "tally_process_open_fds", "gauge", "Open file descriptors.");
         tally_buf_printf(out, "tally_process_open_fds %" PRId64 "\n", fds);
     }
+    tally_stats_write_memory(out);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;

@@ -10,7 +10,8 @@
  *   requests in flight (begin/end), metric points ingested (handlers call
  *     tally_stats_add_points after the engine accepted them).
  * What is read at scrape time instead: engine statistics
- * (tally_engine_stats_get), process RSS, open fds and uptime.
+ * (tally_engine_stats_get), process RSS, open fds and uptime, and the
+ * memory of each component (stats_memory.c).
  */
 #ifndef TALLY_SERVER_STATS_H
 #define TALLY_SERVER_STATS_H
@@ -64,5 +65,10 @@ void tally_stats_add_points(tally_stats *s, uint64_t n);
  * fds and uptime since started_ms (wall clock, ms). */
 void tally_stats_write_prometheus(tally_stats *s, tally_engine *engine, int64_t started_ms,
                                   tally_buf *out);
+
+/* Appends the memory figures (stats_memory.c): the query cache, SQLite,
+ * the process's resident memory split by kind, malloc's heap. Called by
+ * tally_stats_write_prometheus. */
+void tally_stats_write_memory(tally_buf *out);
 
 #endif /* TALLY_SERVER_STATS_H */

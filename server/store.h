@@ -191,6 +191,21 @@ int tally_store_open(const char *path, tally_store **out, char *err, size_t cap)
  * may be in flight. */
 void tally_store_close(tally_store *s);
 
+/* SQLite's memory in this process, every connection of every store
+ * together (sqlite3_status64): its whole heap, and the part of it that is
+ * page cache. Thread-safe. */
+typedef struct tally_store_memory {
+    uint64_t heap_bytes;       /* SQLITE_STATUS_MEMORY_USED */
+    uint64_t page_cache_bytes; /* SQLITE_STATUS_PAGECACHE_OVERFLOW: page caches, from the heap */
+} tally_store_memory;
+void tally_store_memory_get(tally_store_memory *out);
+
+/* Caps SQLite's heap, every connection together, at about bytes
+ * (sqlite3_soft_heap_limit64): past it SQLite reuses page-cache pages
+ * instead of allocating more (each connection's cache is also capped,
+ * at 8 MiB). 0: no cap. Process-wide; call before opening stores. */
+void tally_store_memory_limit(uint64_t bytes);
+
 /* The schema version applied (the highest migration number). */
 int tally_store_schema_version(tally_store *s, int *out);
 

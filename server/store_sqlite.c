@@ -317,6 +317,23 @@ static void close_conn(conn *c)
     c->db = NULL;
 }
 
+void tally_store_memory_get(tally_store_memory *out)
+{
+    sqlite3_int64 cur = 0, hi = 0;
+    sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hi, 0);
+    out->heap_bytes = cur > 0 ? (uint64_t)cur : 0;
+    /* No SQLITE_CONFIG_PAGECACHE buffer is configured, so every page-cache
+     * allocation is an "overflow" one, taken from the heap. */
+    cur = 0;
+    sqlite3_status64(SQLITE_STATUS_PAGECACHE_OVERFLOW, &cur, &hi, 0);
+    out->page_cache_bytes = cur > 0 ? (uint64_t)cur : 0;
+}
+
+void tally_store_memory_limit(uint64_t bytes)
+{
+    sqlite3_soft_heap_limit64(bytes > INT64_MAX ? INT64_MAX : (sqlite3_int64)bytes);
+}
+
 void tally_store_options_init(tally_store_options *o)
 {
     memset(o, 0, sizeof *o);

@@ -122,6 +122,9 @@ typedef struct tally_engine_options {
     uint64_t checkpoint_wal_bytes; /* checkpoint once this much WAL is live, default 256 MiB */
     uint64_t memory_budget_bytes;  /* head buffers + queued batches, default 512 MiB */
     uint32_t block_points;         /* max points per sealed block, 128..65536, default 4096 */
+    uint64_t map_trim_bytes;       /* readers release the segment mappings' pages
+                                      (tally_engine_trim_maps) after this many bytes of
+                                      blocks read through them, default 64 MiB; 0: never */
     tally_io_backend io_backend;   /* default TALLY_IO_AUTO */
     int read_only;                 /* nonzero: no WAL, no writes, no recovery truncation */
     tally_io_fault_fn fault_hook;  /* tests only; NULL in production */
@@ -390,9 +393,22 @@ typedef struct tally_engine_stats {
     uint32_t retry_in_ms;       /* when paused: time to the next probe */
     uint64_t write_failures;    /* I/O failures that paused writes, since open */
     uint64_t write_recoveries;  /* times writes resumed after a probe succeeded */
+    uint64_t map_trims;         /* tally_engine_trim_maps runs since open */
 } tally_engine_stats;
 
 TALLY_API int tally_engine_stats_get(tally_engine *e, tally_engine_stats *out);
+
+/* Releases the pages of every segment mapping from the process
+ * (madvise MADV_DONTNEED on the read-only MAP_SHARED mappings): the data
+ * stays in the kernel's page cache and the next read of a page maps it
+ * again (a minor fault, about a microsecond per 64 KiB). Safe while
+ * readers read. Readers call it themselves each time map_trim_bytes of
+ * blocks have been read (a block opened counts its whole length, and
+ * every read 64 KiB more: a fault maps the pages around the one read),
+ * which bounds the file-backed resident memory the
+ * mappings hold to about map_trim_bytes; an idle process can call it to
+ * release the rest. 0 or TALLY_EINVAL. */
+TALLY_API int tally_engine_trim_maps(tally_engine *e);
 
 /* Walks every file of a closed data directory and checks every checksum.
  * report (may be NULL) is called once per problem with the file, the byte

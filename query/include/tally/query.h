@@ -206,6 +206,32 @@ typedef struct tally_metric_summary {
 TALLY_API int tally_metric_summaries(tally_engine *e, const tally_series_id *ids, size_t n,
                                      tally_metric_summary *out);
 
+/* ------------------------------------------------------------------------ */
+/* The query cache                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* The rollup cache (docs/query.md, "The rollup cache"): one process-wide
+ * cache of per-series summaries that downsampling builds and reuses. It
+ * holds at most its budget of bytes (256 MiB until set); least recently
+ * used series leave it past the budget. An entry replaced by a newer one
+ * (its series gained blocks) or evicted is freed as soon as the last query
+ * reading it finishes; until then it counts as retained. */
+typedef struct tally_query_cache_stats {
+    uint64_t budget_bytes;   /* the limit on bytes */
+    uint64_t bytes;          /* bytes of the entries in the cache */
+    uint64_t retained_bytes; /* bytes of entries out of the cache that a query still reads */
+    uint64_t entries;        /* series in the cache */
+    uint64_t hits;           /* lookups served from the cache, since start */
+    uint64_t builds;         /* entries built or extended, since start */
+    uint64_t evictions;      /* entries dropped for the budget, since start */
+} tally_query_cache_stats;
+
+TALLY_API void tally_query_cache_stats_get(tally_query_cache_stats *out);
+
+/* Sets the budget (bytes; 0 keeps nothing between queries) and drops least
+ * recently used entries past it at once. */
+TALLY_API void tally_query_cache_set_budget(uint64_t bytes);
+
 #ifdef __cplusplus
 }
 #endif
