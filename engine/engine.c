@@ -84,7 +84,7 @@ void tally_engine_options_init(tally_engine_options *o)
     o->checkpoint_wal_bytes = 256ull << 20;
     o->memory_budget_bytes = 512ull << 20;
     o->block_points = 4096;
-    o->map_trim_bytes = 64ull << 20;
+    o->map_trim_bytes = 0; /* never: a server sets its mapped budget */
     o->io_backend = TALLY_IO_AUTO;
 }
 

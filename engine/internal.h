@@ -98,6 +98,8 @@ typedef struct tally__series {
 
 typedef struct tally__segment {
     _Atomic(uint64_t *) verified; /* bit per 64-byte granule: block body checksum verified */
+    _Atomic(uint64_t *) touched;  /* bit per TALLY__FAULT_AROUND window: read since the last
+                                     trim (segment.c) */
     int fd;             /* read-write for the current one, read-only otherwise */
     uint8_t *map;       /* PROT_READ mapping of map_len bytes */
     size_t map_len;
@@ -250,13 +252,15 @@ void tally__segment_set_verified(tally__segment *sg, uint64_t offset);
 /* fdatasyncs every dirty segment. */
 int tally__segment_sync_all(tally_engine *e);
 void tally__segment_close_all(tally_engine *e);
-/* Readers: n bytes of blocks were just read through the mappings; trims
- * them (tally_engine_trim_maps) each time opt.map_trim_bytes have been read
- * since the last trim. A read fault maps the pages around the one read
+/* Readers: bytes [offset, offset + len) of segment sg were just read
+ * through its mapping. A read fault maps the pages of its aligned window
  * that are in the page cache (Linux's fault-around, 64 KiB by default), so
- * a read counts that much more than its own bytes. */
+ * what a read can add to the process's resident memory is the windows it
+ * touches; each window is counted once until the next trim, and the
+ * mappings are trimmed (tally_engine_trim_maps) each time the windows
+ * counted since the last trim reach opt.map_trim_bytes. */
 #define TALLY__FAULT_AROUND 65536u
-void tally__segment_note_read(tally_engine *e, uint64_t n);
+void tally__segment_note_read(tally_engine *e, tally__segment *sg, uint64_t offset, uint64_t len);
 /* Path of segment number into buf. */
 void tally__segment_path(const tally_engine *e, uint32_t number, char *buf, size_t cap);
 

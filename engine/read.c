@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "block.h"
+#include "format.h"
 #include "internal.h"
 
 struct tally_snapshot {
@@ -271,7 +272,8 @@ int tally_snapshot_block(const tally_snapshot *s, uint32_t i, tally_block_summar
     uint32_t len;
     uint64_t sid;
     rc = tally__block_header(p, end, out, &len, &sid);
-    tally__segment_note_read(s->e, TALLY__FAULT_AROUND); /* the header's page and its neighbours */
+    tally__segment_note_read(s->e, tally__segment_get(s->e, s->blocks[i].segment),
+                             s->blocks[i].offset, sizeof(tally_disk_block_header));
     if (rc == 0 && len != s->blocks[i].len)
         rc = TALLY_ECORRUPT;
     if (rc == TALLY_ECORRUPT)
@@ -298,7 +300,7 @@ static int open_view(tally_snapshot *s, uint32_t i)
         report_corrupt(s, i, "body");
     if (rc == 0) {
         s->view_block = i;
-        tally__segment_note_read(s->e, r->len + TALLY__FAULT_AROUND);
+        tally__segment_note_read(s->e, sg, r->offset, r->len);
         if (!verified)
             tally__segment_set_verified(sg, r->offset);
     }

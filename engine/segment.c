@@ -210,6 +210,7 @@ void tally__segment_close_all(tally_engine *e)
             if (page[i].fd >= 0)
                 close(page[i].fd);
             tally__free(atomic_load(&page[i].verified));
+            tally__free(atomic_load(&page[i].touched));
         }
         tally__free(page);
         atomic_store(&e->seg_pages[p], NULL);
@@ -223,23 +224,56 @@ int tally_engine_trim_maps(tally_engine *e)
     /* Slots and mappings live until close (internal.h (3)); n_segments only
      * grows and is stored (release) after its slot's mapping is set. */
     uint32_t last = __atomic_load_n(&e->n_segments, __ATOMIC_ACQUIRE);
+    atomic_store_explicit(&e->map_read_bytes, 0, memory_order_relaxed);
     for (uint32_t n = 1; n <= last; n++) {
         tally__segment *sg = tally__segment_get(e, n);
-        if (sg && sg->map)
-            madvise(sg->map, sg->map_len, MADV_DONTNEED);
+        if (!sg || !sg->map)
+            continue;
+        uint64_t *bits = atomic_load_explicit(&sg->touched, memory_order_acquire);
+        for (size_t w = 0; bits && w < sg->map_len / TALLY__FAULT_AROUND / 64 + 1; w++)
+            atomic_store_explicit((_Atomic uint64_t *)&bits[w], 0, memory_order_relaxed);
+        madvise(sg->map, sg->map_len, MADV_DONTNEED);
     }
     atomic_fetch_add_explicit(&e->map_trims, 1, memory_order_relaxed);
     return 0;
 }
 
-void tally__segment_note_read(tally_engine *e, uint64_t n)
+static _Atomic uint64_t *touched_bits(tally__segment *sg)
+{
+    uint64_t *bits = atomic_load_explicit(&sg->touched, memory_order_acquire);
+    if (bits)
+        return (_Atomic uint64_t *)bits;
+    size_t words = sg->map_len / TALLY__FAULT_AROUND / 64 + 1;
+    uint64_t *fresh = tally__calloc(words, sizeof *fresh);
+    if (!fresh)
+        return NULL;
+    uint64_t *expected = NULL;
+    if (!atomic_compare_exchange_strong(&sg->touched, &expected, fresh)) {
+        tally__free(fresh);
+        return (_Atomic uint64_t *)expected;
+    }
+    return (_Atomic uint64_t *)fresh;
+}
+
+void tally__segment_note_read(tally_engine *e, tally__segment *sg, uint64_t offset, uint64_t len)
 {
     uint64_t limit = e->opt.map_trim_bytes;
-    if (!limit)
+    if (!limit || !sg || !len)
         return;
-    uint64_t before = atomic_fetch_add_explicit(&e->map_read_bytes, n, memory_order_relaxed);
-    if (before < limit && before + n >= limit) { /* one reader passes the mark */
-        atomic_store_explicit(&e->map_read_bytes, 0, memory_order_relaxed);
-        tally_engine_trim_maps(e);
+    _Atomic uint64_t *bits = touched_bits(sg);
+    uint64_t fresh = 0;
+    for (uint64_t w = offset / TALLY__FAULT_AROUND; w <= (offset + len - 1) / TALLY__FAULT_AROUND;
+         w++) {
+        uint64_t bit = 1ull << (w % 64);
+        if (!bits) /* out of memory: count every window */
+            fresh += TALLY__FAULT_AROUND;
+        else if (!(atomic_load_explicit(&bits[w / 64], memory_order_relaxed) & bit) &&
+                 !(atomic_fetch_or_explicit(&bits[w / 64], bit, memory_order_relaxed) & bit))
+            fresh += TALLY__FAULT_AROUND;
     }
+    if (!fresh)
+        return;
+    uint64_t before = atomic_fetch_add_explicit(&e->map_read_bytes, fresh, memory_order_relaxed);
+    if (before < limit && before + fresh >= limit) /* one reader passes the mark */
+        tally_engine_trim_maps(e);
 }

@@ -63,7 +63,7 @@ static const key KEYS[] = {
     {"metadata_memory_budget", K_SIZE, OFF(metadata_memory_budget_bytes), 0, 0, UINT64_MAX,
      "SQLite's heap, all connections (K/M/G suffixes), default 64M; 0: no cap"},
     {"mapped_budget", K_SIZE, OFF(mapped_budget_bytes), 0, (uint64_t)1 << 20, UINT64_MAX,
-     "segment bytes read between releases of mapped pages (K/M/G), default 64M"},
+     "segment bytes reads may map before mapped pages are released (K/M/G), default 512M"},
     {"log_requests", K_BOOL, OFF(log_requests), 0, 0, 0,
      "1: one JSON line per request on stderr, 0: none; default 1"},
     {"auth", K_BOOL, OFF(auth), 0, 0, 0, "1: require users and permissions (auth.h); default 0"},
@@ -106,7 +106,7 @@ static void set_defaults(tally_config *c)
     c->memory_budget_bytes = (uint64_t)512 << 20;
     c->query_cache_budget_bytes = (uint64_t)256 << 20;
     c->metadata_memory_budget_bytes = (uint64_t)64 << 20;
-    c->mapped_budget_bytes = (uint64_t)64 << 20;
+    c->mapped_budget_bytes = (uint64_t)512 << 20;
     c->log_requests = 1;
     snprintf(c->default_permission, sizeof c->default_permission, "READ");
     snprintf(c->admin_username, sizeof c->admin_username, "admin");
@@ -341,7 +341,7 @@ const char *tally_config_help(void)
            "  --metadata-memory-budget SIZE\n"
            "                          SQLite's heap, all connections, default 64M\n"
            "  --mapped-budget SIZE    segment bytes read between releases of the\n"
-           "                          pages mapped by reads, default 64M\n"
+           "                          pages mapped by reads, default 512M\n"
            "  --log-requests 0|1      one JSON line per request on stderr, default 1\n"
            "  --auth [0|1]            require authentication (users, permissions,\n"
            "                          tokens, audit log), default 0\n"

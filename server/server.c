@@ -5,7 +5,7 @@
  * States and the function that moves between them:
  *
  *   CONFIG --tally_config_load--> OPENING --engine/store open--> SERVING
- *   SERVING --SIGTERM/SIGINT (sigtimedwait; meanwhile trims every TRIM_S)-->
+ *   SERVING --SIGTERM/SIGINT (sigtimedwait; meanwhile malloc_trim every TRIM_S)-->
  *   DRAINING --tally_http_stop--> CLOSING --tally_store_close,
  *   tally_engine_close--> exit 0 (1 on error)
  *
@@ -56,7 +56,7 @@
 /* Uploads queued for the background fsync at most (<= 3 descriptors each);
  * beyond, an upload fsyncs itself before its 200 (artifact_sync.h (1)). */
 #define ARTIFACT_SYNC_QUEUE 64
-#define TRIM_S 10 /* seconds between trims of mapped and free memory */
+#define TRIM_S 10 /* seconds between trims of malloc's free memory */
 
 /* mkdir -p; 0 or -errno. */
 static int make_dirs(const char *path)
@@ -197,7 +197,10 @@ int tally_serve_main(int argc, char **argv)
     }
     snprintf(path, sizeof path, "%s/meta.db", srv.cfg.data_dir);
     tally_store_memory_limit(srv.cfg.metadata_memory_budget_bytes);
-    rc = tally_store_open(path, &srv.store, err, sizeof err);
+    tally_store_options so;
+    tally_store_options_init(&so);
+    so.open_readers = 1;
+    rc = tally_store_open_opts(path, &so, &srv.store, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "tally serve: cannot open the metadata store at %s: %s\n", path, err);
         tally_engine_close(srv.engine);
@@ -258,25 +261,20 @@ int tally_serve_main(int argc, char **argv)
     fflush(stdout);
 
     /* The main thread waits for a stop signal and, every TRIM_S, gives
-     * back memory that would otherwise stay resident for no use:
-     *  - the segment mappings' pages that queries touched (the page cache
-     *    keeps them; the next read maps them again, a minor fault), which
-     *    would otherwise count in RSS in proportion to the data read;
-     *  - malloc's free pages: freed query results, cache entries and
-     *    request buffers stay in the heap's arenas (one per worker thread)
-     *    as fragmented free space until trimmed. */
+     * back malloc's free pages: freed query results, cache entries and
+     * request buffers stay in the heap's arenas (one per worker thread) as
+     * fragmented free space until trimmed. (The segment mappings' pages
+     * are bounded by the readers themselves: mapped_budget.) */
     int sig = 0;
     for (;;) {
         struct timespec wait = {TRIM_S, 0};
         sig = sigtimedwait(&stop_set, NULL, &wait);
         if (sig == SIGTERM || sig == SIGINT)
             break;
-        if (sig < 0 && errno == EAGAIN) {
-            tally_engine_trim_maps(srv.engine);
 #if defined(__GLIBC__)
+        if (sig < 0 && errno == EAGAIN)
             malloc_trim(0);
 #endif
-        }
     }
     fprintf(stderr, "{\"level\":\"info\",\"message\":\"%s received, shutting down\"}\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -177,6 +177,9 @@ typedef struct tally_store_options {
     unsigned max_readers;        /* reader connections in the pool, default 16 */
     int synchronous_full;        /* 1: synchronous=FULL (power-cut safe), default NORMAL */
     int busy_timeout_ms;         /* default 10000 */
+    int open_readers;            /* 1: open every reader at open (a server: the pool's memory
+                                    is there from the start instead of growing with the
+                                    concurrency it first meets); default 0: on demand */
 } tally_store_options;
 
 void tally_store_options_init(tally_store_options *o);

@@ -347,6 +347,26 @@ int tally_store_open(const char *path, tally_store **out, char *err, size_t cap)
     return tally_store_open_opts(path, NULL, out, err, cap);
 }
 
+static conn *rbegin(tally_store *s, int *rc, char *err, size_t cap);
+static int rend(tally_store *s, conn *c, int rc);
+
+/* Opens every reader of the pool now (opts.open_readers): takes them all
+ * at once, which opens each, then gives them back. */
+static int open_all_readers(tally_store *s, char *err, size_t cap)
+{
+    conn **held = calloc(s->opts.max_readers, sizeof *held);
+    if (!held)
+        return TALLY_STORE_ENOMEM;
+    int rc = 0;
+    unsigned n = 0;
+    while (n < s->opts.max_readers && rc == 0 && (held[n] = rbegin(s, &rc, err, cap)) != NULL)
+        n++;
+    for (unsigned i = 0; i < n; i++)
+        rend(s, held[i], 0);
+    free(held);
+    return rc;
+}
+
 int tally_store_open_opts(const char *path, const tally_store_options *opts, tally_store **out,
                           char *err, size_t cap)
 {
@@ -363,6 +383,7 @@ int tally_store_open_opts(const char *path, const tally_store_options *opts, tal
         if (opts->busy_timeout_ms > 0)
             s->opts.busy_timeout_ms = opts->busy_timeout_ms;
         s->opts.synchronous_full = opts->synchronous_full;
+        s->opts.open_readers = opts->open_readers;
     }
     snprintf(s->root, sizeof s->root, "%s", s->opts.default_artifact_root);
     s->opts.default_artifact_root = s->root;
@@ -396,6 +417,8 @@ int tally_store_open_opts(const char *path, const tally_store_options *opts, tal
     }
     if (rc == 0)
         rc = tally__store_migrate(s->writer.db, s->root, err, cap);
+    if (rc == 0 && s->opts.open_readers)
+        rc = open_all_readers(s, err, cap);
     if (rc != 0) {
         tally_store_close(s);
         return rc;

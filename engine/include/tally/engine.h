@@ -123,8 +123,10 @@ typedef struct tally_engine_options {
     uint64_t memory_budget_bytes;  /* head buffers + queued batches, default 512 MiB */
     uint32_t block_points;         /* max points per sealed block, 128..65536, default 4096 */
     uint64_t map_trim_bytes;       /* readers release the segment mappings' pages
-                                      (tally_engine_trim_maps) after this many bytes of
-                                      blocks read through them, default 64 MiB; 0: never */
+                                      (tally_engine_trim_maps) once reads have mapped
+                                      about this many bytes of them (64 KiB windows,
+                                      each counted once between trims); 0 (default):
+                                      never */
     tally_io_backend io_backend;   /* default TALLY_IO_AUTO */
     int read_only;                 /* nonzero: no WAL, no writes, no recovery truncation */
     tally_io_fault_fn fault_hook;  /* tests only; NULL in production */
