@@ -552,7 +552,7 @@ int bench_suite_soak(bench_ctx *c)
     mem_sample warm = window_mean(hist, warm_n - WINDOW, warm_n);
     mem_sample end = window_mean(hist, n_hist - WINDOW, n_hist);
     int have_warm = warm_done && n_hist - warm_n >= WINDOW;
-    bench_report(c, "rss_mib_end", end.rss, "MiB", NULL, 0, 0);
+    bench_report(c, "rss_mib_last_sample", end.rss, "MiB", NULL, 0, 0);
     bench_report(c, "rss_mib_max", rss_max, "MiB", NULL, 0, 0);
     if (have_warm) {
         report_drift(c, "rss_max_after_warmup_pct_over_warm", warm.rss, rss_max_after);
