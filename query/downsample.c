@@ -484,7 +484,7 @@ static int decode_chunk(ds_ctx *c, uint32_t block, uint32_t k, const tally__rchu
  * column; x = step here (feed_edge_chunk runs only on the step axis). */
 static int cand_step(ds_ctx *c, int want_max, int64_t *step)
 {
-    tally_point p;
+    tally_point p = {0, 0, 0};
     int rc = resolve(c, want_max ? &c->max_r : &c->min_r, want_max, &p);
     *step = p.step;
     return rc;
