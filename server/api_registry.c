@@ -252,6 +252,37 @@ int tally_api_readable_models(tally_server *srv, const tally_req *req, tally_are
     return 0;
 }
 
+int tally_api_event_scope_begin(tally_server *srv, tally_resp *resp)
+{
+    if (!srv->registry_event)
+        return 0;
+    char err[512] = "";
+    int rc = tally_store_scope_begin(srv->store, err, sizeof err);
+    if (rc != 0) {
+        tally_api_store_error(resp, rc, err);
+        return -1;
+    }
+    return 1;
+}
+
+void tally_api_event_scope_end(tally_server *srv, int scoped, tally_resp *resp)
+{
+    if (scoped != 1)
+        return;
+    int ok = resp->status == 0 || resp->status < 400;
+    char err[512] = "";
+    int rc = tally_store_scope_end(srv->store, ok, err, sizeof err);
+    if (!ok)
+        return;
+    if (rc != 0) {
+        tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE,
+                         "The change was not saved: %s", err);
+        return;
+    }
+    if (srv->registry_events_committed)
+        srv->registry_events_committed(srv->registry_event_ctx);
+}
+
 int tally_api_event_begin(tally_server *srv, tally_api_event *ev)
 {
     memset(ev, 0, sizeof *ev);
@@ -263,14 +294,19 @@ int tally_api_event_begin(tally_server *srv, tally_api_event *ev)
 }
 
 void tally_api_event_emit(tally_server *srv, tally_api_event *ev, const char *entity,
-                          const char *action)
+                          const char *action, tally_resp *resp)
 {
     if (!srv->registry_event)
         return;
     tally_json_object_close(&ev->j);
-    /* Out of memory: the event cannot be built; the change itself stands. */
-    if (!tally_buf_failed(&ev->buf))
-        srv->registry_event(srv->registry_event_ctx, entity, action, ev->buf.data);
+    char err[512] = "Out of memory.";
+    if (tally_buf_failed(&ev->buf) ||
+        srv->registry_event(srv->registry_event_ctx, entity, action, ev->buf.data, err,
+                            sizeof err) != 0)
+        tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE,
+                         "The change was not saved: its %s.%s webhook event could not be "
+                         "queued: %s",
+                         entity, action, err);
     tally_buf_free(&ev->buf);
 }
 

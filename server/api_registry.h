@@ -68,11 +68,32 @@ int tally_api_readable_models(tally_server *srv, const tally_req *req, tally_are
 
 /* ---- events (mlflow-webhooks.md §5) ------------------------------------- */
 
+/* A registry change that may emit an event runs in a store write scope
+ * (store.h), so that the change and the deliveries it queues commit
+ * together — a crash loses both or neither:
+ *
+ *     int scoped = 0;                 (before any goto out)
+ *     ...parse...
+ *     if ((scoped = tally_api_event_scope_begin(srv, resp)) < 0) goto out;
+ *     ...store change, response, tally_api_event_begin/emit...
+ *   out:
+ *     tally_api_event_scope_end(srv, scoped, resp);
+ *
+ * begin: 1 (scope open), 0 (no hook: nothing to do), or -1 with resp filled
+ * (503). end: does nothing unless scoped is 1; commits when resp holds no
+ * error, else rolls back; a failed commit replaces resp with a 503; after
+ * a commit it wakes the webhook dispatcher. */
+int tally_api_event_scope_begin(tally_server *srv, tally_resp *resp);
+void tally_api_event_scope_end(tally_server *srv, int scoped, tally_resp *resp);
+
 /* An event's `data` object under construction: open with
  * tally_api_event_begin, add fields with the json writer, then
- * tally_api_event_emit, which closes it and calls srv->registry_event (when
- * set). The writer and buffer are the caller's; nothing happens without a
- * hook (begin returns 0 and the caller skips the fields). */
+ * tally_api_event_emit, which closes it and queues it through
+ * srv->registry_event (when set) — inside the handler's scope. If it cannot
+ * be queued (out of memory, the store failed), resp becomes a 503 and the
+ * scope's end rolls the change back. The writer and buffer are the
+ * caller's; nothing happens without a hook (begin returns 0 and the caller
+ * skips the fields). */
 typedef struct tally_api_event {
     tally_buf buf;
     tally_json j;
@@ -81,7 +102,7 @@ typedef struct tally_api_event {
 /* 1 if srv has a hook (ev opened), else 0. */
 int tally_api_event_begin(tally_server *srv, tally_api_event *ev);
 void tally_api_event_emit(tally_server *srv, tally_api_event *ev, const char *entity,
-                          const char *action);
+                          const char *action, tally_resp *resp);
 
 /* "tags": {key: value, ...} as a JSON object in the Python dict's order
  * (first occurrence of a key, its last value), leaving out the keys in

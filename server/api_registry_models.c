@@ -37,6 +37,7 @@ static const char *const prompt_hidden_tags[] = {TALLY_REGISTRY_PROMPT_TAG, "_ml
 static void handle_create(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
     TALLY_API_OPEN_PARAMS(p, req, resp);
+    int scoped = 0;
     tally_arena *a = tally_arena_new();
     const char *name, *description = NULL, *job = NULL;
     tally_kv *tags = NULL;
@@ -50,6 +51,8 @@ static void handle_create(tally_server *srv, const tally_req *req, tally_resp *r
         tally_api_read_kvs(&p, "tags", a, &tags, &n_tags, resp) < 0 ||
         tally_params_string(&p, "description", &description, resp) < 0 ||
         tally_params_string(&p, "deployment_job_id", &job, resp) < 0)
+        goto out;
+    if ((scoped = tally_api_event_scope_begin(srv, resp)) < 0)
         goto out;
     tally_registered_model m;
     int rc = tally_registry_create_model(srv->store, name, tags, n_tags, description, job, a, &m,
@@ -67,9 +70,10 @@ static void handle_create(tally_server *srv, const tally_req *req, tally_resp *r
         tally_json_kv_string(&ev.j, "name", name);
         tally_api_event_tags(&ev.j, tags, n_tags, prompt ? prompt_hidden_tags : NULL);
         tally_json_kv_string(&ev.j, "description", description ? description : "");
-        tally_api_event_emit(srv, &ev, prompt ? "prompt" : "registered_model", "created");
+        tally_api_event_emit(srv, &ev, prompt ? "prompt" : "registered_model", "created", resp);
     }
 out:
+    tally_api_event_scope_end(srv, scoped, resp);
     tally_arena_free(a);
     tally_params_close(&p);
 }
@@ -211,11 +215,14 @@ out:
 static void handle_set_tag(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
     TALLY_API_OPEN_PARAMS(p, req, resp);
+    int scoped = 0;
     const char *name, *key, *value = NULL;
     char err[1024] = "";
     if (tally_api_require(&p, "name", &name, resp) < 0 ||
         tally_api_require(&p, "key", &key, resp) < 0 ||
         tally_params_string(&p, "value", &value, resp) < 0)
+        goto out;
+    if ((scoped = tally_api_event_scope_begin(srv, resp)) < 0)
         goto out;
     int prompt = 0;
     int rc = tally_registry_set_model_tag(srv->store, name, key, value ? value : "", &prompt, err,
@@ -226,19 +233,23 @@ static void handle_set_tag(tally_server *srv, const tally_req *req, tally_resp *
         tally_json_kv_string(&ev.j, "name", name);
         tally_json_kv_string(&ev.j, "key", key);
         tally_json_kv_string(&ev.j, "value", value ? value : "");
-        tally_api_event_emit(srv, &ev, "prompt_tag", "set");
+        tally_api_event_emit(srv, &ev, "prompt_tag", "set", resp);
     }
 out:
+    tally_api_event_scope_end(srv, scoped, resp);
     tally_params_close(&p);
 }
 
 static void handle_delete_tag(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
     TALLY_API_OPEN_PARAMS(p, req, resp);
+    int scoped = 0;
     const char *name, *key;
     char err[1024] = "";
     if (tally_api_require(&p, "name", &name, resp) < 0 ||
         tally_api_require(&p, "key", &key, resp) < 0)
+        goto out;
+    if ((scoped = tally_api_event_scope_begin(srv, resp)) < 0)
         goto out;
     int prompt = 0;
     int rc = tally_registry_delete_model_tag(srv->store, name, key, &prompt, err, sizeof err);
@@ -247,21 +258,25 @@ static void handle_delete_tag(tally_server *srv, const tally_req *req, tally_res
     if (rc == 0 && prompt && tally_api_event_begin(srv, &ev)) {
         tally_json_kv_string(&ev.j, "name", name);
         tally_json_kv_string(&ev.j, "key", key);
-        tally_api_event_emit(srv, &ev, "prompt_tag", "deleted");
+        tally_api_event_emit(srv, &ev, "prompt_tag", "deleted", resp);
     }
 out:
+    tally_api_event_scope_end(srv, scoped, resp);
     tally_params_close(&p);
 }
 
 static void handle_set_alias(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
     TALLY_API_OPEN_PARAMS(p, req, resp);
+    int scoped = 0;
     const char *name, *alias, *vtext;
     int64_t version;
     char err[1024] = "";
     if (tally_api_require(&p, "name", &name, resp) < 0 ||
         tally_api_require(&p, "alias", &alias, resp) < 0 ||
         tally_api_require_version(&p, &version, &vtext, resp) < 0)
+        goto out;
+    if ((scoped = tally_api_event_scope_begin(srv, resp)) < 0)
         goto out;
     int prompt = 0;
     int rc = tally_registry_set_alias(srv->store, name, alias, version, &prompt, err, sizeof err);
@@ -271,19 +286,23 @@ static void handle_set_alias(tally_server *srv, const tally_req *req, tally_resp
         tally_json_kv_string(&ev.j, "name", name);
         tally_json_kv_string(&ev.j, "alias", alias);
         tally_json_kv_string(&ev.j, "version", vtext);
-        tally_api_event_emit(srv, &ev, prompt ? "prompt_alias" : "model_version_alias", "created");
+        tally_api_event_emit(srv, &ev, prompt ? "prompt_alias" : "model_version_alias", "created", resp);
     }
 out:
+    tally_api_event_scope_end(srv, scoped, resp);
     tally_params_close(&p);
 }
 
 static void handle_delete_alias(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
     TALLY_API_OPEN_PARAMS(p, req, resp);
+    int scoped = 0;
     const char *name, *alias;
     char err[1024] = "";
     if (tally_api_require(&p, "name", &name, resp) < 0 ||
         tally_api_require(&p, "alias", &alias, resp) < 0)
+        goto out;
+    if ((scoped = tally_api_event_scope_begin(srv, resp)) < 0)
         goto out;
     int prompt = 0;
     int rc = tally_registry_delete_alias(srv->store, name, alias, &prompt, err, sizeof err);
@@ -292,9 +311,10 @@ static void handle_delete_alias(tally_server *srv, const tally_req *req, tally_r
     if (rc == 0 && tally_api_event_begin(srv, &ev)) {
         tally_json_kv_string(&ev.j, "name", name);
         tally_json_kv_string(&ev.j, "alias", alias);
-        tally_api_event_emit(srv, &ev, prompt ? "prompt_alias" : "model_version_alias", "deleted");
+        tally_api_event_emit(srv, &ev, prompt ? "prompt_alias" : "model_version_alias", "deleted", resp);
     }
 out:
+    tally_api_event_scope_end(srv, scoped, resp);
     tally_params_close(&p);
 }
 

@@ -112,6 +112,7 @@ static int has_tag(const tally_kv *tags, size_t n, const char *key, const char *
 static void handle_create(tally_server *srv, const tally_req *req, tally_resp *resp)
 {
     TALLY_API_OPEN_PARAMS(p, req, resp);
+    int scoped = 0;
     tally_arena *a = tally_arena_new();
     tally_version_create vc;
     memset(&vc, 0, sizeof vc);
@@ -131,6 +132,8 @@ static void handle_create(tally_server *srv, const tally_req *req, tally_resp *r
         goto out;
     vc.tags = tags;
     if (check_source(srv, vc.source, vc.run_id, resp) < 0)
+        goto out;
+    if ((scoped = tally_api_event_scope_begin(srv, resp)) < 0)
         goto out;
     tally_model_version v;
     int rc = tally_registry_create_version(srv->store, &vc, a, &v, err, sizeof err);
@@ -165,9 +168,10 @@ static void handle_create(tally_server *srv, const tally_req *req, tally_resp *r
         }
         tally_json_key(&ev.j, "description");
         tally_api_string_or_null(&ev.j, vc.description);
-        tally_api_event_emit(srv, &ev, prompt ? "prompt_version" : "model_version", "created");
+        tally_api_event_emit(srv, &ev, prompt ? "prompt_version" : "model_version", "created", resp);
     }
 out:
+    tally_api_event_scope_end(srv, scoped, resp);
     tally_arena_free(a);
     tally_params_close(&p);
 }
@@ -287,6 +291,7 @@ static void handle_search(tally_server *srv, const tally_req *req, tally_resp *r
 static void version_tag(tally_server *srv, const tally_req *req, tally_resp *resp, int set)
 {
     TALLY_API_OPEN_PARAMS(p, req, resp);
+    int scoped = 0;
     const char *name, *key, *vtext, *value = NULL;
     int64_t version;
     char err[1024] = "";
@@ -303,6 +308,8 @@ static void version_tag(tally_server *srv, const tally_req *req, tally_resp *res
             goto out;
         }
     }
+    if ((scoped = tally_api_event_scope_begin(srv, resp)) < 0)
+        goto out;
     int prompt = 0;
     int rc = set ? tally_registry_set_version_tag(srv->store, name, version, key, value, &prompt,
                                                   err, sizeof err)
@@ -317,9 +324,10 @@ static void version_tag(tally_server *srv, const tally_req *req, tally_resp *res
         if (set)
             tally_json_kv_string(&ev.j, "value", value);
         tally_api_event_emit(srv, &ev, prompt ? "prompt_version_tag" : "model_version_tag",
-                             set ? "set" : "deleted");
+                             set ? "set" : "deleted", resp);
     }
 out:
+    tally_api_event_scope_end(srv, scoped, resp);
     tally_params_close(&p);
 }
 

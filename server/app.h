@@ -38,14 +38,20 @@ typedef struct tally_server {
     struct tally_audit *audit; /* the audit log writer (audit.h); NULL when auth is off */
     tally_artifact_syncer *artifact_syncer; /* artifact_sync.h; NULL with artifact_fsync always */
 
-    /* Registry events (mlflow-webhooks.md §5). The registry handlers call
-     * registry_event, when set, after a change committed: entity and action
-     * as in the delivery body ("model_version", "created"), data the event's
-     * `data` object as JSON text in the order §5 gives. Set once at start by
-     * the webhook dispatcher (ctx registry_event_ctx) before the HTTP layer
-     * starts; the call must not block (it queues). */
-    void (*registry_event)(void *ctx, const char *entity, const char *action,
-                           const char *data_json);
+    /* Registry events (mlflow-webhooks.md §5). A registry handler that may
+     * emit one runs its change in a store write scope (api_registry.h:
+     * tally_api_event_scope_begin/end); registry_event, when set, queues the
+     * event inside that scope, so the change and its deliveries commit
+     * together (0, or -1 with a message: the handler then rolls the change
+     * back and answers 503); after the commit the handler calls
+     * registry_events_committed, which wakes the dispatcher. entity and
+     * action as in the delivery body ("model_version", "created"), data the
+     * event's `data` object as JSON text in the order §5 gives. Set once at
+     * start by the webhook dispatcher (ctx registry_event_ctx) before the
+     * HTTP layer starts; neither call waits on a receiver. */
+    int (*registry_event)(void *ctx, const char *entity, const char *action,
+                          const char *data_json, char *err, size_t cap);
+    void (*registry_events_committed)(void *ctx);
     void *registry_event_ctx;
 } tally_server;
 

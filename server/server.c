@@ -226,6 +226,7 @@ int tally_serve_main(int argc, char **argv)
         return bad_env ? 2 : 1; /* a malformed setting is a configuration error */
     }
     srv.registry_event = tally_webhooks_registry_event;
+    srv.registry_events_committed = tally_webhooks_events_committed;
     srv.registry_event_ctx = hooks;
     if (srv.cfg.auth && (tally_auth_open(srv.store, &srv.cfg, &srv.auth, err, sizeof err) != 0 ||
                          (tally_audit_open(srv.store, &srv.audit) != 0 &&

@@ -194,6 +194,19 @@ int tally_store_open(const char *path, tally_store **out, char *err, size_t cap)
  * may be in flight. */
 void tally_store_close(tally_store *s);
 
+/* A write scope: from tally_store_scope_begin until tally_store_scope_end
+ * on the same thread, every call this thread makes on s runs in one write
+ * transaction — each write in a savepoint of it (a failing call undoes only
+ * itself), each read on the same connection, seeing the scope's writes —
+ * and the whole commits at the end (commit = 1) or rolls back (commit = 0).
+ * For a change and what it implies (a registry change and the webhook
+ * deliveries it queues) to commit together or not at all. Other threads'
+ * writes wait for the end, so a scope holds no network or disk I/O beyond
+ * the store's own. One scope per thread. begin: 0 or an error; end: 0, or
+ * an error when the commit failed (everything was rolled back). */
+int tally_store_scope_begin(tally_store *s, char *err, size_t cap);
+int tally_store_scope_end(tally_store *s, int commit, char *err, size_t cap);
+
 /* SQLite's memory in this process, every connection of every store
  * together (sqlite3_status64): its whole heap, and the part of it that is
  * page cache. Thread-safe. */

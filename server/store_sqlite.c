@@ -14,6 +14,11 @@
  *    |          consistent WAL snapshot across its queries), gives it back.
  *    |- run-state cache (rs_*): run id -> (active, experiment id).
  *
+ * A write scope (tally_store_scope_begin/end) holds the writer and its
+ * transaction across several calls of one thread: inside it a write is a
+ * savepoint (SAVEPOINT/RELEASE, ROLLBACK TO on failure) and a read runs on
+ * the writer (scope_of_thread says which store this thread's scope is on).
+ *
  * Every connection caches its prepared statements (stmt_get) for its life:
  * SQL text is compiled once per connection, not per request. Statements are
  * reset and their bindings cleared after each use (stmt_done), so a borrowed
@@ -61,6 +66,9 @@
     X(BEGIN_R, "BEGIN")                                                                    \
     X(COMMIT, "COMMIT")                                                                    \
     X(ROLLBACK, "ROLLBACK")                                                                \
+    X(SAVEPOINT, "SAVEPOINT scoped_write")                                                 \
+    X(RELEASE, "RELEASE scoped_write")                                                     \
+    X(ROLLBACK_TO, "ROLLBACK TO scoped_write")                                             \
     X(EXP_INSERT, "INSERT INTO experiments(name, artifact_location, lifecycle_stage, "     \
                   "creation_time, last_update_time) VALUES (?1, ?2, 'active', ?3, ?3)")    \
     X(EXP_SET_LOCATION, "UPDATE experiments SET artifact_location = ?2 WHERE experiment_id = ?1") \
@@ -163,6 +171,7 @@ struct tally_store {
     char *path;                /* database file */
 
     pthread_mutex_t wlock;     /* serializes writes on `writer` */
+    int scope_broken;          /* under wlock: the open scope's transaction ended (wend_scoped) */
     conn writer;
 
     pthread_mutex_t pool_lock; /* guards the reader pool */
@@ -454,8 +463,20 @@ void tally_store_close(tally_store *s)
 
 /* Takes the writer and opens an IMMEDIATE transaction. On success the caller
  * must call wend. */
+/* The store whose write scope this thread holds (tally_store_scope_begin),
+ * or NULL: inside it, wbegin/wend become a savepoint on the writer, which
+ * this thread already holds, and rbegin/rend read on the writer too (so a
+ * scope's reads see its own writes). */
+static _Thread_local tally_store *scope_of_thread;
+
 static conn *wbegin(tally_store *s, int *rc, char *err, size_t cap)
 {
+    if (scope_of_thread == s) {
+        *rc = s->scope_broken ? TALLY_STORE_EIO : exec_id(&s->writer, ST_SAVEPOINT, err, cap);
+        if (s->scope_broken && err && cap)
+            snprintf(err, cap, "The enclosing write transaction failed.");
+        return *rc == 0 ? &s->writer : NULL;
+    }
     pthread_mutex_lock(&s->wlock);
     *rc = exec_id(&s->writer, ST_BEGIN_W, err, cap);
     if (*rc != 0) {
@@ -465,10 +486,29 @@ static conn *wbegin(tally_store *s, int *rc, char *err, size_t cap)
     return &s->writer;
 }
 
+/* Inside a scope: releases the savepoint, or rolls back to it on failure;
+ * the writer stays with the scope. If SQLite ended the whole transaction
+ * (an I/O error rolls it back), the scope is marked broken: its end rolls
+ * back and reports the failure. */
+static int wend_scoped(tally_store *s, int rc, char *err, size_t cap)
+{
+    if (rc == 0 && (rc = exec_id(&s->writer, ST_RELEASE, err, cap)) == 0)
+        return 0;
+    if (!sqlite3_get_autocommit(s->writer.db)) {
+        exec_id(&s->writer, ST_ROLLBACK_TO, NULL, 0);
+        exec_id(&s->writer, ST_RELEASE, NULL, 0);
+    }
+    if (sqlite3_get_autocommit(s->writer.db))
+        s->scope_broken = 1;
+    return rc;
+}
+
 /* Commits when rc == 0, else rolls back; releases the writer. Returns the
  * final code. */
 static int wend(tally_store *s, int rc, char *err, size_t cap)
 {
+    if (scope_of_thread == s)
+        return wend_scoped(s, rc, err, cap);
     if (rc == 0) {
         rc = exec_id(&s->writer, ST_COMMIT, err, cap);
         if (rc != 0)
@@ -480,10 +520,47 @@ static int wend(tally_store *s, int rc, char *err, size_t cap)
     return rc;
 }
 
+int tally_store_scope_begin(tally_store *s, char *err, size_t cap)
+{
+    if (scope_of_thread) {
+        snprintf(err, cap, "A write scope is already open on this thread.");
+        return TALLY_STORE_EINVAL;
+    }
+    int rc;
+    if (!wbegin(s, &rc, err, cap))
+        return rc;
+    s->scope_broken = 0;
+    scope_of_thread = s;
+    return 0;
+}
+
+int tally_store_scope_end(tally_store *s, int commit, char *err, size_t cap)
+{
+    if (scope_of_thread != s) {
+        snprintf(err, cap, "No write scope of this store is open on this thread.");
+        return TALLY_STORE_EINVAL;
+    }
+    scope_of_thread = NULL;
+    if (!commit) {
+        wend(s, TALLY_STORE_EINVAL, NULL, 0); /* rolls back whatever the scope wrote */
+        return 0;
+    }
+    if (s->scope_broken) {
+        wend(s, TALLY_STORE_EIO, NULL, 0);
+        snprintf(err, cap, "The write transaction failed and was rolled back.");
+        return TALLY_STORE_EIO;
+    }
+    return wend(s, 0, err, cap);
+}
+
 /* Takes a reader from the pool (opening one if the pool is not full) and
  * opens a read transaction. */
 static conn *rbegin(tally_store *s, int *rc, char *err, size_t cap)
 {
+    if (scope_of_thread == s) {
+        *rc = 0;
+        return &s->writer;
+    }
     conn *c = NULL;
     pthread_mutex_lock(&s->pool_lock);
     while (!s->pool_free && s->pool_open >= s->opts.max_readers)
@@ -527,6 +604,8 @@ static conn *rbegin(tally_store *s, int *rc, char *err, size_t cap)
 
 static int rend(tally_store *s, conn *c, int rc)
 {
+    if (c == &s->writer) /* a read inside this thread's write scope */
+        return rc;
     if (!sqlite3_get_autocommit(c->db))
         exec_id(c, ST_COMMIT, NULL, 0);
     pthread_mutex_lock(&s->pool_lock);

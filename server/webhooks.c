@@ -107,17 +107,19 @@ const tally_webhook_policy *tally_webhooks_policy(const tally_webhooks *w)
 /* Queueing                                                                  */
 /* ------------------------------------------------------------------------ */
 
-void tally_webhooks_registry_event(void *ctx, const char *entity, const char *action,
-                                   const char *data_json)
+int tally_webhooks_registry_event(void *ctx, const char *entity, const char *action,
+                                  const char *data_json, char *err, size_t cap)
 {
     tally_webhooks *w = ctx;
-    if (!w || !entity || !action)
-        return;
+    if (!w || !entity || !action) {
+        snprintf(err, cap, "No webhook dispatcher.");
+        return -1;
+    }
     if (!tally_webhook_event_valid(entity, action)) {
         /* No webhook can subscribe to it (§2), and the names go into the
          * body unescaped: a caller's bug, logged, never queued. */
         log_line("error", "unknown webhook event %.64s.%.64s ignored", entity, action);
-        return;
+        return 0;
     }
     if (!data_json || !*data_json)
         data_json = "{}";
@@ -125,19 +127,25 @@ void tally_webhooks_registry_event(void *ctx, const char *entity, const char *ac
     tally_buf body = {0};
     tally_webhook_body(&body, entity, action, now_us, data_json);
     if (tally_buf_failed(&body)) {
-        log_line("error", "event %s.%s dropped: out of memory", entity, action);
-        return;
+        snprintf(err, cap, "Out of memory.");
+        return -1;
     }
     size_t n = 0;
-    char err[512] = "";
     int rc = tally_store_webhook_enqueue_event(w->store, entity, action, data_json, body.data,
                                                now_us / 1000000, now_us / 1000,
-                                               tally_webhook_uuid4, &n, err, sizeof err);
+                                               tally_webhook_uuid4, &n, err, cap);
     tally_buf_free(&body);
-    if (rc != 0)
+    if (rc != 0) {
         log_line("error", "event %s.%s not queued: %s", entity, action, err);
-    else if (n > 0)
-        tally_webhooks_notify(w);
+        return -1;
+    }
+    return 0;
+}
+
+void tally_webhooks_events_committed(void *ctx)
+{
+    if (ctx)
+        tally_webhooks_notify(ctx);
 }
 
 int tally_webhooks_enqueue(tally_webhooks *w, const char *webhook_id, const char *entity,

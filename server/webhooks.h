@@ -3,8 +3,9 @@
  * what MLflow lacks: a durable queue, retries over restarts, a delivery log.
  *
  *   registry handler --srv->registry_event--> tally_webhooks_registry_event
- *        |  one store transaction: a PENDING row per subscribed webhook
- *        v  (store_webhooks.h), then a condition-variable signal
+ *        |  inside the handler's store write scope: a PENDING row per
+ *        |  subscribed webhook (store_webhooks.h), committed with the change;
+ *        v  after the commit, registry_events_committed: a condition-variable signal
  *   worker threads (policy.workers): claim a small batch of due rows,
  *        POST each with libcurl (per-attempt connect/read timeouts), record
  *        the attempt, then SUCCEEDED / FAILED / PENDING at the backoff time.
@@ -158,9 +159,13 @@ const volatile int *tally_webhooks_shutdown_flag(const tally_webhooks *w);
 const tally_webhook_policy *tally_webhooks_policy(const tally_webhooks *w);
 
 /* The tally_server.registry_event hook (ctx = the dispatcher): queues the
- * event for its subscribers. Never blocks on a receiver; errors are logged. */
-void tally_webhooks_registry_event(void *ctx, const char *entity, const char *action,
-                                   const char *data_json);
+ * event for its subscribers, in the caller's store write scope when one is
+ * open (app.h). Never blocks on a receiver. 0, or -1 with a message (also
+ * logged). An event no webhook can subscribe to is logged and dropped (0). */
+int tally_webhooks_registry_event(void *ctx, const char *entity, const char *action,
+                                  const char *data_json, char *err, size_t cap);
+/* The tally_server.registry_events_committed hook: wakes the workers. */
+void tally_webhooks_events_committed(void *ctx);
 /* Queues one delivery of (entity, action, data_json) to one webhook, signed
  * and timestamped now; *out in a. Store codes as store_webhooks.h. */
 int tally_webhooks_enqueue(tally_webhooks *w, const char *webhook_id, const char *entity,

@@ -131,6 +131,26 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* What a registry handler does (api_registry.h): queue the event inside a
+ * store write scope, commit it (commit = 1) or roll it back, then wake the
+ * dispatcher after a commit. */
+static void fire_scoped(tally_server *srv, int commit, const char *entity, const char *action,
+                        const char *data)
+{
+    char err[512];
+    ASSERT_OK(tally_store_scope_begin(srv->store, err, sizeof err));
+    ASSERT_OK(srv->registry_event(srv->registry_event_ctx, entity, action, data, err,
+                                  sizeof err));
+    ASSERT_OK(tally_store_scope_end(srv->store, commit, err, sizeof err));
+    if (commit)
+        srv->registry_events_committed(srv->registry_event_ctx);
+}
+
+static void fire(tally_server *srv, const char *entity, const char *action, const char *data)
+{
+    fire_scoped(srv, 1, entity, action, data);
+}
+
 /* Waits up to 20 s for cond() to hold. */
 #define WAIT_FOR(cond)                                                                     \
     do {                                                                                   \
@@ -220,10 +240,11 @@ static void test_registry_events(void)
     memset(&srv, 0, sizeof srv);
     srv.store = s;
     srv.registry_event = tally_webhooks_registry_event;
+    srv.registry_events_committed = tally_webhooks_events_committed;
     srv.registry_event_ctx = w;
     const char *data = "{\"name\": \"m\", \"version\": \"1\", \"source\": \"s3://b/m\", "
                        "\"run_id\": null, \"tags\": {}, \"description\": null}";
-    srv.registry_event(srv.registry_event_ctx, "model_version", "created", data);
+    fire(&srv, "model_version", "created", data);
     WAIT_FOR(count(s, TALLY_DELIVERY_SUCCEEDED) == 1);
     ASSERT_EQ(seen_count("/a"), 1);
     pthread_mutex_lock(&rcv.mu);
@@ -237,7 +258,7 @@ static void test_registry_events(void)
     ASSERT_STR_EQ(got.sig, sig);
     ASSERT_EQ(strlen(got.id), 36);
 
-    srv.registry_event(srv.registry_event_ctx, "registered_model", "created",
+    fire(&srv, "registered_model", "created",
                        "{\"name\": \"m\", \"tags\": {}, \"description\": \"\"}");
     WAIT_FOR(count(s, TALLY_DELIVERY_SUCCEEDED) == 2);
     ASSERT_EQ(seen_count("/b"), 1);
@@ -245,8 +266,14 @@ static void test_registry_events(void)
     ASSERT_STR_EQ(rcv.v[1].sig, ""); /* no secret: unsigned */
     pthread_mutex_unlock(&rcv.mu);
 
+    /* An event whose change rolled back is never queued, never sent. */
+    fire_scoped(&srv, 0, "registered_model", "created", "{\"name\": \"gone\"}");
+    sleep_ms(200);
+    ASSERT_EQ(count(s, TALLY_DELIVERY_PENDING) + count(s, TALLY_DELIVERY_IN_FLIGHT), 0);
+    ASSERT_EQ(seen_count("/b"), 1);
+
     /* Nobody subscribes: nothing queued. */
-    srv.registry_event(srv.registry_event_ctx, "prompt_tag", "set", "{}");
+    fire(&srv, "prompt_tag", "set", "{}");
     sleep_ms(200);
     ASSERT_EQ(count(s, TALLY_DELIVERY_PENDING) + count(s, TALLY_DELIVERY_IN_FLIGHT), 0);
     ASSERT_EQ(seen_count(NULL), 2);
@@ -255,7 +282,7 @@ static void test_registry_events(void)
     /* A subscription added now applies to the very next event. */
     char e[40];
     make_webhook(s, url_c, "", "prompt_tag", "set", TALLY_WEBHOOK_ACTIVE, e);
-    srv.registry_event(srv.registry_event_ctx, "prompt_tag", "set", "{\"name\": \"p\"}");
+    fire(&srv, "prompt_tag", "set", "{\"name\": \"p\"}");
     WAIT_FOR(seen_count("/c") == 1 && count(s, TALLY_DELIVERY_SUCCEEDED) == 3);
 
     /* A delivery that waited in the queue for long (here: queued with a
@@ -296,7 +323,7 @@ static void test_registry_events(void)
     int before = rcv.n;
     pthread_mutex_unlock(&rcv.mu);
     for (int i = 0; i < 3; i++)
-        srv.registry_event(srv.registry_event_ctx, "model_version", "created", data);
+        fire(&srv, "model_version", "created", data);
     WAIT_FOR(seen_count(NULL) == before + 1);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -339,7 +366,7 @@ static void test_registry_events(void)
     srv.registry_event_ctx = w;
     int fired = 2 * TALLY_WEBHOOK_PRUNE_EVERY + 5;
     for (int i = 0; i < fired; i++)
-        srv.registry_event(srv.registry_event_ctx, "model_version", "created", data);
+        fire(&srv, "model_version", "created", data);
     WAIT_FOR(count(s, TALLY_DELIVERY_PENDING) + count(s, TALLY_DELIVERY_IN_FLIGHT) == 0);
     ar = tally_arena_new();
     ASSERT_OK(tally_store_webhook_deliveries(s, a, 1000, 0, ar, &v, &n, &more, err, sizeof err));

@@ -335,15 +335,28 @@ typedef struct recorder {
     int n;
     char events[32][64];     /* "entity.action" */
     char data[32][1024];
+    int fail;                /* the hook fails (a store that cannot queue) */
+    int committed;           /* registry_events_committed calls */
 } recorder;
 
-static void record(void *ctx, const char *entity, const char *action, const char *data_json)
+static int record(void *ctx, const char *entity, const char *action, const char *data_json,
+                  char *err, size_t cap)
 {
     recorder *r = ctx;
+    if (r->fail) {
+        snprintf(err, cap, "queue unavailable");
+        return -1;
+    }
     ASSERT_LT(r->n, 32);
     snprintf(r->events[r->n], sizeof r->events[0], "%s.%s", entity, action);
     snprintf(r->data[r->n], sizeof r->data[0], "%s", data_json);
     r->n++;
+    return 0;
+}
+
+static void count_commit(void *ctx)
+{
+    ((recorder *)ctx)->committed++;
 }
 
 /* Calls the route for method + /api/2.0/mlflow/<rel> with a JSON body;
@@ -391,6 +404,7 @@ static void test_events(void)
     recorder r;
     memset(&r, 0, sizeof r);
     srv.registry_event = record;
+    srv.registry_events_committed = count_commit;
     srv.registry_event_ctx = &r;
 
     /* registered_model.created: all request tags (dict order), description "" when absent. */
@@ -516,10 +530,61 @@ static void test_events(void)
            "\"description\":\"v2\"}");
     ASSERT_EQ(r.n, before + 9);
 
+    /* A change commits with its event or not at all: when the event cannot
+     * be queued the request fails with 503 and nothing of it is stored, and
+     * the dispatcher is woken only after a commit. */
+    int commits = r.committed;
+    ASSERT(commits >= r.n);
+    r.fail = 1;
+    ASSERT_EQ(call(&srv, TALLY_POST, "registered-models/create", "{\"name\":\"lost\"}"), 503);
+    ASSERT_EQ(call(&srv, TALLY_POST, "model-versions/create",
+                   "{\"name\":\"p\",\"source\":\"s3://p\",\"tags\":[{\"key\":"
+                   "\"mlflow.prompt.is_prompt\",\"value\":\"true\"}]}"),
+              503);
+    ASSERT_EQ(call(&srv, TALLY_POST, "registered-models/alias",
+                   "{\"name\":\"p\",\"alias\":\"b\",\"version\":\"1\"}"),
+              503);
+    ASSERT_EQ(call(&srv, TALLY_POST, "model-versions/set-tag",
+                   "{\"name\":\"p\",\"version\":\"1\",\"key\":\"gone\",\"value\":\"v\"}"),
+              503);
+    r.fail = 0;
+    ASSERT_EQ(r.n, before + 9);
+    ASSERT_EQ(r.committed, commits);
+    {
+        tally_arena *ea = tally_arena_new();
+        char e[512];
+        tally_registered_model m;
+        tally_model_version v;
+        ASSERT_EQ(tally_registry_get_model(s, "lost", ea, &m, e, sizeof e), TALLY_STORE_ENOTFOUND);
+        ASSERT_EQ(tally_registry_get_version(s, "p", 3, ea, &v, e, sizeof e),
+                  TALLY_STORE_ENOTFOUND);
+        ASSERT_EQ(tally_registry_get_alias(s, "p", "b", ea, &v, e, sizeof e),
+                  TALLY_STORE_ENOTFOUND);
+        ASSERT_OK(tally_registry_get_version(s, "p", 1, ea, &v, e, sizeof e));
+        for (size_t i = 0; i < v.n_tags; i++)
+            ASSERT(strcmp(v.tags[i].key, "gone") != 0);
+        tally_arena_free(ea);
+    }
+    /* The same requests go through once events can be queued again. */
+    ASSERT_EQ(call(&srv, TALLY_POST, "registered-models/create", "{\"name\":\"lost\"}"), 200);
+    ASSERT_EQ(call(&srv, TALLY_POST, "model-versions/create",
+                   "{\"name\":\"p\",\"source\":\"s3://p\",\"tags\":[{\"key\":"
+                   "\"mlflow.prompt.is_prompt\",\"value\":\"true\"}]}"),
+              200);
+    expect(&r, before + 10, "prompt_version.created",
+           "{\"name\":\"p\",\"version\":\"3\",\"template\":null,\"tags\":{},"
+           "\"description\":null}");
+    ASSERT_EQ(r.committed, commits + 2);
+    ASSERT_EQ(call(&srv, TALLY_POST, "registered-models/set-tag",
+                   "{\"name\":\"lost\",\"key\":\"k\",\"value\":\"v\"}"),
+              200); /* a plain model's tag: no event, still one commit */
+    ASSERT_EQ(r.n, before + 11);
+    ASSERT_EQ(r.committed, commits + 3);
+
     /* No hook: the same calls work and nothing is recorded. */
     srv.registry_event = NULL;
     ASSERT_EQ(call(&srv, TALLY_POST, "registered-models/create", "{\"name\":\"quiet\"}"), 200);
-    ASSERT_EQ(r.n, before + 9);
+    ASSERT_EQ(r.n, before + 11);
     tally_store_close(s);
     test_rmdir(dir);
 }

@@ -2,8 +2,9 @@
  * test_store.c — the metadata store (server/store.h) on a temporary SQLite
  * file: migrations and reopen, every experiment and run operation with
  * MLflow's rules, write-once params, truncation, atomic log-batch, cascade
- * delete/restore, run-state cache coherence, search predicates, and a few
- * threads writing and reading at once.
+ * delete/restore, run-state cache coherence, search predicates, write
+ * scopes (several calls in one transaction), and a few threads writing and
+ * reading at once.
  */
 #include <pthread.h>
 #include <sqlite3.h>
@@ -700,6 +701,79 @@ static void test_concurrency(void)
     test_rmdir(dir);
 }
 
+/* Write scopes: a failing call inside undoes only itself, reads inside see
+ * the scope's writes, other threads see nothing until the commit and their
+ * writes wait for it; a rolled-back scope leaves nothing. */
+typedef struct scope_peer {
+    tally_store *s;
+    int seen_before_commit;   /* another thread's read found "in-scope" */
+    int64_t id;               /* its write's experiment id */
+} scope_peer;
+
+static void *scope_reader(void *arg)
+{
+    scope_peer *p = arg;
+    tally_arena *a = tally_arena_new();
+    tally_experiment e;
+    char err[512];
+    p->seen_before_commit =
+        tally_store_get_experiment_by_name(p->s, "in-scope", a, &e, err, sizeof err) == 0;
+    tally_arena_free(a);
+    return NULL;
+}
+
+static void *scope_writer(void *arg)
+{
+    scope_peer *p = arg;
+    char err[512];
+    ASSERT_OK(tally_store_create_experiment(p->s, "from-peer", NULL, NULL, 0, &p->id, err,
+                                            sizeof err));
+    return NULL;
+}
+
+static void test_scope(void)
+{
+    tally_store *s = open_fresh("store-scope");
+    tally_arena *a = tally_arena_new();
+    tally_experiment e;
+    char err[512];
+    int64_t id, dup;
+    ASSERT_OK(tally_store_scope_begin(s, err, sizeof err));
+    ASSERT_EQ(tally_store_scope_begin(s, err, sizeof err), TALLY_STORE_EINVAL);
+    ASSERT_OK(tally_store_create_experiment(s, "in-scope", NULL, NULL, 0, &id, err, sizeof err));
+    ASSERT_EQ(tally_store_create_experiment(s, "in-scope", NULL, NULL, 0, &dup, err, sizeof err),
+              TALLY_STORE_EEXISTS);
+    ASSERT_OK(tally_store_get_experiment_by_name(s, "in-scope", a, &e, err, sizeof err));
+    ASSERT_EQ(e.experiment_id, id);
+    scope_peer peer = {s, 0, 0};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, scope_reader, &peer), 0);
+    pthread_join(th, NULL);
+    ASSERT_EQ(peer.seen_before_commit, 0);
+    ASSERT_EQ(pthread_create(&th, NULL, scope_writer, &peer), 0);
+    ASSERT_OK(tally_store_create_experiment(s, "second", NULL, NULL, 0, &dup, err, sizeof err));
+    ASSERT_OK(tally_store_scope_end(s, 1, err, sizeof err));
+    pthread_join(th, NULL);
+    ASSERT(peer.id > dup); /* the peer's write waited for the commit */
+    ASSERT_OK(tally_store_get_experiment_by_name(s, "in-scope", a, &e, err, sizeof err));
+    ASSERT_OK(tally_store_get_experiment_by_name(s, "second", a, &e, err, sizeof err));
+    ASSERT_EQ(tally_store_scope_end(s, 1, err, sizeof err), TALLY_STORE_EINVAL);
+
+    /* Rolled back: neither write stays, and the store works on. */
+    ASSERT_OK(tally_store_scope_begin(s, err, sizeof err));
+    ASSERT_OK(tally_store_create_experiment(s, "undone", NULL, NULL, 0, &id, err, sizeof err));
+    ASSERT_OK(tally_store_rename_experiment(s, id, "undone-2", err, sizeof err));
+    ASSERT_OK(tally_store_scope_end(s, 0, err, sizeof err));
+    ASSERT_EQ(tally_store_get_experiment_by_name(s, "undone", a, &e, err, sizeof err),
+              TALLY_STORE_ENOTFOUND);
+    ASSERT_EQ(tally_store_get_experiment_by_name(s, "undone-2", a, &e, err, sizeof err),
+              TALLY_STORE_ENOTFOUND);
+    ASSERT_OK(tally_store_create_experiment(s, "undone", NULL, NULL, 0, &id, err, sizeof err));
+    tally_arena_free(a);
+    tally_store_close(s);
+    test_rmdir(dir);
+}
+
 int main(void)
 {
     TEST_RUN(test_migrations_idempotent);
@@ -708,6 +782,7 @@ int main(void)
     TEST_RUN(test_runs);
     TEST_RUN(test_cascade_and_cache);
     TEST_RUN(test_search);
+    TEST_RUN(test_scope);
     TEST_RUN(test_concurrency);
     return TEST_DONE();
 }
