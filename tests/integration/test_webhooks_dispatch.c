@@ -338,6 +338,7 @@ static void test_registry_events(void)
     rcv.delay_ms = 0;
     pthread_mutex_unlock(&rcv.mu);
     s = open_store();
+    srv.store = s;
     ASSERT_EQ(count(s, TALLY_DELIVERY_PENDING), 3);
     ASSERT_OK(tally_webhooks_start(s, &p, &w, err, sizeof err));
     WAIT_FOR(count(s, TALLY_DELIVERY_SUCCEEDED) == 7);
