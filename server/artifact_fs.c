@@ -20,7 +20,8 @@
 
 #define TMP_UPLOAD_PREFIX TALLY_ARTIFACT_TMP_PREFIX "upload-"
 #define WRITEBACK_BYTES ((uint64_t)8 << 20) /* start writeback every 8 MiB written */
-#define UPLOAD_BUF (256u << 10)             /* pieces are gathered to this size per write(2) */
+#define UPLOAD_BUF (256u << 10)             /* small pieces are gathered to this size per write(2) */
+#define DIRECT_WRITE_MIN (16u << 10)        /* a piece this large, nothing gathered, is written as is */
 #define MAX_REL 4096
 
 /* mkdir -p of an absolute or relative root path (trusted configuration). */
@@ -377,13 +378,9 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Writes the buffered bytes; starts writeback every WRITEBACK_BYTES. */
-static int flush(tally_artifact_upload *u)
+/* Starts writeback every WRITEBACK_BYTES of u->size (all written). */
+static int kick_writeback(tally_artifact_upload *u)
 {
-    int rc = write_all(u->fd, u->buf, u->buffered);
-    if (rc)
-        return rc;
-    u->buffered = 0;
     uint64_t written = u->size;
     if (written - u->kicked >= WRITEBACK_BYTES) {
         /* Start writeback of what was written since the last kick: bounds the
@@ -395,9 +392,27 @@ static int flush(tally_artifact_upload *u)
     return 0;
 }
 
+/* Writes the buffered bytes, then kick_writeback. */
+static int flush(tally_artifact_upload *u)
+{
+    int rc = write_all(u->fd, u->buf, u->buffered);
+    if (rc)
+        return rc;
+    u->buffered = 0;
+    return kick_writeback(u);
+}
+
 int tally_artifact_upload_write(tally_artifact_upload *u, const void *data, size_t n)
 {
     const char *p = data;
+    if (u->buffered == 0 && n >= DIRECT_WRITE_MIN) {
+        /* A large piece goes to the file as it is: no copy into the buffer. */
+        int rc = write_all(u->fd, p, n);
+        if (rc)
+            return rc;
+        u->size += n;
+        return kick_writeback(u);
+    }
     while (n) {
         size_t room = UPLOAD_BUF - u->buffered;
         size_t k = n < room ? n : room;

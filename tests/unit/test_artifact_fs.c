@@ -94,32 +94,43 @@ static void test_upload_commit_abort(void)
     ASSERT_OK(upload("a/b/c.txt", "two, longer"));
     read_back("a/b/c.txt", buf, sizeof buf);
     ASSERT_STR_EQ(buf, "two, longer");
-    /* A big upload crosses the 256 KiB buffer and the 8 MiB writeback kick. */
+    /* A big upload crosses the 256 KiB buffer and the 8 MiB writeback kick,
+     * in pieces of mixed sizes: small ones gathered, large ones written as
+     * they come (also right after gathered ones), every byte in place. */
+    enum { BIG = 10000000 };
+    static const size_t pieces[] = {1, 100000, 17, 16383, 16384, 300000, 5000, 65536, 262143, 2};
     tally_artifact_upload *u;
     ASSERT_OK(tally_artifact_upload_begin(root, "a/big.bin", &u));
-    char *chunk = malloc(100000);
-    ASSERT(chunk != NULL);
-    for (int i = 0; i < 100000; i++)
-        chunk[i] = (char)(i * 7);
-    for (int i = 0; i < 100; i++)
-        ASSERT_OK(tally_artifact_upload_write(u, chunk, 100000));
-    ASSERT_U64_EQ(tally_artifact_upload_size(u), 10000000u);
+    char *whole = malloc(BIG);
+    ASSERT(whole != NULL);
+    for (int i = 0; i < BIG; i++)
+        whole[i] = (char)(i * 7 + i / 251);
+    size_t at = 0;
+    for (size_t k = 0; at < BIG; k++) {
+        size_t n = pieces[k % (sizeof pieces / sizeof pieces[0])];
+        if (n > BIG - at)
+            n = BIG - at;
+        ASSERT_OK(tally_artifact_upload_write(u, whole + at, n));
+        at += n;
+    }
+    ASSERT_U64_EQ(tally_artifact_upload_size(u), BIG);
     ASSERT_OK(tally_artifact_upload_commit(u, NULL));
     uint64_t size = 0;
     int fd = tally_artifact_open_file(root, "a/big.bin", &size);
     ASSERT_GE(fd, 0);
-    ASSERT_U64_EQ(size, 10000000u);
-    char *back = malloc(100000);
+    ASSERT_U64_EQ(size, BIG);
+    char *back = malloc(BIG);
     ASSERT(back != NULL);
-    ASSERT_EQ(pread(fd, back, 100000, 9900000), 100000);
-    ASSERT_EQ(memcmp(back, chunk, 100000), 0);
+    ASSERT_EQ(pread(fd, back, BIG, 0), BIG);
+    ASSERT_EQ(memcmp(back, whole, BIG), 0);
     close(fd);
     free(back);
+    char *chunk = whole;
     /* Abort: the old version stays, no temporary is left. */
     ASSERT_OK(tally_artifact_upload_begin(root, "a/b/c.txt", &u));
     ASSERT_OK(tally_artifact_upload_write(u, chunk, 100000));
     tally_artifact_upload_abort(u);
-    free(chunk);
+    free(whole);
     read_back("a/b/c.txt", buf, sizeof buf);
     ASSERT_STR_EQ(buf, "two, longer");
     ASSERT_EQ(count_entries("a/b"), 1);
