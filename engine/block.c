@@ -41,11 +41,12 @@
  *  (9) A view's owned buffer holds the decoded chunk table (n_chunks
  *      chunk_entry) and, for an LZ4 block, the decompressed body after it.
  * (10) A read of a few points of a chunk uses the codecs' random access; if a
- *      column it needs is stored sequentially, the chunk is decoded whole
- *      into one of the view's two decoded slots (dec[i].k names the chunk)
- *      and later few-point reads of it are served from there: callers read
- *      the two edges of a column, alternating between two chunks. Every open
- *      of a block empties both slots.
+ *      column it needs is stored sequentially, a prefix of the chunk is
+ *      decoded into one of the view's two decoded slots (dec[i].k names the
+ *      chunk, dec[i].valid how many of its points are there; see
+ *      from_decoded) and later few-point reads of it are served from there:
+ *      callers read the two edges of a column, alternating between two
+ *      chunks. Every open of a block empties both slots.
  */
 #include <assert.h>
 #include <lz4.h>
@@ -858,11 +859,16 @@ static int get_points(const tally__block_view *v, const chunk_entry *e, uint32_t
     return 0;
 }
 
-static int decode_chunk(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b, int64_t *steps,
+static int decode_range(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b, int64_t *steps,
                         int64_t *ts, double *values);
 
-/* Points [a, b) of chunk k from the view's decoded copy of it, decoding the
- * chunk whole into the least recently filled slot first (10). */
+/* Points [a, b) of chunk k from the view's decoded copy of it (10). A copy
+ * holds a prefix of the chunk, up to the end of the sixteenth-of-a-chunk
+ * group holding b - 1 (a sequential method decodes no further: a column
+ * edge near the chunk's start costs that much, and the group after the
+ * edge, which a column's min or max search reads next, comes with it); a
+ * read past it decodes again, further. A new copy takes the least recently
+ * filled slot. */
 static int from_decoded(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b, int64_t *steps,
                         int64_t *ts, double *values)
 {
@@ -871,15 +877,19 @@ static int from_decoded(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
                                                         : NULL;
     int st_lin = (v->flags & TALLY_BLOCK_F_STEPS_LINEAR) != 0;
     int ts_lin = (v->flags & TALLY_BLOCK_F_TS_LINEAR) != 0;
-    if (!d) { /* linear columns are not kept: filled on the way out */
-        d = &v->dec[v->dec_next];
+    if (!d || b > d->valid) { /* linear columns are not kept: filled on the way out */
+        if (!d) {
+            d = &v->dec[v->dec_next];
+            v->dec_next ^= 1u;
+        }
+        uint32_t m = entries(v)[k].n_points, want = (b + 15u) & ~15u;
+        want = want < m ? want : m;
         d->k = UINT32_MAX;
-        int rc = decode_chunk(v, k, 0, entries(v)[k].n_points, st_lin ? NULL : d->st,
-                              ts_lin ? NULL : d->ts, d->v);
+        int rc = decode_range(v, k, 0, want, st_lin ? NULL : d->st, ts_lin ? NULL : d->ts, d->v);
         if (rc)
             return rc;
         d->k = k;
-        v->dec_next ^= 1u;
+        d->valid = want;
     }
     size_t len = (size_t)(b - a);
     if (steps && st_lin)
@@ -896,9 +906,27 @@ static int from_decoded(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
 }
 
 /* Decodes points [a, b) of chunk k (0 <= a < b <= its n_points) into the
- * columns at index 0. Whole chunks decode straight into the caller's
- * columns; parts go through a stack buffer. */
+ * columns at index 0: a few through the codecs' random access or the
+ * view's decoded copy (10), more with decode_range. */
 static int decode_chunk(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b, int64_t *steps,
+                        int64_t *ts, double *values)
+{
+    const chunk_entry *e = &entries(v)[k];
+    int whole = a == 0 && b == e->n_points;
+    if (b - a <= GET_POINTS_MAX && !whole) {
+        if (v->dec[0].k == k || v->dec[1].k == k)
+            return from_decoded(v, k, a, b, steps, ts, values);
+        int got = get_points(v, e, k, a, b, steps, ts, values);
+        return got == 1 ? from_decoded(v, k, a, b, steps, ts, values) : got;
+    }
+    return decode_range(v, k, a, b, steps, ts, values);
+}
+
+/* Decodes points [a, b) of chunk k (0 <= a < b <= its n_points) into the
+ * columns at index 0, each column only up to b where its method allows.
+ * Whole chunks decode straight into the caller's columns; parts go through
+ * a stack buffer. */
+static int decode_range(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b, int64_t *steps,
                         int64_t *ts, double *values)
 {
     const chunk_entry *e = &entries(v)[k];
@@ -907,12 +935,6 @@ static int decode_chunk(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
     int rc;
     uint32_t m = e->n_points;
     int whole = a == 0 && b == m;
-    if (b - a <= GET_POINTS_MAX && !whole) {
-        if (v->dec[0].k == k || v->dec[1].k == k)
-            return from_decoded(v, k, a, b, steps, ts, values);
-        int got = get_points(v, e, k, a, b, steps, ts, values);
-        return got == 1 ? from_decoded(v, k, a, b, steps, ts, values) : got;
-    }
     union {
         int64_t i[TALLY_BLOCK_CHUNK_POINTS];
         double d[TALLY_BLOCK_CHUNK_POINTS];
@@ -923,7 +945,7 @@ static int decode_chunk(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
             linear_fill(steps, v->step0, v->dstep, k * CHUNK + a, b - a);
     } else {
         if (steps) {
-            rc = tally__codec_i64_decode(lo, hi, m, whole ? steps : tmp.i, &used);
+            rc = tally__codec_i64_decode_prefix(lo, hi, m, b, whole ? steps : tmp.i, &used);
             if (rc == 0 && !whole)
                 memcpy(steps, tmp.i + a, (size_t)(b - a) * sizeof *steps);
         } else if (ts || values) {
@@ -940,7 +962,7 @@ static int decode_chunk(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
             linear_fill(ts, v->ts0, v->dts, k * CHUNK + a, b - a);
     } else {
         if (ts) {
-            rc = tally__codec_i64_decode(lo, hi, m, whole ? ts : tmp.i, &used);
+            rc = tally__codec_i64_decode_prefix(lo, hi, m, b, whole ? ts : tmp.i, &used);
             if (rc == 0 && !whole)
                 memcpy(ts, tmp.i + a, (size_t)(b - a) * sizeof *ts);
         } else if (values) {
@@ -953,7 +975,7 @@ static int decode_chunk(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
     }
 
     if (values) {
-        rc = tally__codec_f64_decode(lo, hi, m, whole ? values : tmp.d, &used);
+        rc = tally__codec_f64_decode_prefix(lo, hi, m, b, whole ? values : tmp.d, &used);
         RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
         if (!whole)
             memcpy(values, tmp.d + a, (size_t)(b - a) * sizeof *values);

@@ -76,7 +76,8 @@ typedef struct tally__block_view {
     uint32_t columns_len;    /* bytes of column data before the chunk table */
     int summaries_loaded;    /* the table's summary columns are decoded (lazily, for chunks()) */
     struct tally__decoded_chunk { /* two chunks read a point or two at a time although */
-        uint32_t k;               /* stored sequentially, decoded whole (10); UINT32_MAX: none */
+        uint32_t k;               /* stored sequentially, decoded in part (10); UINT32_MAX: none */
+        uint32_t valid;           /* points [0, valid) of chunk k are here */
         int64_t st[TALLY_CHUNK_POINTS], ts[TALLY_CHUNK_POINTS];
         double v[TALLY_CHUNK_POINTS];
     } dec[2];

@@ -1011,11 +1011,14 @@ static int parse_hdr(const uint8_t *in, const uint8_t *end, uint32_t n, int is_f
     return 0;
 }
 
-/* Decodes a chunk into words. *ordered tells whether the words are in the
- * ordered mapping (kernels on u) or raw patterns (RAW, XOR, SHUF); for the
- * int64 domain both are the same thing. */
-static int decode_words(const uint8_t *in, const uint8_t *end, uint32_t n, int is_f64,
-                        uint64_t *word, int *ordered, dom *dm, size_t *used)
+/* Decodes the first m (1 <= m <= n) words of a chunk of n into word (room
+ * for n): the kernels that can stop early (RAW, CONST, LINEAR, FOR, DELTA,
+ * DELTA2) decode m, the others all n. *ordered tells whether the words are
+ * in the ordered mapping (kernels on u) or raw patterns (RAW, XOR, SHUF);
+ * for the int64 domain both are the same thing. *used is the chunk's whole
+ * encoded size either way. */
+static int decode_words(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t m,
+                        int is_f64, uint64_t *word, int *ordered, dom *dm, size_t *used)
 {
     hdr h;
     int rc = parse_hdr(in, end, n, is_f64, &h);
@@ -1029,28 +1032,28 @@ static int decode_words(const uint8_t *in, const uint8_t *end, uint32_t n, int i
     case TALLY__CK_RAW:
         *ordered = 0;
         if (h.dm == DOM_F32) {
-            for (uint32_t i = 0; i < n; i++)
+            for (uint32_t i = 0; i < m; i++)
                 word[i] = load32(p + 4 * i);
         } else {
-            for (uint32_t i = 0; i < n; i++)
+            for (uint32_t i = 0; i < m; i++)
                 word[i] = load64(p + 8 * i);
         }
         *used = (size_t)(p - in) + h.payload_len;
         return 0;
     case TALLY__CK_CONST:
     case TALLY__CK_LINEAR: /* d is 0 for CONST */
-        fill_linear(word, n, h.base, h.d);
+        fill_linear(word, m, h.base, h.d);
         *used = (size_t)(p - in);
         return 0;
     case TALLY__CK_FOR:
-        unpack(p, avail, n, h.w, h.base, h.d, word);
+        unpack(p, avail, m, h.w, h.base, h.d, word);
         *used = (size_t)(p - in) + h.payload_len;
         return 0;
     case TALLY__CK_DELTA: {
-        unpack(p, avail, n - 1, h.w, 0, 0, word + 1);
+        unpack(p, avail, m - 1, h.w, 0, 0, word + 1);
         uint64_t x = h.base, d = h.d;
         word[0] = x;
-        for (uint32_t i = 1; i < n; i++) {
+        for (uint32_t i = 1; i < m; i++) {
             x += word[i] + d;
             word[i] = x;
         }
@@ -1060,13 +1063,13 @@ static int decode_words(const uint8_t *in, const uint8_t *end, uint32_t n, int i
     case TALLY__CK_DELTA2: {
         uint64_t x = h.base, delta = h.d1, dd = h.d;
         word[0] = x;
-        if (n > 1) {
+        if (m > 1) {
             x += delta;
             word[1] = x;
         }
-        if (n > 2) {
-            unpack(p, avail, n - 2, h.w, 0, 0, word + 2);
-            for (uint32_t i = 2; i < n; i++) {
+        if (m > 2) {
+            unpack(p, avail, m - 2, h.w, 0, 0, word + 2);
+            for (uint32_t i = 2; i < m; i++) {
                 delta += word[i] + dd;
                 x += delta;
                 word[i] = x;
@@ -1274,14 +1277,15 @@ size_t tally__codec_f64_encode_method(const double *v, uint32_t n, unsigned meth
     return f64_encode(v, n, (int)method, out);
 }
 
-int tally__codec_i64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, int64_t *out,
-                            size_t *used)
+int tally__codec_i64_decode_prefix(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t m,
+                                   int64_t *out, size_t *used)
 {
     int ordered;
     dom dm;
     size_t u;
+    RETURN_ERROR_IF(n != 0 && (m == 0 || m > n), TALLY_EINVAL); /* n = 0: corrupt, below */
     /* int64_t and uint64_t may alias each other (C11 6.5p7). */
-    int rc = decode_words(in, end, n, 0, (uint64_t *)out, &ordered, &dm, &u);
+    int rc = decode_words(in, end, n, m, 0, (uint64_t *)out, &ordered, &dm, &u);
     if (rc)
         return rc;
     if (used)
@@ -1289,16 +1293,24 @@ int tally__codec_i64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, i
     return 0;
 }
 
-int tally__codec_f64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, double *out,
+int tally__codec_i64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, int64_t *out,
                             size_t *used)
+{
+    return tally__codec_i64_decode_prefix(in, end, n, n, out, used);
+}
+
+int tally__codec_f64_decode_prefix(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t m,
+                                   double *out, size_t *used)
 {
     uint64_t word[N_MAX];
     int ordered;
     dom dm;
     size_t u;
-    int rc = decode_words(in, end, n, 1, word, &ordered, &dm, &u);
+    RETURN_ERROR_IF(n != 0 && (m == 0 || m > n), TALLY_EINVAL); /* n = 0: corrupt, below */
+    int rc = decode_words(in, end, n, m, 1, word, &ordered, &dm, &u);
     if (rc)
         return rc;
+    n = m; /* only the prefix is converted */
     if (dm == DOM_F32) {
         /* Branch-free for normal floats (sign, then exponent and mantissa
          * moved up 29 bits with the exponent rebased by 1023 - 127 = 896);
@@ -1351,6 +1363,12 @@ int tally__codec_f64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, d
     return 0;
 }
 
+int tally__codec_f64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, double *out,
+                            size_t *used)
+{
+    return tally__codec_f64_decode_prefix(in, end, n, n, out, used);
+}
+
 /* Words [i, i + cnt) of a chunk (i + cnt <= n) into out, and, when size
  * is not NULL, the chunk's encoded size: one header parse for both. O(cnt)
  * for RAW, CONST, LINEAR and FOR; the other kernels decode the chunk (at
@@ -1392,7 +1410,7 @@ static int get_words(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t
     case TALLY__CK_N: {
         uint64_t word[N_MAX];
         size_t used;
-        rc = decode_words(in, end, n, is_f64, word, ordered, dm, &used);
+        rc = decode_words(in, end, n, i + cnt, is_f64, word, ordered, dm, &used);
         if (rc)
             return rc;
         memcpy(out, word + i, (size_t)cnt * sizeof *out);
@@ -1475,7 +1493,7 @@ static int chunk_size(const uint8_t *in, const uint8_t *end, uint32_t n, int is_
     uint64_t word[N_MAX];
     int ordered;
     dom dm;
-    return decode_words(in, end, n, is_f64, word, &ordered, &dm, size);
+    return decode_words(in, end, n, n, is_f64, word, &ordered, &dm, size);
 }
 
 int tally__codec_random_access(const uint8_t *in, const uint8_t *end)

@@ -45,6 +45,15 @@ int tally__codec_i64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, i
                             size_t *used);
 int tally__codec_f64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, double *out,
                             size_t *used);
+/* The same for the first m (1 <= m <= n) values only, out still with room
+ * for n: the methods that can stop early (RAW, CONST, LINEAR, FOR, DELTA,
+ * DELTA2) decode m values, the others all n; only out[0..m) is promised.
+ * TALLY_EINVAL for m out of range. For reading a point near the start of a
+ * chunk stored with DELTA or DELTA2, which cannot be read at random. */
+int tally__codec_i64_decode_prefix(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t m,
+                                   int64_t *out, size_t *used);
+int tally__codec_f64_decode_prefix(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t m,
+                                   double *out, size_t *used);
 
 /* Value i (< n) of a chunk of n values. Returns 0 or TALLY_ECORRUPT (and
  * TALLY_EINVAL when i >= n, a caller's bug). O(1) for RAW, CONST, LINEAR and

@@ -339,11 +339,13 @@ enum pattern {
     PAT_ALL_NAN,     /* every value a NaN */
     PAT_HELD,        /* held accuracy: long runs of one value, regular clock */
     PAT_PERIODIC,    /* random values repeating every 32 points (LZ4 body) */
+    PAT_SMOOTH,      /* a schedule's smooth curve: values stored by second differences */
     PAT_N
 };
 
 static const char *pattern_name[PAT_N] = {"random", "sorted",   "reversed", "dup-steps",
-                                          "exact-dups", "specials", "all-nan", "held", "periodic"};
+                                          "exact-dups", "specials", "all-nan", "held", "periodic",
+                                          "smooth"};
 
 static double special_value(void)
 {
@@ -415,6 +417,11 @@ static void make_points(enum pattern p, uint32_t n, int64_t *s, int64_t *t, doub
             s[i] = i;
             t[i] = 1700000000000 + 250 * (int64_t)i;
             v[i] = 0.5 + 0.125 * (double)(i / 500);
+            break;
+        case PAT_SMOOTH:
+            s[i] = i;
+            t[i] = 1700000000000 + 100 * (int64_t)i + (int64_t)(i * i % 7);
+            v[i] = 1.0 / (1.0 + (double)i * 1e-4);
             break;
         case PAT_PERIODIC: {
             static uint64_t period[32];

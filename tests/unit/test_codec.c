@@ -70,6 +70,17 @@ static void check_i64_chunk(const uint8_t *enc, size_t size, const int64_t *v, u
     }
     int64_t r1;
     ASSERT_EQ(tally__codec_i64_get_range(t, t + size, n, n - 1, 2, &r1, NULL), TALLY_EINVAL);
+    /* prefixes: the first m values exact, the size whole */
+    for (uint32_t m = 1; m <= n; m += 1 + m / 3) {
+        int64_t pre[NMAX];
+        used = 0;
+        ASSERT_OK(tally__codec_i64_decode_prefix(t, t + size, n, m, pre, &used));
+        ASSERT_EQ(used, size);
+        for (uint32_t i = 0; i < m; i++)
+            ASSERT_EQ(pre[i], v[i]);
+    }
+    ASSERT_EQ(tally__codec_i64_decode_prefix(t, t + size, n, 0, out, NULL), TALLY_EINVAL);
+    ASSERT_EQ(tally__codec_i64_decode_prefix(t, t + size, n, n + 1, out, NULL), TALLY_EINVAL);
     free(t);
     n_checked_i64++;
 }
@@ -98,6 +109,16 @@ static void check_f64_chunk(const uint8_t *enc, size_t size, const double *v, ui
     }
     double r1;
     ASSERT_EQ(tally__codec_f64_get_range(t, t + size, n, n - 1, 2, &r1, NULL), TALLY_EINVAL);
+    for (uint32_t m = 1; m <= n; m += 1 + m / 3) {
+        double pre[NMAX];
+        used = 0;
+        ASSERT_OK(tally__codec_f64_decode_prefix(t, t + size, n, m, pre, &used));
+        ASSERT_EQ(used, size);
+        for (uint32_t i = 0; i < m; i++)
+            ASSERT_BITS_EQ(pre[i], v[i]);
+    }
+    ASSERT_EQ(tally__codec_f64_decode_prefix(t, t + size, n, 0, out, NULL), TALLY_EINVAL);
+    ASSERT_EQ(tally__codec_f64_decode_prefix(t, t + size, n, n + 1, out, NULL), TALLY_EINVAL);
     free(t);
     n_checked_f64++;
 }
