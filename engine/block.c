@@ -867,8 +867,9 @@ static int decode_range(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
  * group holding b - 1 (a sequential method decodes no further: a column
  * edge near the chunk's start costs that much, and the group after the
  * edge, which a column's min or max search reads next, comes with it); a
- * read past it decodes again, further. A new copy takes the least recently
- * filled slot. */
+ * read past it decodes the chunk again, whole (a caller reading on through
+ * a chunk, as sampling does, pays at most two decodes of it). A new copy
+ * takes the least recently filled slot. */
 static int from_decoded(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b, int64_t *steps,
                         int64_t *ts, double *values)
 {
@@ -878,12 +879,14 @@ static int from_decoded(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
     int st_lin = (v->flags & TALLY_BLOCK_F_STEPS_LINEAR) != 0;
     int ts_lin = (v->flags & TALLY_BLOCK_F_TS_LINEAR) != 0;
     if (!d || b > d->valid) { /* linear columns are not kept: filled on the way out */
+        uint32_t m = entries(v)[k].n_points, want = (b + 15u) & ~15u;
         if (!d) {
             d = &v->dec[v->dec_next];
             v->dec_next ^= 1u;
+            want = want < m ? want : m;
+        } else {
+            want = m; /* reading on through the chunk: decode it to its end once */
         }
-        uint32_t m = entries(v)[k].n_points, want = (b + 15u) & ~15u;
-        want = want < m ? want : m;
         d->k = UINT32_MAX;
         int rc = decode_range(v, k, 0, want, st_lin ? NULL : d->st, ts_lin ? NULL : d->ts, d->v);
         if (rc)
