@@ -390,22 +390,14 @@ static ALWAYS_INLINE uint32_t unpack_groups(const uint8_t *p, size_t avail, uint
     return i;
 }
 
-/* Writes base + i * d to out[0..count), four independent chains at a time. */
+/* Writes base + i * d to out[0..count). Kept the plain loop: GCC 12's loop
+ * vectorizer miscompiles the same fill written as four interleaved chains
+ * (out[2] came out as base at -O3; a standalone check is in
+ * docs/benchmarks.md, "A compiler bug found"), and the products here are
+ * independent, so the scalar loop pipelines as well. */
 static void fill_linear(uint64_t *out, uint32_t count, uint64_t base, uint64_t d)
 {
-    uint32_t i = 0;
-    uint64_t x0 = base, x1 = base + d, x2 = base + 2 * d, x3 = base + 3 * d, d4 = 4 * d;
-    for (; i + 4 <= count; i += 4) {
-        out[i] = x0;
-        out[i + 1] = x1;
-        out[i + 2] = x2;
-        out[i + 3] = x3;
-        x0 += d4;
-        x1 += d4;
-        x2 += d4;
-        x3 += d4;
-    }
-    for (; i < count; i++)
+    for (uint32_t i = 0; i < count; i++)
         out[i] = base + (uint64_t)i * d;
 }
 
