@@ -167,7 +167,7 @@ typedef struct ds_ctx {
     tally_ds_method method;
     tally__axis axis;
     i128 lo, hi, span;           /* range in absolute axis units (5) */
-    uint64_t span64;             /* span if span * width < 2^64, else 0 */
+    uint64_t span64;             /* span if span * width + width <= 2^64 - 1, else 0 */
     uint32_t width;
     int64_t rel_base;            /* subtracted from bucket x for relative time */
     int (*cmp)(const void *, const void *); /* axis order */
@@ -1053,7 +1053,7 @@ static int part_extremes(ds_ctx *c, uint32_t block, const tally__rchunk_mm *mm,
 /* Writes a whole column that lies inside one dense block (first step s0)
  * straight to the output, as close_col would: first, min and max in x
  * order, last, each point once. */
-static int emit_dense(ds_ctx *c, int64_t s0, const dpoint *first, const dpoint *last,
+static inline int emit_dense(ds_ctx *c, int64_t s0, const dpoint *first, const dpoint *last,
                       const cand *mn, const cand *mx)
 {
     const cand *lo = mn->idx <= mx->idx ? mn : mx, *hi = mn->idx <= mx->idx ? mx : mn;
@@ -1075,6 +1075,61 @@ static int emit_dense(ds_ctx *c, int64_t s0, const dpoint *first, const dpoint *
         o[k++] = (tally_point){s0 + (int64_t)last->idx, last->ts, last->v};
     c->n_pts += k;
     c->n_source += (uint64_t)(last->idx - first->idx) + 1;
+    return 0;
+}
+
+/* After the current column (closed, written out) ended at block index *jp
+ * inside chunk k of a dense block (first step s0, n points), whose values
+ * and timestamps are in rv/rts: writes out the columns after it that lie
+ * wholly inside the chunk and end at or before end — the zoomed case, a few
+ * points per column — as emit_dense would, stepping the column boundaries
+ * by addition instead of a division each. Stops before an empty column or
+ * one that reaches further (the general path takes those). Leaves the last
+ * column written current and *jp its last index. */
+static int narrow_columns(ds_ctx *c, int64_t s0, uint32_t k, uint32_t n, uint32_t end,
+                          uint32_t *jp)
+{
+    uint32_t cs = k * CHUNK, ce = cs + chunk_len(n, k) - 1, lim = ce < end ? ce : end;
+    uint32_t col = c->col, j = *jp;
+    if (!c->span64 || j >= lim || col + 1 >= c->width)
+        return 0;
+    /* col_start(m) = lo + floor((m * span + width - 1) / width), for m = col + 2 on */
+    uint64_t w = c->width, step_q = c->span64 / w, step_r = c->span64 % w;
+    uint64_t num = (uint64_t)(col + 2) * c->span64 + w - 1, q = num / w, r = num % w;
+    const double *v = c->rv;
+    const int64_t *ts = c->rts;
+    uint32_t last_i = 0;
+    int wrote = 0;
+    while (col + 1 < c->width) {
+        i128 jn = c->lo + (i128)q - 1 - s0; /* last index of column col + 1 */
+        uint32_t i = j + 1;
+        if (jn > (i128)lim || jn < (i128)i)
+            break;
+        uint32_t jj = (uint32_t)jn, am, aM;
+        first_extremes(v, i - cs, jj - cs, &am, &aM);
+        dpoint first = {i, ts[i - cs], v[i - cs]}, last = {jj, ts[jj - cs], v[jj - cs]};
+        cand mn = {v[am], cs + am, 1, ts[am]}, mx = {v[aM], cs + aM, 1, ts[aM]};
+        int rc = emit_dense(c, s0, &first, &last, &mn, &mx);
+        if (rc)
+            return rc;
+        col++;
+        last_i = i;
+        j = jj;
+        wrote = 1;
+        q += step_q;
+        r += step_r;
+        if (r >= w) {
+            r -= w;
+            q++;
+        }
+    }
+    if (wrote) {
+        c->col = col;
+        c->col_lo = (i128)s0 + last_i; /* dense: the column began right after the one before */
+        c->col_hi = (i128)s0 + j;
+        c->have_col = 1;
+        *jp = j;
+    }
     return 0;
 }
 
@@ -1156,6 +1211,7 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
         int j_ends_chunk = j == k1 * CHUNK + chunk_len(n, k1) - 1;
         dpoint first, last;
         cand mn, mx;
+        int narrow = 0; /* the column lay inside one chunk: more like it may follow */
         if (k0 == k1 && (i % CHUNK != 0 || !j_ends_chunk)) {
             /* inside one chunk: every point from its decoded copy */
             if ((rc = load_chunk(c, block, k0, chunk_len(n, k0), 1)) != 0)
@@ -1169,6 +1225,7 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
             mn = (cand){v[am], cs + am, 1, ts[am]};
             mx = (cand){v[aM], cs + aM, 1, ts[aM]};
             have_next = 0;
+            narrow = !acc;
         } else {
             if (have_next)
                 first = pair[1];
@@ -1200,6 +1257,8 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
         } else if ((rc = emit_dense(c, s0, &first, &last, &mn, &mx)) != 0) {
             return rc;
         }
+        if (narrow && (rc = narrow_columns(c, s0, k0, n, end, &j)) != 0)
+            return rc;
         if (j == end)
             return 0;
         i = j + 1;
@@ -1700,7 +1759,8 @@ static int setup(ds_ctx *c, const tally_ds_req *req, tally_ds_result *out, int *
         c->hi = (i128)req->x_hi + c->rel_base;
     }
     c->span = c->hi - c->lo + 1;
-    c->span64 = c->span <= (i128)(UINT64_MAX / c->width) ? (uint64_t)c->span : 0;
+    /* k * span + width - 1 must fit for every k <= width (col_start). */
+    c->span64 = c->span <= (i128)((UINT64_MAX - c->width) / c->width) ? (uint64_t)c->span : 0;
     out->x_lo = sat64(c->lo - c->rel_base);
     out->x_hi = sat64(c->hi - c->rel_base);
     if (c->hi < mn || c->lo > mx) {
