@@ -336,6 +336,7 @@ static void handle_create(tally_server *srv, const tally_req *req, tally_resp *r
     tally_webhook w;
     memset(&w, 0, sizeof w);
     const char *desc = NULL, *secret = NULL;
+    char *sealed = NULL; /* the secret's stored form (secret_box.h) */
     int status = TALLY_WEBHOOK_ACTIVE;
     char err[512] = "";
     if (!a) {
@@ -362,7 +363,12 @@ static void handle_create(tally_server *srv, const tally_req *req, tally_resp *r
     }
     tally_webhook_uuid4(w.webhook_id);
     w.description = desc ? desc : "";
-    w.secret = secret ? secret : "";
+    sealed = tally_webhooks_seal_secret(dispatcher(srv), secret ? secret : "");
+    if (!sealed) {
+        tally_api_oom(resp);
+        goto out;
+    }
+    w.secret = sealed;
     w.status = status;
     w.creation_ms = w.last_updated_ms = wall_ms();
     rc = tally_store_webhook_create(srv->store, &w, err, sizeof err);
@@ -371,6 +377,7 @@ static void handle_create(tally_server *srv, const tally_req *req, tally_resp *r
     else
         respond_webhook(resp, &w);
 out:
+    free(sealed);
     tally_arena_free(a);
     tally_params_close(&p);
 }
@@ -452,6 +459,7 @@ static void do_update(tally_server *srv, const char *id, const tally_req *req, t
     tally_webhook_patch patch;
     memset(&patch, 0, sizeof patch);
     const char *name = NULL, *desc = NULL, *url = NULL, *secret = NULL;
+    char *sealed = NULL; /* the new secret's stored form (secret_box.h) */
     tally_webhook_event *ev = NULL;
     size_t n_ev = 0;
     int status = 0;
@@ -487,8 +495,13 @@ static void do_update(tally_server *srv, const char *id, const tally_req *req, t
         }
         patch.description = desc;
     }
-    if (secret && *secret)
-        patch.secret = secret;
+    if (secret && *secret) {
+        if (!(sealed = tally_webhooks_seal_secret(dispatcher(srv), secret))) {
+            tally_api_oom(resp);
+            goto out;
+        }
+        patch.secret = sealed;
+    }
     patch.events = ev;
     patch.n_events = n_ev;
     patch.status = status;
@@ -499,6 +512,7 @@ static void do_update(tally_server *srv, const char *id, const tally_req *req, t
     else
         respond_webhook(resp, &w);
 out:
+    free(sealed);
     tally_arena_free(a);
     tally_params_close(&p);
 }
@@ -541,6 +555,7 @@ static void do_test(tally_server *srv, const char *id, const tally_req *req, tal
     tally_buf body = {0};
     tally_webhook_attempt_result r;
     memset(&r, 0, sizeof r);
+    char *secret = NULL; /* opened from its stored form (secret_box.h) */
     if (!a) {
         tally_api_oom(resp);
         goto out;
@@ -552,6 +567,17 @@ static void do_test(tally_server *srv, const char *id, const tally_req *req, tal
     }
     if (test_event(&p, &w, &ev, resp) < 0)
         goto out;
+    rc = tally_webhooks_open_secret(dispatcher(srv), w.secret, &secret);
+    if (rc == -2) {
+        tally_api_oom(resp);
+        goto out;
+    }
+    if (rc != 0) {
+        tally_resp_error(resp, TALLY_API_INTERNAL_ERROR,
+                         "The webhook's secret cannot be opened with this server's key "
+                         "(secret_key_file).");
+        goto out;
+    }
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t now_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
@@ -571,7 +597,7 @@ static void do_test(tally_server *srv, const char *id, const tally_req *req, tal
                                                                    : pol.backoff_cap_ms;
     for (unsigned attempt = 1;; attempt++) {
         tally_buf_free(&r.body);
-        tally_webhook_attempt(&pol, w.url, w.secret, delivery_id, now_us / 1000000, body.data,
+        tally_webhook_attempt(&pol, w.url, secret, delivery_id, now_us / 1000000, body.data,
                               TEST_BODY_CAP, shutdown, NULL, &r);
         if (r.aborted || !r.retryable || attempt >= pol.max_attempts)
             break;
@@ -606,6 +632,10 @@ static void do_test(tally_server *srv, const char *id, const tally_req *req, tal
     tally_json_object_close(&j);
     tally_api_json_end(&j, resp);
 out:
+    if (secret) {
+        sodium_memzero(secret, strlen(secret));
+        free(secret);
+    }
     tally_buf_free(&r.body);
     tally_buf_free(&body);
     tally_arena_free(a);

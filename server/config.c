@@ -88,6 +88,10 @@ static const key KEYS[] = {
      "seconds a JSON request body may take to arrive, default 60"},
     {"artifact_fsync", K_ARTIFACT_FSYNC, OFF(artifact_fsync), 0, 0, 0,
      "always | background (artifact upload acknowledged before its fsync), default background"},
+    {"webhook_secret_key_file", K_STR, OFF(webhook_secret_key_file),
+     sizeof(((tally_config *)0)->webhook_secret_key_file), 0, 0,
+     "key that seals webhook secrets at rest (created when missing), default "
+     "<data>/webhook-secret.key"},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -363,6 +367,9 @@ const char *tally_config_help(void)
            "                          (kill -9 loses nothing; a power cut, what that\n"
            "                          thread had not fsync'd yet); always: acknowledged\n"
            "                          after the fsync\n"
+           "  --webhook-secret-key-file FILE  the key sealing webhook secrets at rest,\n"
+           "                          created when missing; default\n"
+           "                          <data>/webhook-secret.key\n"
            "  --help                  this text\n";
 }
 

@@ -31,15 +31,17 @@ typedef struct tally_config {
     unsigned max_connections;     /* default 1024 */
     int durability;               /* tally_durability, default group */
     uint64_t memory_budget_bytes; /* engine budget, default 512 MiB */
-    uint64_t query_cache_budget_bytes; /* the query layer's rollup cache, default 128 MiB */
+    uint64_t query_cache_budget_bytes; /* the query layer's rollup cache, default 256 MiB */
     uint64_t metadata_memory_budget_bytes; /* SQLite's heap, all connections, default 64 MiB */
     uint64_t mapped_budget_bytes; /* segment bytes read between releases of the mapped
-                                     pages (engine map_trim_bytes), default 64 MiB */
+                                     pages (engine map_trim_bytes), default 512 MiB */
     int log_requests;             /* one JSON line per request on stderr, default 1 */
     uint64_t request_budget_bytes;/* request bodies buffered at once, default 256 MiB */
     unsigned max_connections_per_ip; /* per client address, default 128 (0: no limit) */
     unsigned body_timeout_s;      /* a JSON request body must arrive within, default 60 */
     int artifact_fsync;           /* tally_artifact_fsync, default background */
+    char webhook_secret_key_file[1024]; /* seals webhook secrets (secret_box.h); default
+                                           "" = <data_dir>/webhook-secret.key */
     char config_file[1024];       /* the file read, or "" */
     /* Authentication and TLS (auth.h, docs/api.md "Authentication"). */
     int auth;                     /* 1: users, permissions, tokens, audit log; default 0 */

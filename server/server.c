@@ -220,6 +220,12 @@ int tally_serve_main(int argc, char **argv)
     tally_webhook_policy hook_policy;
     tally_webhooks *hooks = NULL;
     int bad_env = tally_webhook_policy_from_env(&hook_policy, err, sizeof err) != 0;
+    if (srv.cfg.webhook_secret_key_file[0])
+        snprintf(hook_policy.secret_key_file, sizeof hook_policy.secret_key_file, "%s",
+                 srv.cfg.webhook_secret_key_file);
+    else
+        snprintf(hook_policy.secret_key_file, sizeof hook_policy.secret_key_file,
+                 "%s/webhook-secret.key", srv.cfg.data_dir);
     if (bad_env || tally_webhooks_start(srv.store, &hook_policy, &hooks, err, sizeof err) != 0) {
         fprintf(stderr, "tally serve: %s\n", err);
         stop_opened(&srv, hooks);

@@ -24,7 +24,8 @@
  *      tally_store_webhook_recover (at dispatcher start) turns any left by a
  *      crash back into PENDING, so no delivery is lost to a restart.
  *  (4) attempts == number of webhook_attempts rows for the delivery.
- *  (5) Secrets are stored as given and returned only inside the server (for
+ *  (5) Secrets are stored as the caller gives them (the dispatcher seals
+ *      them first: secret_box.h) and returned only inside the server (for
  *      signing); no API response ever carries them.
  *
  * Errors, threads and memory as store.h: 0 or TALLY_STORE_E*, message in
@@ -188,5 +189,14 @@ int tally_store_webhook_delivery(tally_store *s, const char *webhook_id, const c
                                  tally_arena *a, tally_delivery *out, char *err, size_t cap);
 /* Counts by state over all webhooks (for tests and /metrics-style checks). */
 int tally_store_webhook_count(tally_store *s, int state, int64_t *n, char *err, size_t cap);
+
+/* Secrets at rest: in one write transaction, every webhook's secret (deleted
+ * ones too) that is neither "" nor starting with sealed_prefix is replaced by
+ * seal(ctx, secret) (malloc'd; NULL: out of memory, nothing changes). seal
+ * NULL: nothing is written. *n_sealed gets how many secrets already started
+ * with sealed_prefix, *n_rewritten how many were replaced. */
+int tally_store_webhook_seal_secrets(tally_store *s, const char *sealed_prefix,
+                                     char *(*seal)(void *ctx, const char *plain), void *ctx,
+                                     size_t *n_sealed, size_t *n_rewritten, char *err, size_t cap);
 
 #endif /* TALLY_SERVER_STORE_WEBHOOKS_H */

@@ -854,3 +854,59 @@ int tally_store_webhook_count(tally_store *s, int state, int64_t *n, char *err, 
     count_arg k = {state, n};
     return tally__store_read(s, count_fn, &k, err, cap);
 }
+
+typedef struct seal_arg {
+    const char *prefix;
+    char *(*seal)(void *ctx, const char *plain);
+    void *ctx;
+    size_t n_sealed, n_rewritten;
+} seal_arg;
+
+static int seal_fn(tally__conn *c, void *arg, char *err, size_t cap)
+{
+    seal_arg *g = arg;
+    STMT(sel, "SELECT webhook_id, secret FROM webhooks WHERE secret <> '' ORDER BY webhook_id");
+    STMT(upd, "UPDATE webhooks SET secret = ? WHERE webhook_id = ?");
+    size_t plen = strlen(g->prefix);
+    int rc;
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        const char *secret = tally__col_text(sel, 1);
+        if (strncmp(secret, g->prefix, plen) == 0) {
+            g->n_sealed++;
+            continue;
+        }
+        if (!g->seal)
+            continue;
+        char *sealed = g->seal(g->ctx, secret);
+        if (!sealed) {
+            tally__stmt_done(sel);
+            snprintf(err, cap, "Out of memory.");
+            return TALLY_STORE_ENOMEM;
+        }
+        /* Updating a row the SELECT has passed is safe in SQLite (same
+         * connection; the secret column is not the scan's order). */
+        sqlite3_bind_text(upd, 1, sealed, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(upd, 2, tally__col_text(sel, 0), -1, SQLITE_TRANSIENT);
+        rc = sqlite3_step(upd);
+        tally__stmt_done(upd);
+        free(sealed);
+        if (rc != SQLITE_DONE) {
+            tally__stmt_done(sel);
+            return tally__conn_error(c, err, cap);
+        }
+        g->n_rewritten++;
+    }
+    tally__stmt_done(sel);
+    return rc == SQLITE_DONE ? 0 : tally__conn_error(c, err, cap);
+}
+
+int tally_store_webhook_seal_secrets(tally_store *s, const char *sealed_prefix,
+                                     char *(*seal)(void *ctx, const char *plain), void *ctx,
+                                     size_t *n_sealed, size_t *n_rewritten, char *err, size_t cap)
+{
+    seal_arg g = {sealed_prefix, seal, ctx, 0, 0};
+    int rc = tally__store_write(s, seal_fn, &g, err, cap);
+    *n_sealed = g.n_sealed;
+    *n_rewritten = rc == 0 ? g.n_rewritten : 0;
+    return rc;
+}

@@ -21,6 +21,8 @@
  */
 #include "webhooks.h"
 
+#include "secret_box.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "json_out.h"
 
@@ -41,6 +44,8 @@
 struct tally_webhooks {
     tally_store *store;
     tally_webhook_policy pol;
+    int sealing;               /* secrets are sealed under key (pol.secret_key_file set) */
+    tally_secret_key key;
     pthread_t *threads;        /* pol.workers */
     unsigned n_threads;        /* started */
     pthread_mutex_t mu;        /* guards wake_gen and the sleeping */
@@ -195,9 +200,25 @@ static void deliver(tally_webhooks *w, const tally_delivery_claim *cl,
     int64_t ts = cl->d.timestamp_s, now_s = wall_ms() / 1000;
     if (now_s - ts > TIMESTAMP_FRESH_S)
         ts = now_s;
+    char *secret = NULL;
+    rc = tally_webhooks_open_secret(w, cl->secret, &secret);
+    if (rc != 0) {
+        const char *why = rc == -1 ? "the webhook's secret cannot be opened with this server's "
+                                     "key (secret_key_file)"
+                                   : "out of memory";
+        if (rc == -1)
+            rc = tally_store_webhook_cancel(w->store, cl->d.seq, why, wall_ms(),
+                                            w->pol.log_keep, err, sizeof err);
+        else
+            rc = tally_store_webhook_release(w->store, cl->d.seq, err, sizeof err);
+        log_line("error", "delivery %s: %s", cl->d.delivery_id, rc ? err : why);
+        return;
+    }
     tally_webhook_attempt_result r;
-    tally_webhook_attempt(&w->pol, cl->url, cl->secret, cl->d.delivery_id, ts, cl->d.body,
+    tally_webhook_attempt(&w->pol, cl->url, secret, cl->d.delivery_id, ts, cl->d.body,
                           SNIPPET_BYTES, &w->stop, client, &r);
+    sodium_memzero(secret, strlen(secret));
+    free(secret);
     if (r.aborted) {
         /* Invariant (4): not an attempt; the row goes back to PENDING. */
         tally_buf_free(&r.body);
@@ -321,6 +342,62 @@ static void libs_init(void)
     libs_rc = (curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK && sodium_init() >= 0) ? 0 : -1;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Secrets at rest (secret_box.h)                                            */
+/* ------------------------------------------------------------------------ */
+
+static char *seal_cb(void *ctx, const char *plain)
+{
+    return tally_secret_seal(&((tally_webhooks *)ctx)->key, plain);
+}
+
+/* Loads (or, while no secret is sealed yet, creates) the key file, then
+ * seals the secrets stored before sealing existed. A missing key with
+ * sealed secrets in the database refuses the start: a new key would make
+ * every signed webhook fail. */
+static int load_key(tally_webhooks *w, char *err, size_t cap)
+{
+    const char *path = w->pol.secret_key_file;
+    size_t n_sealed = 0, n_rewritten = 0;
+    if (tally_store_webhook_seal_secrets(w->store, TALLY_SECRET_SEALED_PREFIX, NULL, NULL,
+                                         &n_sealed, &n_rewritten, err, cap) != 0)
+        return -1;
+    int created = 0;
+    if (tally_secret_key_load(path, n_sealed == 0, &w->key, &created, err, cap) != 0) {
+        if (n_sealed > 0 && access(path, F_OK) != 0)
+            snprintf(err, cap,
+                     "webhooks: %zu webhook secrets are sealed under the key %s, which is "
+                     "missing: restore it (a new key could not open them)",
+                     n_sealed, path);
+        return -1;
+    }
+    w->sealing = 1;
+    if (tally_store_webhook_seal_secrets(w->store, TALLY_SECRET_SEALED_PREFIX, seal_cb, w,
+                                         &n_sealed, &n_rewritten, err, cap) != 0)
+        return -1;
+    if (created)
+        log_line("info", "webhook secret key created at %s", path);
+    if (n_rewritten)
+        log_line("info", "%zu webhook secrets sealed", n_rewritten);
+    return 0;
+}
+
+char *tally_webhooks_seal_secret(const tally_webhooks *w, const char *plain)
+{
+    return w && w->sealing ? tally_secret_seal(&w->key, plain) : strdup(plain);
+}
+
+int tally_webhooks_open_secret(const tally_webhooks *w, const char *stored, char **plain)
+{
+    if (w && w->sealing)
+        return tally_secret_open(&w->key, stored, plain);
+    *plain = NULL;
+    if (tally_secret_is_sealed(stored))
+        return -1; /* sealed, and this dispatcher has no key */
+    *plain = strdup(stored);
+    return *plain ? 0 : -2;
+}
+
 int tally_webhooks_start(tally_store *s, const tally_webhook_policy *p, tally_webhooks **out,
                          char *err, size_t cap)
 {
@@ -340,6 +417,11 @@ int tally_webhooks_start(tally_store *s, const tally_webhook_policy *p, tally_we
     }
     w->store = s;
     w->pol = *p;
+    if (w->pol.secret_key_file[0] && load_key(w, err, cap) != 0) {
+        sodium_memzero(&w->key, sizeof w->key);
+        free(w);
+        return -1;
+    }
     if (w->pol.workers == 0)
         w->pol.workers = 1;
     if (w->pol.batch == 0)
@@ -395,5 +477,6 @@ void tally_webhooks_stop(tally_webhooks *w)
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w->threads);
+    sodium_memzero(&w->key, sizeof w->key);
     free(w);
 }

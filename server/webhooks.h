@@ -54,6 +54,10 @@ typedef struct tally_webhook_policy {
     unsigned log_keep;           /* finished deliveries kept per webhook (0: all);
                                     TALLY_WEBHOOK_LOG_KEEP, 1000 */
     char allowed_schemes[256];   /* MLFLOW_WEBHOOK_ALLOWED_SCHEMES, "https" */
+    char secret_key_file[1100];  /* secrets sealed under this key (secret_box.h), created
+                                    at start when missing and no secret is sealed yet;
+                                    "" (the default here; `tally serve` sets
+                                    <data>/webhook-secret.key): stored as given */
 } tally_webhook_policy;
 
 /* The defaults above. */
@@ -171,6 +175,13 @@ void tally_webhooks_events_committed(void *ctx);
 int tally_webhooks_enqueue(tally_webhooks *w, const char *webhook_id, const char *entity,
                            const char *action, const char *data_json, tally_arena *a,
                            tally_delivery *out, char *err, size_t cap);
+/* Secrets at rest: the stored form of a webhook's secret (malloc'd, NULL out
+ * of memory), and the secret back from its stored form (malloc'd into
+ * *plain: 0, -1 when it cannot be opened, -2 out of memory). Without a key
+ * file both pass plain text through (and a sealed value cannot be opened).
+ * w may be NULL (no dispatcher: plain text). */
+char *tally_webhooks_seal_secret(const tally_webhooks *w, const char *plain);
+int tally_webhooks_open_secret(const tally_webhooks *w, const char *stored, char **plain);
 /* Wakes the workers (something was queued). */
 void tally_webhooks_notify(tally_webhooks *w);
 

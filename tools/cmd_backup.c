@@ -22,7 +22,9 @@
  *     the engine, every run that owns a series in the engine copy is in it
  *     (runs are created before their points and never hard-deleted by the
  *     server).
- *  3. artifacts/: copied file by file; uploads in progress (".tally-" names)
+ *  3. webhook-secret.key (the key sealing webhook secrets in meta.db), mode
+ *     0600, when the source has one.
+ *  4. artifacts/: copied file by file; uploads in progress (".tally-" names)
  *     are skipped. An artifact being replaced during the copy may be the old
  *     or the new file.
  *
@@ -48,7 +50,8 @@ static const char usage_text[] =
     "\n"
     "Copies the data directory SRC to DEST (a new or empty directory) while a\n"
     "server may keep running on SRC: the metric engine (checkpoint, segments,\n"
-    "WAL), meta.db through SQLite's online backup, and the artifacts. Restore by\n"
+    "WAL), meta.db through SQLite's online backup, the webhook secret key and the\n"
+    "artifacts. Restore by\n"
     "starting a server on the copy: tally serve --data DEST\n"
     "\n"
     "Exit status: 0 complete, 1 failed, 2 usage error.\n";
@@ -411,6 +414,20 @@ int cmd_backup(int argc, char **argv)
     if (copy_meta(a, b, quiet) != 0) {
         fprintf(stderr, "tally backup: %s is incomplete\n", dest);
         return 1;
+    }
+    /* The key that seals webhook secrets in meta.db (server/secret_box.h):
+     * created before any secret was sealed, so a meta.db copy holding sealed
+     * secrets always finds it here. Private, as the original. */
+    snprintf(a, sizeof a, "%s/webhook-secret.key", src);
+    snprintf(b, sizeof b, "%s/webhook-secret.key", dest);
+    if (stat(a, &st) == 0) {
+        int fd = open(b, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+        if (fd < 0 || (rc = fs_copy_file(a, b, 4096, NULL)) != 0 || chmod(b, 0600) != 0) {
+            fprintf(stderr, "tally backup: copying %s failed (%s is incomplete)\n", a, dest);
+            return 1;
+        }
     }
     snprintf(a, sizeof a, "%s/artifacts", src);
     snprintf(b, sizeof b, "%s/artifacts", dest);

@@ -123,6 +123,11 @@ class TestBackup(unittest.TestCase):
                 w.stop_flag.set()
             srv.stop()
         self.assertTrue(any(before[r] > 0 for r in runs), before)
+        # The key sealing webhook secrets comes along, private as the original.
+        with open(os.path.join(src, "webhook-secret.key"), "rb") as f_src, \
+                open(os.path.join(dest, "webhook-secret.key"), "rb") as f_dst:
+            self.assertEqual(f_src.read(), f_dst.read())
+        self.assertEqual(os.stat(os.path.join(dest, "webhook-secret.key")).st_mode & 0o777, 0o600)
 
         p = tally("verify", dest)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)

@@ -21,6 +21,7 @@ import http.server
 import json
 import os
 import signal
+import sqlite3
 import socket
 import subprocess
 import sys
@@ -671,6 +672,48 @@ class TestDurability(Base):
                 self.srv.stop()
             finally:
                 rcv.close()
+        finally:
+            first.cleanup()
+
+    def test_secrets_sealed_at_rest(self):
+        secret = "a-very-distinct-secret-1234"
+        port = free_port()
+        first = self.start()
+        try:
+            wid = self.create(f"http://127.0.0.1:{port}/hook", secret=secret)["webhook_id"]
+            key = os.path.join(first.data_dir, "webhook-secret.key")
+            self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+            first.stop()
+            # Neither the database nor its WAL holds the secret in clear.
+            for name in os.listdir(first.data_dir):
+                if name.startswith("meta.db"):
+                    with open(os.path.join(first.data_dir, name), "rb") as f:
+                        self.assertNotIn(secret.encode(), f.read(), name)
+            db = sqlite3.connect(os.path.join(first.data_dir, "meta.db"))
+            (stored,) = db.execute("SELECT secret FROM webhooks WHERE webhook_id = ?",
+                                   (wid,)).fetchone()
+            db.close()
+            self.assertTrue(stored.startswith("tally-sealed:v1:"), stored)
+            # Restarted with its key: deliveries are signed with the secret.
+            rcv = Receiver(port=port)
+            try:
+                self.start(data_dir=first.data_dir)
+                self.queue(wid)
+                (req,) = rcv.wait(1)
+                verify(self, secret, req[1], req[2])
+                self.srv.stop()
+            finally:
+                rcv.close()
+            # Without the key the server refuses to start (a new key could not
+            # open the sealed secrets) and makes no new key.
+            os.rename(key, key + ".kept")
+            p = subprocess.run([tally_binary(), "serve", "--port", "0", "--data",
+                                first.data_dir], capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(p.returncode, 0, p.stderr)
+            self.assertIn("webhook-secret.key", p.stderr)
+            self.assertIn("missing", p.stderr)
+            self.assertFalse(os.path.exists(key))
+            os.rename(key + ".kept", key)
         finally:
             first.cleanup()
 

@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "store.h"
@@ -232,8 +233,26 @@ static void test_registry_events(void)
     p.timeout_ms = 5000;
     p.backoff_base_ms = 20;
     p.jitter_ms = 0;
+    /* Secrets at rest (secret_box.h): the key is created at this first start
+     * and the secrets stored before it are sealed. */
+    snprintf(p.secret_key_file, sizeof p.secret_key_file, "%.1000s/webhook-secret.key", dir);
     tally_webhooks *w = NULL;
     ASSERT_OK(tally_webhooks_start(s, &p, &w, err, sizeof err));
+    {
+        tally_arena *ka = tally_arena_new();
+        tally_webhook got;
+        ASSERT_OK(tally_store_webhook_get(s, a, ka, &got, err, sizeof err));
+        ASSERT(strncmp(got.secret, "tally-sealed:v1:", 16) == 0);
+        ASSERT(strstr(got.secret, "s3cret") == NULL);
+        ASSERT_OK(tally_store_webhook_get(s, b, ka, &got, err, sizeof err));
+        ASSERT_STR_EQ(got.secret, ""); /* no secret: nothing to seal */
+        char *plain = NULL;
+        ASSERT_OK(tally_store_webhook_get(s, a, ka, &got, err, sizeof err));
+        ASSERT_OK(tally_webhooks_open_secret(w, got.secret, &plain));
+        ASSERT_STR_EQ(plain, "s3cret");
+        free(plain);
+        tally_arena_free(ka);
+    }
 
     /* What server.c does, then what a registry handler does. */
     tally_server srv;
@@ -378,6 +397,20 @@ static void test_registry_events(void)
     /* 1 + 1 + 3 deliveries above, one sent twice (the aborted attempt). */
     ASSERT_EQ(seen_count("/a"), 6 + fired);
     tally_arena_free(ar);
+    tally_webhooks_stop(w);
+
+    /* The key file gone while sealed secrets remain: the dispatcher refuses
+     * to start rather than make a new key that cannot open them. */
+    char keep[4400];
+    snprintf(keep, sizeof keep, "%s.kept", p.secret_key_file);
+    ASSERT_OK(rename(p.secret_key_file, keep));
+    w = NULL;
+    ASSERT_EQ(tally_webhooks_start(s, &p, &w, err, sizeof err), -1);
+    ASSERT(strstr(err, "missing") != NULL);
+    ASSERT(w == NULL);
+    ASSERT(access(p.secret_key_file, F_OK) != 0); /* no new key was made */
+    ASSERT_OK(rename(keep, p.secret_key_file));
+    ASSERT_OK(tally_webhooks_start(s, &p, &w, err, sizeof err));
     tally_webhooks_stop(w);
     tally_store_close(s);
     MHD_stop_daemon(d);
