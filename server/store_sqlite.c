@@ -32,6 +32,9 @@
  *      lifecycle change of that run: writers update it after COMMIT and bump
  *      rs_gen; a reader that filled a miss from the database inserts only if
  *      rs_gen did not move meanwhile (so it cannot resurrect a stale state).
+ *      Inside a write scope nothing is committed until its end: a change
+ *      empties the cache then and again at the end, and the scope's own
+ *      reads neither use nor fill it.
  *  (3) Every write transaction either commits whole or rolls back whole; on a
  *      validation error nothing was written.
  */
@@ -172,6 +175,7 @@ struct tally_store {
 
     pthread_mutex_t wlock;     /* serializes writes on `writer` */
     int scope_broken;          /* under wlock: the open scope's transaction ended (wend_scoped) */
+    int scope_rs_dirty;        /* under wlock: the open scope changed a run's lifecycle */
     conn writer;
 
     pthread_mutex_t pool_lock; /* guards the reader pool */
@@ -469,6 +473,8 @@ void tally_store_close(tally_store *s)
  * scope's reads see its own writes). */
 static _Thread_local tally_store *scope_of_thread;
 
+static void rs_forget_all(tally_store *s);
+
 static conn *wbegin(tally_store *s, int *rc, char *err, size_t cap)
 {
     if (scope_of_thread == s) {
@@ -541,16 +547,20 @@ int tally_store_scope_end(tally_store *s, int commit, char *err, size_t cap)
         return TALLY_STORE_EINVAL;
     }
     scope_of_thread = NULL;
+    int rs_dirty = s->scope_rs_dirty, rc = 0;
+    s->scope_rs_dirty = 0;
     if (!commit) {
         wend(s, TALLY_STORE_EINVAL, NULL, 0); /* rolls back whatever the scope wrote */
-        return 0;
-    }
-    if (s->scope_broken) {
+    } else if (s->scope_broken) {
         wend(s, TALLY_STORE_EIO, NULL, 0);
         snprintf(err, cap, "The write transaction failed and was rolled back.");
-        return TALLY_STORE_EIO;
+        rc = TALLY_STORE_EIO;
+    } else {
+        rc = wend(s, 0, err, cap);
     }
-    return wend(s, 0, err, cap);
+    if (rs_dirty)
+        rs_forget_all(s); /* committed or not, what the cache held may be stale */
+    return rc;
 }
 
 /* Takes a reader from the pool (opening one if the pool is not full) and
@@ -722,6 +732,21 @@ static rs_entry *rs_find(tally_store *s, const char *id)
 }
 
 /* Inserts or updates under rs_lock. Grows at 50% load; clears past the cap. */
+static void rs_empty_locked(tally_store *s)
+{
+    memset(s->rs_slots, 0, s->rs_cap * sizeof *s->rs_slots);
+    s->rs_n = 0;
+}
+
+/* Empties the cache and bumps rs_gen, so no fill in flight inserts. */
+static void rs_forget_all(tally_store *s)
+{
+    pthread_mutex_lock(&s->rs_lock);
+    rs_empty_locked(s);
+    s->rs_gen++;
+    pthread_mutex_unlock(&s->rs_lock);
+}
+
 static void rs_put_locked(tally_store *s, const char *id, int active, int64_t exp)
 {
     if ((s->rs_n + 1) * 2 > s->rs_cap) {
@@ -737,8 +762,7 @@ static void rs_put_locked(tally_store *s, const char *id, int active, int64_t ex
                     *rs_find(s, old[i].id) = old[i];
             free(old);
         } else {
-            memset(s->rs_slots, 0, s->rs_cap * sizeof *s->rs_slots);
-            s->rs_n = 0;
+            rs_empty_locked(s);
         }
     }
     rs_entry *e = rs_find(s, id);
@@ -756,10 +780,23 @@ static int cacheable_id(const char *id)
     return id && strlen(id) == TALLY_RUN_ID_LEN;
 }
 
+/* A lifecycle change inside this thread's write scope is not committed
+ * yet: the cache forgets everything now and again at the scope's end
+ * (invariant 2). Returns 1 when it did so (the caller then updates no
+ * entry). */
+static int rs_scoped_change(tally_store *s)
+{
+    if (scope_of_thread != s)
+        return 0;
+    s->scope_rs_dirty = 1;
+    rs_forget_all(s);
+    return 1;
+}
+
 /* After a committed lifecycle change of one run. */
 static void rs_update(tally_store *s, const char *id, int active, int64_t exp)
 {
-    if (!cacheable_id(id))
+    if (!cacheable_id(id) || rs_scoped_change(s))
         return;
     pthread_mutex_lock(&s->rs_lock);
     rs_put_locked(s, id, active, exp);
@@ -770,6 +807,8 @@ static void rs_update(tally_store *s, const char *id, int active, int64_t exp)
 /* After a committed experiment delete/restore: every cached run of it. */
 static void rs_update_experiment(tally_store *s, int64_t exp, int active)
 {
+    if (rs_scoped_change(s))
+        return;
     pthread_mutex_lock(&s->rs_lock);
     for (size_t i = 0; i < s->rs_cap; i++)
         if (s->rs_slots[i].used && s->rs_slots[i].experiment_id == exp)
@@ -807,7 +846,9 @@ int tally_store_run_state(tally_store *s, const char *run_id, tally_run_state *o
     if (!run_id)
         return 0;
     uint64_t gen = 0;
-    int cacheable = cacheable_id(run_id);
+    /* Inside this thread's write scope a read may see uncommitted writes:
+     * never cached (invariant 2), and the cache is not consulted either. */
+    int cacheable = cacheable_id(run_id) && scope_of_thread != s;
     if (cacheable) {
         pthread_mutex_lock(&s->rs_lock);
         rs_entry *e = rs_find(s, run_id);

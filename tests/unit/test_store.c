@@ -769,6 +769,27 @@ static void test_scope(void)
     ASSERT_EQ(tally_store_get_experiment_by_name(s, "undone-2", a, &e, err, sizeof err),
               TALLY_STORE_ENOTFOUND);
     ASSERT_OK(tally_store_create_experiment(s, "undone", NULL, NULL, 0, &id, err, sizeof err));
+
+    /* The run-state cache across scopes: filled first, then a deletion
+     * rolled back must leave the run active, a committed one deleted; the
+     * scope's own read sees its deletion. */
+    tally_run r;
+    mkrun(s, a, id, "cached", 1, &r);
+    tally_run_state rs;
+    ASSERT_OK(tally_store_run_state(s, r.info.run_id, &rs));
+    ASSERT(rs.exists && rs.active);
+    for (int commit = 0; commit <= 1; commit++) {
+        ASSERT_OK(tally_store_scope_begin(s, err, sizeof err));
+        ASSERT_OK(tally_store_delete_run(s, r.info.run_id, err, sizeof err));
+        ASSERT_OK(tally_store_run_state(s, r.info.run_id, &rs));
+        ASSERT(rs.exists && !rs.active);
+        ASSERT_OK(tally_store_scope_end(s, commit, err, sizeof err));
+        ASSERT_OK(tally_store_run_state(s, r.info.run_id, &rs));
+        ASSERT(rs.exists);
+        ASSERT_EQ(rs.active, !commit);
+        ASSERT_OK(tally_store_run_state(s, r.info.run_id, &rs)); /* cached now */
+        ASSERT_EQ(rs.active, !commit);
+    }
     tally_arena_free(a);
     tally_store_close(s);
     test_rmdir(dir);
