@@ -1226,6 +1226,27 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
             mx = (cand){v[aM], cs + aM, 1, ts[aM]};
             have_next = 0;
             narrow = !acc;
+        } else if (k1 == k0 + 1 && i % CHUNK != 0 && !j_ends_chunk && j - i < CHUNK &&
+                   c->rv_valid && c->rts_valid && c->rv_block == block && c->rv_k == k0) {
+            /* a short column across a chunk boundary (zoomed), its first
+             * chunk decoded: its part there from the copy, then the next
+             * chunk decoded (the columns after it read it anyway) for the
+             * rest — no point read one by one */
+            uint32_t cs0 = k0 * CHUNK, cs1 = k1 * CHUNK, am, aM;
+            const double *v = c->rv;
+            const int64_t *ts = c->rts;
+            first_extremes(v, i - cs0, cs1 - 1 - cs0, &am, &aM);
+            first = (dpoint){i, ts[i - cs0], v[i - cs0]};
+            mn = (cand){v[am], cs0 + am, 1, ts[am]};
+            mx = (cand){v[aM], cs0 + aM, 1, ts[aM]};
+            if ((rc = load_chunk(c, block, k1, chunk_len(n, k1), 1)) != 0)
+                return rc;
+            first_extremes(v, 0, j - cs1, &am, &aM);
+            last = (dpoint){j, ts[j - cs1], v[j - cs1]};
+            OFFER_MIN(mn, v[am], cs1 + am, 1, ts[am]);
+            OFFER_MAX(mx, v[aM], cs1 + aM, 1, ts[aM]);
+            have_next = 0;
+            narrow = !acc;
         } else {
             if (have_next)
                 first = pair[1];
@@ -1257,7 +1278,7 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
         } else if ((rc = emit_dense(c, s0, &first, &last, &mn, &mx)) != 0) {
             return rc;
         }
-        if (narrow && (rc = narrow_columns(c, s0, k0, n, end, &j)) != 0)
+        if (narrow && (rc = narrow_columns(c, s0, k1, n, end, &j)) != 0)
             return rc;
         if (j == end)
             return 0;
