@@ -1078,6 +1078,22 @@ static inline int emit_dense(ds_ctx *c, int64_t s0, const dpoint *first, const d
     return 0;
 }
 
+/* Block indexes [i, j] of a dense block, all in chunk cs / CHUNK (cs its
+ * first index), whose values and timestamps are in rv/rts: their first and
+ * last points, and their first least and greatest as candidates. */
+static inline void copy_part(const ds_ctx *c, uint32_t cs, uint32_t i, uint32_t j, dpoint *first,
+                             dpoint *last, cand *mn, cand *mx)
+{
+    const double *v = c->rv;
+    const int64_t *ts = c->rts;
+    uint32_t p = i - cs, q = j - cs, am, aM;
+    first_extremes(v, p, q, &am, &aM);
+    *first = (dpoint){i, ts[p], v[p]};
+    *last = (dpoint){j, ts[q], v[q]};
+    *mn = (cand){v[am], cs + am, 1, ts[am]};
+    *mx = (cand){v[aM], cs + aM, 1, ts[aM]};
+}
+
 /* After the current column (closed, written out) ended at block index *jp
  * inside chunk k of a dense block (first step s0, n points), whose values
  * and timestamps are in rv/rts: writes out the columns after it that lie
@@ -1096,8 +1112,6 @@ static int narrow_columns(ds_ctx *c, int64_t s0, uint32_t k, uint32_t n, uint32_
     /* col_start(m) = lo + floor((m * span + width - 1) / width), for m = col + 2 on */
     uint64_t w = c->width, step_q = c->span64 / w, step_r = c->span64 % w;
     uint64_t num = (uint64_t)(col + 2) * c->span64 + w - 1, q = num / w, r = num % w;
-    const double *v = c->rv;
-    const int64_t *ts = c->rts;
     uint32_t last_i = 0;
     int wrote = 0;
     while (col + 1 < c->width) {
@@ -1105,10 +1119,10 @@ static int narrow_columns(ds_ctx *c, int64_t s0, uint32_t k, uint32_t n, uint32_
         uint32_t i = j + 1;
         if (jn > (i128)lim || jn < (i128)i)
             break;
-        uint32_t jj = (uint32_t)jn, am, aM;
-        first_extremes(v, i - cs, jj - cs, &am, &aM);
-        dpoint first = {i, ts[i - cs], v[i - cs]}, last = {jj, ts[jj - cs], v[jj - cs]};
-        cand mn = {v[am], cs + am, 1, ts[am]}, mx = {v[aM], cs + aM, 1, ts[aM]};
+        uint32_t jj = (uint32_t)jn;
+        dpoint first, last;
+        cand mn, mx;
+        copy_part(c, cs, i, jj, &first, &last, &mn, &mx);
         int rc = emit_dense(c, s0, &first, &last, &mn, &mx);
         if (rc)
             return rc;
@@ -1216,14 +1230,7 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
             /* inside one chunk: every point from its decoded copy */
             if ((rc = load_chunk(c, block, k0, chunk_len(n, k0), 1)) != 0)
                 return rc;
-            uint32_t cs = k0 * CHUNK, p = i - cs, q = j - cs, am, aM;
-            const double *v = c->rv;
-            const int64_t *ts = c->rts;
-            first_extremes(v, p, q, &am, &aM);
-            first = (dpoint){i, ts[p], v[p]};
-            last = (dpoint){j, ts[q], v[q]};
-            mn = (cand){v[am], cs + am, 1, ts[am]};
-            mx = (cand){v[aM], cs + aM, 1, ts[aM]};
+            copy_part(c, k0 * CHUNK, i, j, &first, &last, &mn, &mx);
             have_next = 0;
             narrow = !acc;
         } else if (k1 == k0 + 1 && i % CHUNK != 0 && !j_ends_chunk && j - i < CHUNK &&
@@ -1232,19 +1239,15 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
              * chunk decoded: its part there from the copy, then the next
              * chunk decoded (the columns after it read it anyway) for the
              * rest — no point read one by one */
-            uint32_t cs0 = k0 * CHUNK, cs1 = k1 * CHUNK, am, aM;
-            const double *v = c->rv;
-            const int64_t *ts = c->rts;
-            first_extremes(v, i - cs0, cs1 - 1 - cs0, &am, &aM);
-            first = (dpoint){i, ts[i - cs0], v[i - cs0]};
-            mn = (cand){v[am], cs0 + am, 1, ts[am]};
-            mx = (cand){v[aM], cs0 + aM, 1, ts[aM]};
+            uint32_t cs1 = k1 * CHUNK;
+            dpoint edge;
+            cand mn1, mx1;
+            copy_part(c, k0 * CHUNK, i, cs1 - 1, &first, &edge, &mn, &mx);
             if ((rc = load_chunk(c, block, k1, chunk_len(n, k1), 1)) != 0)
                 return rc;
-            first_extremes(v, 0, j - cs1, &am, &aM);
-            last = (dpoint){j, ts[j - cs1], v[j - cs1]};
-            OFFER_MIN(mn, v[am], cs1 + am, 1, ts[am]);
-            OFFER_MAX(mx, v[aM], cs1 + aM, 1, ts[aM]);
+            copy_part(c, cs1, cs1, j, &edge, &last, &mn1, &mx1);
+            OFFER_MIN(mn, mn1.v, mn1.idx, 1, mn1.ts);
+            OFFER_MAX(mx, mx1.v, mx1.idx, 1, mx1.ts);
             have_next = 0;
             narrow = !acc;
         } else {

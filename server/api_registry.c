@@ -269,7 +269,7 @@ void tally_api_event_scope_end(tally_server *srv, int scoped, tally_resp *resp)
 {
     if (scoped != 1)
         return;
-    int ok = resp->status == 0 || resp->status < 400;
+    int ok = resp->status < 400; /* 0: not filled, no error either */
     char err[512] = "";
     int rc = tally_store_scope_end(srv->store, ok, err, sizeof err);
     if (!ok)
