@@ -1,6 +1,9 @@
 /*
- * logbatch.c — log-batch parsing and validation over jsmn tokens (see
- * logbatch.h for the order of checks).
+ * logbatch.c — log-batch's general parser, over jsmn tokens, and what both
+ * parsers share: checks (4)-(7) and the result (tally__lb_finish), key
+ * groups, MLflow's key rule (see logbatch.h for the order of checks, and
+ * logbatch_internal.h for how the fast parser in logbatch_fast.c takes the
+ * bodies clients usually send and leaves the rest to this one).
  *
  * jsmn is a tokenizer, not a validator: it accepts missing commas, trailing
  * commas and bare words. check_syntax() therefore re-walks the tokens and
@@ -24,6 +27,8 @@
 
 #include "logbatch.h"
 #include "http_url.h"
+#include "json_num_read.h"
+#include "logbatch_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -90,10 +95,7 @@ void tally_logbatch_trim(tally_logbatch *lb)
     }
 }
 
-/* Grows the array whose pointer is at pp (any object pointer type, read
- * and written through memcpy) to hold n elements of size sz, contents kept.
- * 0 or -1. */
-static int grow(void *pp, size_t *cap, size_t n, size_t sz)
+int tally__lb_grow(void *pp, size_t *cap, size_t n, size_t sz)
 {
     if (*cap >= n)
         return 0;
@@ -101,7 +103,7 @@ static int grow(void *pp, size_t *cap, size_t n, size_t sz)
     while (c < n)
         c *= 2;
     void *p;
-    memcpy(&p, pp, sizeof p);
+    memcpy(&p, pp, sizeof p); /* pp points at some T *: read and written as bytes */
     void *q = realloc(p, c * sz);
     if (!q)
         return -1;
@@ -109,7 +111,8 @@ static int grow(void *pp, size_t *cap, size_t n, size_t sz)
     *cap = c;
     return 0;
 }
-#define GROW(lb, field, capfield, n) grow(&(lb)->field, &(lb)->capfield, (n), sizeof *(lb)->field)
+#define GROW TALLY_LB_GROW
+#define grow tally__lb_grow
 
 /* ------------------------------------------------------------------------ */
 /* Syntax check over the tokens                                              */
@@ -503,136 +506,6 @@ static int parse_int_text(const char *s, int64_t *out)
     return 0;
 }
 
-__extension__ typedef unsigned __int128 u128;
-
-static const uint64_t POW10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
-    10000000ull, 100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
-    10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
-    100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull};
-
-/* Is d (positive, normal) the double nearest to w / 10^q10 (q10 in 1..19)?
- * Exact, in 128-bit integers: with d = m * 2^e (e < 0), compare
- * |w * 2^-e - m * 10^q10| with half of 10^q10. -1: too large to decide. */
-static int nearest(uint64_t w, int q10, double d)
-{
-    uint64_t bits;
-    memcpy(&bits, &d, 8);
-    int bexp = (int)(bits >> 52);
-    if (bexp == 0 || bexp == 0x7FF)
-        return -1;
-    uint64_t m = (bits & ((1ull << 52) - 1)) | (1ull << 52);
-    int sh = 1075 - bexp; /* d = m * 2^-sh */
-    if (sh <= 0 || sh >= 128 || ((u128)w >> (127 - sh)) != 0)
-        return -1;
-    u128 a = (u128)w << sh, p = POW10[q10], b = (u128)m * p;
-    u128 diff = a > b ? a - b : b - a;
-    u128 twice = diff << 1;
-    if (twice < p)
-        return 1;
-    if (twice == p)
-        return (m & 1) == 0;
-    return 0;
-}
-
-/* w / 10^q10 correctly rounded, for w < 2^64, 1 <= q10 <= 19; 0 when the
- * fast check cannot decide (caller uses strtod). */
-static int div_pow10(uint64_t w, int q10, double *out)
-{
-    double d = (double)w / (double)POW10[q10];
-    if (!(d > 0))
-        return 0;
-    uint64_t bits;
-    memcpy(&bits, &d, 8);
-    /* The quotient of two roundings is within one ulp of the answer. */
-    static const int64_t step[3] = {0, 1, -1};
-    for (int tries = 0; tries < 3; tries++) {
-        uint64_t cb = bits + (uint64_t)step[tries];
-        double c;
-        memcpy(&c, &cb, 8);
-        int r = nearest(w, q10, c);
-        if (r < 0)
-            return 0;
-        if (r) {
-            *out = c;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* A JSON number (grammar already checked) to the nearest double, as strtod
- * would give, without strtod in the common cases: Clinger's fast path when
- * the significand has at most 15 digits and the power of ten is small (both
- * exact in a double, one correctly rounded operation); for up to 19 digits
- * with a negative power of ten (the 17-digit values Python's repr() sends),
- * a guess checked exactly by div_pow10. Anything else goes to strtod. s[0..n)
- * need not be NUL-terminated. */
-static double json_number_to_double(const char *s, size_t n)
-{
-    static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    const char *p = s, *end = s + n;
-    int neg = 0;
-    if (p < end && *p == '-') {
-        neg = 1;
-        p++;
-    }
-    uint64_t m = 0;
-    int nd = 0, scale = 0;
-    while (p < end && (unsigned)(*p - '0') < 10) {
-        if (nd || *p != '0')
-            nd++;
-        m = m * 10 + (unsigned)(*p++ - '0');
-        if (nd > 19)
-            goto slow;
-    }
-    if (p < end && *p == '.') {
-        p++;
-        while (p < end && (unsigned)(*p - '0') < 10) {
-            if (nd || *p != '0')
-                nd++;
-            m = m * 10 + (unsigned)(*p++ - '0');
-            scale--;
-            if (nd > 19)
-                goto slow;
-        }
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        int eneg = 0, e = 0;
-        if (p < end && (*p == '+' || *p == '-'))
-            eneg = *p++ == '-';
-        while (p < end && (unsigned)(*p - '0') < 10) {
-            if (e > 1000)
-                goto slow;
-            e = e * 10 + (*p++ - '0');
-        }
-        scale += eneg ? -e : e;
-    }
-    if (p != end)
-        goto slow;
-    if (m == 0)
-        return neg ? -0.0 : 0.0;
-    if (nd <= 15 && scale >= -22 && scale <= 22) {
-        double d = (double)m; /* exact: m < 10^15 < 2^53 */
-        d = scale < 0 ? d / p10[-scale] : d * p10[scale];
-        return neg ? -d : d;
-    }
-    if (scale < 0 && scale >= -19) {
-        double d;
-        if (div_pow10(m, -scale, &d))
-            return neg ? -d : d;
-    }
-slow:;
-    char tmp[400];
-    if (n >= sizeof tmp)
-        return NAN;
-    memcpy(tmp, s, n);
-    tmp[n] = 0;
-    return strtod(tmp, NULL);
-}
-
 /* int64 field: 1 = value, 0 = absent (null), -1 = invalid. A JSON integer,
  * a JSON number with a fraction or exponent whose value is integral (5.0,
  * 1e3), or a string of decimal digits with an optional sign (Python's int()
@@ -684,7 +557,7 @@ static int conv_double(const char *js, const jsmntok_t *t, double *out)
         size_t n = (size_t)(t->end - t->start);
         if (n >= sizeof tmp)
             return -1;
-        double d = json_number_to_double(js + t->start, n);
+        double d = tally_json_number_to_double(js + t->start, n);
         if (isinf(d) || isnan(d))
             return -1;
         *out = d;
@@ -844,8 +717,25 @@ static int run_id_ok(const char *s, size_t n)
 /* Grouping metrics by key                                                   */
 /* ------------------------------------------------------------------------ */
 
-static int group_of(tally_logbatch *lb, size_t *n_groups, const char *key, size_t len,
-                    uint32_t *out)
+int tally__lb_groups_reset(tally_logbatch *lb, size_t n_metrics)
+{
+    size_t slots = 16;
+    while (slots < 2 * n_metrics)
+        slots *= 2;
+    if (GROW(lb, groups, groups_cap, n_metrics + 1) != 0)
+        return TALLY_ENOMEM;
+    if (lb->slots_cap != slots) {
+        free(lb->slots);
+        lb->slots = malloc(slots * sizeof *lb->slots);
+        lb->slots_cap = lb->slots ? slots : 0;
+        if (!lb->slots)
+            return TALLY_ENOMEM;
+    }
+    memset(lb->slots, 0, slots * sizeof *lb->slots);
+    return 0;
+}
+
+uint32_t tally__lb_group_of(tally_logbatch *lb, size_t *n_groups, const char *key, size_t len)
 {
     uint64_t h = XXH3_64bits(key, len);
     size_t mask = lb->slots_cap - 1;
@@ -858,15 +748,12 @@ static int group_of(tally_logbatch *lb, size_t *n_groups, const char *key, size_
             g->n_points = 0;
             g->hash = h;
             g->checked = 0;
-            *out = (uint32_t)*n_groups;
             lb->slots[i] = (uint32_t)++*n_groups;
-            return 0;
+            return (uint32_t)*n_groups - 1;
         }
         const tally_lb_group *g = &lb->groups[s - 1];
-        if (g->hash == h && g->key_len == len && memcmp(g->key, key, len) == 0) {
-            *out = s - 1;
-            return 0;
-        }
+        if (g->hash == h && g->key_len == len && memcmp(g->key, key, len) == 0)
+            return s - 1;
     }
 }
 
@@ -878,18 +765,22 @@ typedef struct top_fields {
     int run_id, run_uuid, metrics, params, tags; /* token indexes, -1 when absent */
 } top_fields;
 
+static const char *const kind_names[3] = {"metrics", "params", "tags"};
+
+static int run_id_error(tally_logbatch *lb, const tally_lb_parsed *p);
+
 static int element_is_object(const jsmntok_t *t) { return t->type == JSMN_OBJECT; }
 
 static int parse_json(tally_logbatch *lb, const char *js, size_t len, int depth);
 
-int tally_logbatch_parse(tally_logbatch *lb, const char *body, size_t len)
+/* Every decoded string and NUL-terminated copy fits in 2 x len + small:
+ * escapes only shrink, and each copy adds one NUL per token. */
+int tally__lb_begin(tally_logbatch *lb, size_t len)
 {
     lb->run_id = NULL;
     lb->run_id_len = 0;
     lb->n_metrics = lb->n_series = lb->n_params = lb->n_tags = 0;
     lb->message[0] = 0;
-    /* Every decoded string and NUL-terminated copy fits in 2 x len + small:
-     * escapes only shrink, and each copy adds one NUL per token. */
     size_t need = 2 * len + 64;
     if (lb->strs_cap < need) {
         free(lb->strs);
@@ -899,6 +790,21 @@ int tally_logbatch_parse(tally_logbatch *lb, const char *body, size_t len)
             return TALLY_ENOMEM;
     }
     lb->strs_len = 0;
+    return 0;
+}
+
+int tally_logbatch_parse(tally_logbatch *lb, const char *body, size_t len)
+{
+    int rc = tally__logbatch_parse_fast(lb, body, len);
+    if (rc != TALLY_LB_DECLINED)
+        return rc;
+    return tally__logbatch_parse_general(lb, body, len);
+}
+
+int tally__logbatch_parse_general(tally_logbatch *lb, const char *body, size_t len)
+{
+    if (tally__lb_begin(lb, len) != 0)
+        return TALLY_ENOMEM;
     return parse_json(lb, body, len, 0);
 }
 
@@ -968,7 +874,6 @@ static int parse_json(tally_logbatch *lb, const char *js, size_t len, int depth)
                       t[f.run_id].type == JSMN_PRIMITIVE ? "number" : "object");
     if (t[f.run_id].end == t[f.run_id].start)
         return missing(lb, "run_id");
-    static const char *const kind_names[3] = {"metrics", "params", "tags"};
     int arrays[3] = {f.metrics, f.params, f.tags};
     size_t counts[3] = {0, 0, 0};
     for (int a = 0; a < 3; a++) {
@@ -1071,19 +976,8 @@ static int parse_json(tally_logbatch *lb, const char *js, size_t len, int depth)
     }
 
     /* (3) types; metrics grouped by key on the way */
-    size_t slots = 16;
-    while (slots < 2 * n_metrics)
-        slots *= 2;
-    if (GROW(lb, groups, groups_cap, n_metrics + 1) != 0)
+    if (tally__lb_groups_reset(lb, n_metrics) != 0)
         return TALLY_ENOMEM;
-    if (lb->slots_cap != slots) {
-        free(lb->slots);
-        lb->slots = malloc(slots * sizeof *lb->slots);
-        lb->slots_cap = lb->slots ? slots : 0;
-        if (!lb->slots)
-            return TALLY_ENOMEM;
-    }
-    memset(lb->slots, 0, slots * sizeof *lb->slots);
     size_t n_groups = 0;
     for (size_t m = 0; m < n_metrics; m++) {
         tally_lb_metric *mt = &lb->metrics[m];
@@ -1095,8 +989,7 @@ static int parse_json(tally_logbatch *lb, const char *js, size_t len, int depth)
                               "Hint: Value was of type '%s'.",
                           k->end - k->start > 100 ? 100 : k->end - k->start, js + k->start, m,
                           k->type == JSMN_PRIMITIVE ? "number" : "object");
-        if (group_of(lb, &n_groups, ks, kl, &mt->group) != 0)
-            return TALLY_ENOMEM;
+        mt->group = tally__lb_group_of(lb, &n_groups, ks, kl);
         lb->groups[mt->group].n_points++;
         if (conv_double(js, &t[mt->tok_value], &mt->value) != 1)
             return errorf(lb, "Invalid value %.*s for parameter 'metrics[%zu].value' supplied: "
@@ -1141,18 +1034,37 @@ static int parse_json(tally_logbatch *lb, const char *js, size_t len, int depth)
         pair[1] = (int)vl;
     }
 
+    /* (4) onwards: shared with the fast parser */
+    tally_lb_parsed parsed = {
+        .raw_run_id = js + t[f.run_id].start,
+        .raw_run_id_len = (size_t)(t[f.run_id].end - t[f.run_id].start),
+        .n_metrics = n_metrics,
+        .n_params = counts[1],
+        .n_tags = counts[2],
+        .n_groups = n_groups,
+    };
+    if (tok_string(lb, js, &t[f.run_id], &parsed.run_id, &parsed.run_id_len) != 0)
+        return run_id_error(lb, &parsed);
+    return tally__lb_finish(lb, &parsed);
+}
+
+static int run_id_error(tally_logbatch *lb, const tally_lb_parsed *p)
+{
+    return errorf(lb, "Invalid value \"%.*s\" for parameter 'run_id' supplied.",
+                  p->raw_run_id_len > 100 ? 100 : (int)p->raw_run_id_len, p->raw_run_id);
+}
+
+int tally__lb_finish(tally_logbatch *lb, const tally_lb_parsed *p)
+{
+    size_t n_metrics = p->n_metrics, n_kv = p->n_params + p->n_tags, n_groups = p->n_groups;
+    size_t counts[3] = {n_metrics, p->n_params, p->n_tags};
+    char path[64];
+
     /* (4) run id format */
-    {
-        const char *rs;
-        size_t rl;
-        if (tok_string(lb, js, &t[f.run_id], &rs, &rl) != 0 || !run_id_ok(rs, rl))
-            return errorf(lb, "Invalid value \"%.*s\" for parameter 'run_id' supplied.",
-                          t[f.run_id].end - t[f.run_id].start > 100
-                              ? 100 : t[f.run_id].end - t[f.run_id].start,
-                          js + t[f.run_id].start);
-        lb->run_id = str_copy(lb, rs, rl);
-        lb->run_id_len = rl;
-    }
+    if (!run_id_ok(p->run_id, p->run_id_len))
+        return run_id_error(lb, p);
+    lb->run_id = str_copy(lb, p->run_id, p->run_id_len);
+    lb->run_id_len = p->run_id_len;
 
     /* (5) elements: metrics (key rule once per distinct key, in first-seen
      * order, which is also index order), then params, then tags */

@@ -1,6 +1,7 @@
 /*
- * fuzz_logbatch.c — libFuzzer target for log-batch's jsmn parser and
- * validator (server/logbatch.c).
+ * fuzz_logbatch.c — libFuzzer target for log-batch's parsers and validator
+ * (server/logbatch.c, the general one over jsmn tokens, and
+ * server/logbatch_fast.c, one pass for the common shape).
  *
  * The input is a request body. Parsing must never crash or read outside it
  * (a private copy of exactly its size, not NUL-terminated), and:
@@ -13,6 +14,9 @@
  *    MLflow's limits, the run id rule, every series' key passes the key
  *    rule, the series hold exactly n_metrics points with no key twice,
  *    params have distinct keys;
+ *  - the server's parse (the fast parser, then the general one when it
+ *    declines) and the general parser alone give the same answer: return
+ *    code, message and every field of the result (logbatch_same.h);
  *  - parsing the same bytes again with the same (warm) state gives the same
  *    answer: scratch reuse does not leak between requests.
  *
@@ -23,7 +27,8 @@
 #include <string.h>
 
 #include "json_in.h"
-#include "logbatch.h"
+#include "logbatch_internal.h"
+#include "logbatch_same.h"
 
 #define CHECK(cond)                                                                           \
     do {                                                                                      \
@@ -31,7 +36,8 @@
             abort();                                                                          \
     } while (0)
 
-static tally_logbatch lb; /* kept warm across inputs, as a worker thread's is */
+static tally_logbatch lb;         /* kept warm across inputs, as a worker thread's is */
+static tally_logbatch lb_general; /* the general parser alone, as warm */
 static int lb_ready;
 
 static void check_result(const tally_logbatch *b)
@@ -69,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!lb_ready) {
         tally_logbatch_init(&lb);
+        tally_logbatch_init(&lb_general);
         lb_ready = 1;
     }
     char *copy = malloc(size ? size : 1);
@@ -81,6 +88,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(lb.message[0] != 0);
     if (rc == 0)
         check_result(&lb);
+    int rc_general = tally__logbatch_parse_general(&lb_general, copy, size);
+    CHECK(lb_same(rc, &lb, rc_general, &lb_general));
+    tally_logbatch_trim(&lb_general);
 
     /* Differential: valid JSON per json_in is never "not valid JSON". */
     tally_json_arena *a = tally_json_arena_new(64u << 20);
