@@ -18,6 +18,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -122,6 +123,34 @@ double bench_proc_status_mib(pid_t pid, const char *field)
 double bench_proc_rss_mib(pid_t pid)
 {
     return bench_proc_status_mib(pid, "VmRSS");
+}
+
+static void *rss_sample_loop(void *arg)
+{
+    bench_rss_sampler *s = arg;
+    while (!atomic_load(&s->stop)) {
+        double r = bench_proc_rss_mib(s->pid);
+        if (r > s->peak)
+            s->peak = r;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+void bench_rss_sampler_start(bench_rss_sampler *s, pid_t pid)
+{
+    s->pid = pid;
+    s->peak = bench_proc_rss_mib(pid);
+    atomic_init(&s->stop, 0);
+    pthread_create(&s->th, NULL, rss_sample_loop, s);
+}
+
+double bench_rss_sampler_stop(bench_rss_sampler *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->th, NULL);
+    return s->peak;
 }
 
 int bench_proc_open_fds(pid_t pid)

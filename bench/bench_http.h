@@ -15,6 +15,8 @@
 #ifndef TALLY_BENCH_HTTP_H
 #define TALLY_BENCH_HTTP_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -41,6 +43,18 @@ int bench_server_stop(bench_server *s, int sig);
 double bench_proc_rss_mib(pid_t pid);
 double bench_proc_status_mib(pid_t pid, const char *field);
 int bench_proc_open_fds(pid_t pid);
+
+/* Peak VmRSS of a process while something runs: a thread samples it every
+ * 10 ms from start to stop. */
+typedef struct bench_rss_sampler {
+    pthread_t th;
+    pid_t pid;
+    atomic_int stop;
+    double peak; /* MiB */
+} bench_rss_sampler;
+void bench_rss_sampler_start(bench_rss_sampler *s, pid_t pid);
+/* Stops the sampling; the peak in MiB. */
+double bench_rss_sampler_stop(bench_rss_sampler *s);
 
 typedef struct bench_hconn {
     int fd;

@@ -59,42 +59,6 @@
 #define REPS 3
 #define PIECE (1u << 20)
 
-/* Peak RSS of a process while a transfer runs. */
-typedef struct sampler {
-    pthread_t th;
-    pid_t pid;
-    atomic_int stop;
-    double peak;
-} sampler;
-
-static void *sample_loop(void *arg)
-{
-    sampler *s = arg;
-    while (!atomic_load(&s->stop)) {
-        double r = bench_proc_rss_mib(s->pid);
-        if (r > s->peak)
-            s->peak = r;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return NULL;
-}
-
-static void sampler_start(sampler *s, pid_t pid)
-{
-    s->pid = pid;
-    s->peak = bench_proc_rss_mib(pid);
-    atomic_init(&s->stop, 0);
-    pthread_create(&s->th, NULL, sample_loop, s);
-}
-
-static double sampler_stop(sampler *s)
-{
-    atomic_store(&s->stop, 1);
-    pthread_join(s->th, NULL);
-    return s->peak;
-}
-
 /* PUT the file over a fresh connection; the status or -1. */
 static int upload(int port, const char *path, int file_fd, uint64_t size)
 {
@@ -191,13 +155,13 @@ static void settle(const char *dir)
 static int timed_upload(const bench_server *s, const char *path, int file_fd, uint64_t size,
                         double *mbps, double *rss)
 {
-    sampler sm;
+    bench_rss_sampler sm;
     double before = bench_proc_rss_mib(s->pid);
-    sampler_start(&sm, s->pid);
+    bench_rss_sampler_start(&sm, s->pid);
     uint64_t t0 = bench_now_ns();
     int st = upload(s->port, path, file_fd, size);
     double secs = (double)(bench_now_ns() - t0) / 1e9;
-    *rss = sampler_stop(&sm) - before;
+    *rss = bench_rss_sampler_stop(&sm) - before;
     *mbps = (double)size / 1e6 / secs;
     return st;
 }
@@ -332,13 +296,13 @@ int bench_suite_artifacts(bench_ctx *c)
         }
         base_down[r] = (double)size / 1e6 / ((double)(bench_now_ns() - t0) / 1e9);
 
-        sampler sm;
+        bench_rss_sampler sm;
         double before = bench_proc_rss_mib(s.pid);
-        sampler_start(&sm, s.pid);
+        bench_rss_sampler_start(&sm, s.pid);
         t0 = bench_now_ns();
         st = download(s.port, path, size, &h);
         double secs = (double)(bench_now_ns() - t0) / 1e9;
-        rss_down[r] = sampler_stop(&sm) - before;
+        rss_down[r] = bench_rss_sampler_stop(&sm) - before;
         if (st != 200 || h != want) {
             fprintf(stderr, "artifacts: download answered %d%s\n", st,
                     h != want ? " with different bytes" : "");

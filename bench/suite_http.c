@@ -16,6 +16,10 @@
  *   server_rss_mib_while_ingesting the child's peak VmRSS sampled every 20
  *        ms during the native ingest phase, against the configured engine
  *        memory budget (ratio > 1: the whole server stayed under it).
+ *   server_rss_mib_ingesting_<N>m_points  the same, sampled every 10 ms
+ *        while the M4 figure's data (100 runs x 1M steps = 100 M points;
+ *        --quick: 2 M) is ingested through tally/ingest, 16 series x 65536
+ *        points a frame, one connection.
  *   get_history_1m_points_s        one series of 1M points read through
  *        mlflow/metrics/get-history with max_results=25000, following every
  *        page token; one connection; median of REPS_HISTORY.
@@ -710,9 +714,19 @@ int bench_suite_http(bench_ctx *c)
         }
         fprintf(stderr, "http: loading %d runs x %zu steps\n", M4_RUNS, steps);
         uint64_t t0 = bench_now_ns();
+        bench_rss_sampler sm;
+        bench_rss_sampler_start(&sm, srv.pid);
         if (ok)
             ok = ingest_series(&h, runs, keys, M4_RUNS, steps) == 0;
+        double load_rss = bench_rss_sampler_stop(&sm);
         fprintf(stderr, "http: loaded in %.1f s\n", (double)(bench_now_ns() - t0) / 1e9);
+        if (ok) {
+            char fig[96];
+            snprintf(fig, sizeof fig, "server_rss_mib_ingesting_%zum_points",
+                     (size_t)M4_RUNS * steps / 1000000);
+            bench_report(c, fig, load_rss, "MiB", "memory_budget_mib",
+                         (double)(MEMORY_BUDGET >> 20), 0);
+        }
         size_t cap = 64 + M4_RUNS * 70;
         char *body = malloc(cap);
         size_t n = (size_t)snprintf(body, cap, "{\"key\":\"train/loss\",\"width\":1000,"

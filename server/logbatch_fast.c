@@ -139,8 +139,11 @@ static inline int name(cursor *c, const char *lit, size_t n)
 {
     if ((size_t)(c->end - c->p) < n || memcmp(c->p, lit, n) != 0)
         return 0;
-    c->p += n;
-    return eat(c, ':') == 0;
+    cursor after = {c->p + n, c->end};
+    if (eat(&after, ':') != 0)
+        return 0; /* the cursor stays: no other name can match here either */
+    *c = after;
+    return 1;
 }
 #define NAME(c, lit) name((c), "\"" lit "\"", sizeof(lit) + 1)
 

@@ -250,6 +250,8 @@ static void test_fast_declines_what_it_does_not_own(void)
         "{\"run_id\":\"r\",\"params\":[{\"value\":\"v\"}]}",
         "{\"run_id\":\"r\",\"tags\":[{\"key\":\"\"}]}",
         "{\"run_id\":\"r\",\"tags\":[{\"key\":\"t\",\"value\":\"a\tb\"}]}",
+        "{\"run_id\":\"r\",\"metrics\"\"params\":[{\"key\":\"a\"}]}", /* a name without ':' */
+        "{\"run_id\":\"r\",\"metrics\":[{\"key\"\"value\":1,\"timestamp\":1}]}",
         "{\"run_id\":\"r\"}\0",
     };
     for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
