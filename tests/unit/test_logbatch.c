@@ -297,7 +297,7 @@ static void test_mutations_agree(void)
             uint64_t r = next_u64();
             size_t at = len ? (size_t)(r >> 8) % len : 0;
             char ch = alphabet[(r >> 40) % (sizeof alphabet - 1)];
-            switch (r % 4) {
+            switch (r % 5) {
             case 0: /* replace */
                 if (len)
                     buf[at] = ch;
@@ -315,6 +315,14 @@ static void test_mutations_agree(void)
                     len--;
                 }
                 break;
+            case 3: { /* delete a span */
+                size_t span = 1 + (size_t)(r >> 50) % 24;
+                if (at + span <= len) {
+                    memmove(buf + at, buf + at + span, len - at - span);
+                    len -= span;
+                }
+                break;
+            }
             default: { /* duplicate a span */
                 size_t span = 1 + (size_t)(r >> 50) % 24;
                 if (at + span <= len && len + span < sizeof buf) {
