@@ -30,7 +30,8 @@
  *  (3) Every read is bounded by `end`: fixed-size parts are checked before
  *      they are read, bit-packed payloads are checked as a whole before
  *      unpacking, and the unpacker uses 8-byte loads only where 8 bytes
- *      remain before `end` (a byte-wise tail otherwise).
+ *      remain before `end` (near `end`, the last 8 bytes; a byte-wise tail
+ *      when the whole buffer is shorter).
  *  (4) The encoder computes the exact size of every method it can use on
  *      the chunk (closed form for the fixed-width kernels, by encoding for
  *      XOR and SHUF) and writes the smallest, except that a sequential
@@ -336,6 +337,10 @@ static inline uint64_t bits_get(const uint8_t *p, size_t avail, size_t bit, unsi
         x = load64(p + by) >> sh;
         if (sh + w > 64)
             x |= (uint64_t)p[by + 8] << (64 - sh); /* by + 8 < avail: the value ends there */
+    } else if (avail >= 8) {
+        /* The value lies within the last 8 bytes (it ends by avail and
+         * starts after avail - 8): one load of them, shifted by 8..63. */
+        x = load64(p + avail - 8) >> (8 * (unsigned)(by + 8 - avail) + sh);
     } else {
         size_t last = (bit + w - 1) >> 3;
         x = 0;
@@ -1003,20 +1008,180 @@ static int parse_hdr(const uint8_t *in, const uint8_t *end, uint32_t n, int is_f
     return 0;
 }
 
-/* Decodes the first m (1 <= m <= n) words of a chunk of n into word (room
- * for n): the kernels that can stop early (RAW, CONST, LINEAR, FOR, DELTA,
- * DELTA2) decode m, the others all n. *ordered tells whether the words are
- * in the ordered mapping (kernels on u) or raw patterns (RAW, XOR, SHUF);
- * for the int64 domain both are the same thing. *used is the chunk's whole
- * encoded size either way. */
-static int decode_words(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t m,
-                        int is_f64, uint64_t *word, int *ordered, dom *dm, size_t *used)
+/* DELTA and DELTA2 in one pass. The packed residuals are read, summed into
+ * the words and stored in the same loop, over groups of 8 values (W bytes)
+ * as in unpack_groups(), and each word is stored plus `ofs` (mod 2^64). With
+ * ofs = 2^63 a float64-domain word u is stored as u ^ 2^63, which is already
+ * the float64 bit pattern unord64(u) whenever u >= 2^63 (a positive value):
+ * only chunks holding a negative value need a second pass (fix_negative()).
+ * Words go to dst as native 8-byte words through memcpy, so dst may be the
+ * caller's int64, uint64 or double array.
+ *
+ *   DELTA   x[i] = x[i-1] + d + p[i-1]
+ *   DELTA2  dl[i] = dl[i-1] + d + p[i-2], x[i] = x[i-1] + dl[i]
+ *
+ * The loops are the plain serial chains on purpose: no interleaved partial
+ * sums for the vectorizer (see fill_linear). */
+typedef struct sums {
+    uint64_t x;     /* last word + ofs */
+    uint64_t delta; /* DELTA2: last first difference */
+    uint64_t acc;   /* OR of every stored word */
+} sums;
+
+static ALWAYS_INLINE void sums_put(sums *st, uint64_t r, uint64_t d, const int second,
+                                   uint8_t *dst)
 {
-    hdr h;
-    int rc = parse_hdr(in, end, n, is_f64, &h);
-    if (rc)
-        return rc;
-    *dm = h.dm;
+    if (second) {
+        st->delta += r + d;
+        st->x += st->delta;
+    } else {
+        st->x += r + d;
+    }
+    st->acc |= st->x;
+    memcpy(dst, &st->x, 8);
+}
+
+/* Sums whole groups of 8 residuals of the constant width W (1..64) while a
+ * group and the 8 bytes after it lie before avail; returns how many it took
+ * (a multiple of 8). Inlined once per width and kernel. */
+static ALWAYS_INLINE uint32_t sums_groups(const uint8_t *p, size_t avail, uint32_t count,
+                                          const unsigned W, const int second, uint64_t d,
+                                          sums *st, uint8_t *dst)
+{
+    const uint64_t mask = W == 64 ? ~UINT64_C(0) : (UINT64_C(1) << W) - 1;
+    size_t fit = avail >= W + 8 ? (avail - 8) / W : 0; /* groups the bytes allow */
+    uint32_t groups = count / 8 < fit ? count / 8 : (uint32_t)fit;
+    sums s = *st;
+    const uint8_t *q = p;
+    for (uint32_t g = 0; g < groups; g++, q += W, dst += 64) {
+#define TALLY_SUMS_ONE_(j)                                                                    \
+    do {                                                                                      \
+        const unsigned bit = (j) * W, sh = bit & 7;                                           \
+        uint64_t r = load64(q + bit / 8) >> sh;                                               \
+        if (W > 56 && sh + W > 64)                                                            \
+            r |= (uint64_t)q[bit / 8 + 8] << ((64 - sh) & 63);                                \
+        sums_put(&s, r & mask, d, second, dst + 8 * (j));                                     \
+    } while (0)
+        TALLY_SUMS_ONE_(0);
+        TALLY_SUMS_ONE_(1);
+        TALLY_SUMS_ONE_(2);
+        TALLY_SUMS_ONE_(3);
+        TALLY_SUMS_ONE_(4);
+        TALLY_SUMS_ONE_(5);
+        TALLY_SUMS_ONE_(6);
+        TALLY_SUMS_ONE_(7);
+#undef TALLY_SUMS_ONE_
+    }
+    *st = s;
+    return groups * 8;
+}
+
+/* Words [0, m) of a DELTA or DELTA2 chunk (header h, avail bytes from its
+ * payload), each plus ofs, into dst. Returns the OR of the stored words. */
+static uint64_t delta_decode(const hdr *h, size_t avail, uint32_t m, uint64_t ofs, uint8_t *dst)
+{
+    const int second = h->kernel == TALLY__CK_DELTA2;
+    const uint8_t *p = h->payload;
+    const unsigned w = h->w;
+    const uint64_t d = h->d;
+    sums st = {h->base + ofs, h->d1, h->base + ofs};
+    memcpy(dst, &st.x, 8);
+    uint32_t k = 1; /* words that need no residual */
+    if (second && m > 1) {
+        st.x += st.delta;
+        st.acc |= st.x;
+        memcpy(dst + 8, &st.x, 8);
+        k = 2;
+    }
+    if (m <= k)
+        return st.acc;
+    uint32_t count = m - k, i = 0;
+    dst += 8 * (size_t)k;
+    switch (w * 2 + (unsigned)second) {
+    case 0:
+        for (; i < count; i++)
+            sums_put(&st, 0, d, 0, dst + 8 * (size_t)i);
+        return st.acc;
+    case 1:
+        for (; i < count; i++)
+            sums_put(&st, 0, d, 1, dst + 8 * (size_t)i);
+        return st.acc;
+#define TALLY_SUMS_CASE_(W)                                                                   \
+    case 2 * (W):                                                                             \
+        i = sums_groups(p, avail, count, W, 0, d, &st, dst);                                  \
+        break;                                                                                \
+    case 2 * (W) + 1:                                                                         \
+        i = sums_groups(p, avail, count, W, 1, d, &st, dst);                                  \
+        break;
+#define TALLY_SUMS_CASE8_(k)                                                                  \
+    TALLY_SUMS_CASE_(8 * k + 1) TALLY_SUMS_CASE_(8 * k + 2) TALLY_SUMS_CASE_(8 * k + 3)       \
+    TALLY_SUMS_CASE_(8 * k + 4) TALLY_SUMS_CASE_(8 * k + 5) TALLY_SUMS_CASE_(8 * k + 6)       \
+    TALLY_SUMS_CASE_(8 * k + 7) TALLY_SUMS_CASE_(8 * k + 8)
+        TALLY_SUMS_CASE8_(0)
+        TALLY_SUMS_CASE8_(1)
+        TALLY_SUMS_CASE8_(2)
+        TALLY_SUMS_CASE8_(3)
+        TALLY_SUMS_CASE8_(4)
+        TALLY_SUMS_CASE8_(5)
+        TALLY_SUMS_CASE8_(6)
+        TALLY_SUMS_CASE8_(7)
+#undef TALLY_SUMS_CASE8_
+#undef TALLY_SUMS_CASE_
+    default: /* w > 64 is refused by parse_hdr */
+        break;
+    }
+    /* The rest: a partial group, or the values in the last W + 8 bytes
+     * before end. Up to 56 bits a value lies within the 8 bytes from its
+     * first byte, or else within the last 8 bytes (as in bits_get()). */
+    if (w <= 56 && avail >= 8) {
+        const uint64_t mask = (UINT64_C(1) << w) - 1;
+        for (; i < count; i++) {
+            size_t bit = (size_t)i * w, by = bit >> 3;
+            unsigned sh = (unsigned)(bit & 7);
+            uint64_t r = by + 8 <= avail
+                             ? load64(p + by) >> sh
+                             : load64(p + avail - 8) >> (8 * (unsigned)(by + 8 - avail) + sh);
+            if (second)
+                sums_put(&st, r & mask, d, 1, dst + 8 * (size_t)i);
+            else
+                sums_put(&st, r & mask, d, 0, dst + 8 * (size_t)i);
+        }
+    }
+    for (; i < count; i++) {
+        uint64_t r = bits_get(p, avail, (size_t)i * w, w);
+        if (second)
+            sums_put(&st, r, d, 1, dst + 8 * (size_t)i);
+        else
+            sums_put(&st, r, d, 0, dst + 8 * (size_t)i);
+    }
+    return st.acc;
+}
+
+/* Turns words stored by delta_decode() with ofs = 2^63 into float64 bit
+ * patterns where they were not already: a stored b = u ^ 2^63 with the top
+ * bit set came from u < 2^63 (a negative value), whose pattern is ~u =
+ * b ^ (2^63 - 1). */
+static void fix_negative(double *out, uint32_t m)
+{
+    for (uint32_t i = 0; i < m; i++) {
+        uint64_t b;
+        memcpy(&b, out + i, 8);
+        b ^= (0 - (b >> 63)) >> 1;
+        memcpy(out + i, &b, 8);
+    }
+}
+
+/* Decodes the first m (1 <= m <= n) words of a chunk of n, whose header h
+ * parse_hdr() read from in, into word (room for n): the kernels that can
+ * stop early (RAW, CONST, LINEAR, FOR, DELTA, DELTA2) decode m, the others
+ * all n. *ordered tells whether the words are in the ordered mapping
+ * (kernels on u) or raw patterns (RAW, XOR, SHUF); for the int64 domain both
+ * are the same thing. *used is the chunk's whole encoded size either way. */
+static int decode_words_h(const hdr *hp, const uint8_t *in, const uint8_t *end, uint32_t n,
+                          uint32_t m, uint64_t *word, int *ordered, size_t *used)
+{
+    const hdr h = *hp;
+    int rc;
     *ordered = 1;
     const uint8_t *p = h.payload;
     size_t avail = (size_t)(end - p);
@@ -1041,35 +1206,11 @@ static int decode_words(const uint8_t *in, const uint8_t *end, uint32_t n, uint3
         unpack(p, avail, m, h.w, h.base, h.d, word);
         *used = (size_t)(p - in) + h.payload_len;
         return 0;
-    case TALLY__CK_DELTA: {
-        unpack(p, avail, m - 1, h.w, 0, 0, word + 1);
-        uint64_t x = h.base, d = h.d;
-        word[0] = x;
-        for (uint32_t i = 1; i < m; i++) {
-            x += word[i] + d;
-            word[i] = x;
-        }
+    case TALLY__CK_DELTA:
+    case TALLY__CK_DELTA2:
+        delta_decode(&h, avail, m, 0, (uint8_t *)word);
         *used = (size_t)(p - in) + h.payload_len;
         return 0;
-    }
-    case TALLY__CK_DELTA2: {
-        uint64_t x = h.base, delta = h.d1, dd = h.d;
-        word[0] = x;
-        if (m > 1) {
-            x += delta;
-            word[1] = x;
-        }
-        if (m > 2) {
-            unpack(p, avail, m - 2, h.w, 0, 0, word + 2);
-            for (uint32_t i = 2; i < m; i++) {
-                delta += word[i] + dd;
-                x += delta;
-                word[i] = x;
-            }
-        }
-        *used = (size_t)(p - in) + h.payload_len;
-        return 0;
-    }
     case TALLY__CK_RLE: {
         const uint8_t *q = p;
         uint64_t runs;
@@ -1106,6 +1247,18 @@ static int decode_words(const uint8_t *in, const uint8_t *end, uint32_t n, uint3
         break;
     }
     return TALLY_ECORRUPT;
+}
+
+/* decode_words_h() after parsing the header; *dm gets the domain. */
+static int decode_words(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t m,
+                        int is_f64, uint64_t *word, int *ordered, dom *dm, size_t *used)
+{
+    hdr h;
+    int rc = parse_hdr(in, end, n, is_f64, &h);
+    if (rc)
+        return rc;
+    *dm = h.dm;
+    return decode_words_h(&h, in, end, n, m, word, ordered, used);
 }
 
 /* Word -> float64 bit pattern. */
@@ -1296,10 +1449,24 @@ int tally__codec_f64_decode_prefix(const uint8_t *in, const uint8_t *end, uint32
 {
     uint64_t word[N_MAX];
     int ordered;
-    dom dm;
+    hdr h;
     size_t u;
     RETURN_ERROR_IF(n != 0 && (m == 0 || m > n), TALLY_EINVAL); /* n = 0: corrupt, below */
-    int rc = decode_words(in, end, n, m, 1, word, &ordered, &dm, &u);
+    int rc = parse_hdr(in, end, n, 1, &h);
+    if (rc)
+        return rc;
+    dom dm = h.dm;
+    if (dm == DOM_F64 && (h.kernel == TALLY__CK_DELTA || h.kernel == TALLY__CK_DELTA2)) {
+        /* Straight into out, mapped on the way but for negative values. */
+        uint64_t acc = delta_decode(&h, (size_t)(end - h.payload), m, UINT64_C(1) << 63,
+                                    (uint8_t *)out);
+        if (UNLIKELY(acc >> 63))
+            fix_negative(out, m);
+        if (used)
+            *used = (size_t)(h.payload - in) + h.payload_len;
+        return 0;
+    }
+    rc = decode_words_h(&h, in, end, n, m, word, &ordered, &u);
     if (rc)
         return rc;
     n = m; /* only the prefix is converted */

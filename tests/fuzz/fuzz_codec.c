@@ -12,7 +12,8 @@
  * Decode garbage: decode, size and get must return 0 or TALLY_ECORRUPT,
  * stay within the input (ASan) and agree with each other when they succeed.
  * Round trip: encode (automatic, or the forced method when it applies),
- * decode, compare bit for bit; abort on any mismatch.
+ * decode, compare bit for bit; abort on any mismatch. Both also decode a
+ * prefix of the chunk, which must match the whole decode.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,9 +53,16 @@ static void decode_garbage(int is_f64, const uint8_t *data, size_t size, uint32_
                 CHECK(tally__codec_f64_get(buf, end, n, i, &g) == 0);
                 CHECK(memcmp(&g, &out[i], 8) == 0);
             }
+            /* a prefix is the same values and the same size */
+            double pre[NMAX];
+            uint32_t pm = 1 + (uint32_t)(size % n);
+            CHECK(tally__codec_f64_decode_prefix(buf, end, n, pm, pre, &sz) == 0);
+            CHECK(sz == used && memcmp(pre, out, 8 * (size_t)pm) == 0);
         } else {
             double g;
             int rg = tally__codec_f64_get(buf, end, n, n - 1, &g);
+            CHECK(rg == 0 || rg == TALLY_ECORRUPT);
+            rg = tally__codec_f64_decode_prefix(buf, end, n, 1 + (uint32_t)(size % n), out, NULL);
             CHECK(rg == 0 || rg == TALLY_ECORRUPT);
         }
     } else {
@@ -71,9 +79,15 @@ static void decode_garbage(int is_f64, const uint8_t *data, size_t size, uint32_
                 CHECK(tally__codec_i64_get(buf, end, n, i, &g) == 0);
                 CHECK(g == out[i]);
             }
+            int64_t pre[NMAX];
+            uint32_t pm = 1 + (uint32_t)(size % n);
+            CHECK(tally__codec_i64_decode_prefix(buf, end, n, pm, pre, &sz) == 0);
+            CHECK(sz == used && memcmp(pre, out, 8 * (size_t)pm) == 0);
         } else {
             int64_t g;
             int rg = tally__codec_i64_get(buf, end, n, n - 1, &g);
+            CHECK(rg == 0 || rg == TALLY_ECORRUPT);
+            rg = tally__codec_i64_decode_prefix(buf, end, n, 1 + (uint32_t)(size % n), out, NULL);
             CHECK(rg == 0 || rg == TALLY_ECORRUPT);
         }
     }
@@ -148,6 +162,9 @@ static void round_trip(int is_f64, int shaped, unsigned method, const uint8_t *p
             CHECK(tally__codec_f64_get(buf, buf + s, m, i, &g) == 0);
             CHECK(memcmp(&g, &v[i], 8) == 0);
         }
+        uint32_t pm = 1 + (uint32_t)(s % m); /* a prefix: the first pm values, the whole size */
+        CHECK(tally__codec_f64_decode_prefix(buf, buf + s, m, pm, out, &used) == 0);
+        CHECK(used == s && memcmp(out, v, 8 * (size_t)pm) == 0);
         free(buf);
     } else {
         int64_t v[NMAX], out[NMAX];
@@ -173,6 +190,9 @@ static void round_trip(int is_f64, int shaped, unsigned method, const uint8_t *p
             CHECK(tally__codec_i64_get(buf, buf + s, m, i, &g) == 0);
             CHECK(g == v[i]);
         }
+        uint32_t pm = 1 + (uint32_t)(s % m);
+        CHECK(tally__codec_i64_decode_prefix(buf, buf + s, m, pm, out, &used) == 0);
+        CHECK(used == s && memcmp(out, v, 8 * (size_t)pm) == 0);
         free(buf);
     }
 }

@@ -616,6 +616,180 @@ static void test_back_to_back(void)
     free(t);
 }
 
+/* ------------------------------------------------------------------------ */
+/* DELTA and DELTA2 decoded by prefix                                        */
+/* ------------------------------------------------------------------------ */
+
+/* The float64 pattern of an ordered word (the inverse of ord64 in
+ * docs/codec.md). */
+static uint64_t unord64_of(uint64_t u)
+{
+    return u ^ (u >> 63 ? UINT64_C(0x8000000000000000) : ~UINT64_C(0));
+}
+
+/* Words u[0..n) whose residuals under DELTA (second = 0) or DELTA2 all lie in
+ * [0, 2^w) around a minimum difference dmin, with 0 and 2^w - 1 both present
+ * when there are at least two residuals, so the forced method packs exactly
+ * w bits. All sums wrap modulo 2^64. */
+static void words_of_width(uint64_t *u, uint32_t n, unsigned w, int second, uint64_t u0,
+                           uint64_t d1, uint64_t dmin)
+{
+    uint64_t top = w == 0 ? 0 : w == 64 ? ~UINT64_C(0) : (UINT64_C(1) << w) - 1;
+    uint64_t x = u0, delta = d1;
+    u[0] = x;
+    for (uint32_t i = 1; i < n; i++) {
+        uint32_t j = second ? i - 2 : i - 1; /* residual index */
+        uint64_t r = rnd() & top;
+        if (j == 0)
+            r = 0;
+        else if (j == 1)
+            r = top;
+        if (second && i == 1) {
+            x += delta;
+        } else if (second) {
+            delta += dmin + r;
+            x += delta;
+        } else {
+            x += dmin + r;
+        }
+        u[i] = x;
+    }
+}
+
+/* Every prefix m = 1..n of chunk enc (size bytes) decodes to v[0..m), from a
+ * buffer ending right after the chunk and from one with `slack` bytes of
+ * junk after it (as in a block, where the next column follows). */
+static void check_i64_prefixes(const uint8_t *enc, size_t size, const int64_t *v, uint32_t n)
+{
+    for (int slack = 0; slack <= 24; slack += 24) {
+        uint8_t *t = malloc(size + (size_t)slack);
+        ASSERT(t != NULL);
+        memcpy(t, enc, size);
+        for (int k = 0; k < slack; k++)
+            t[size + (size_t)k] = (uint8_t)rnd();
+        for (uint32_t m = 1; m <= n; m++) {
+            int64_t out[NMAX + 1];
+            size_t used = 0;
+            out[m] = INT64_C(0x5A5A5A5A5A5A5A5A);
+            ASSERT_OK(tally__codec_i64_decode_prefix(t, t + size + slack, n, m, out, &used));
+            ASSERT_EQ(used, size);
+            for (uint32_t i = 0; i < m; i++)
+                ASSERT_EQ(out[i], v[i]);
+            ASSERT_EQ(out[m], INT64_C(0x5A5A5A5A5A5A5A5A)); /* nothing past m */
+        }
+        free(t);
+    }
+}
+
+static void check_f64_prefixes(const uint8_t *enc, size_t size, const double *v, uint32_t n)
+{
+    for (int slack = 0; slack <= 24; slack += 24) {
+        uint8_t *t = malloc(size + (size_t)slack);
+        ASSERT(t != NULL);
+        memcpy(t, enc, size);
+        for (int k = 0; k < slack; k++)
+            t[size + (size_t)k] = (uint8_t)rnd();
+        for (uint32_t m = 1; m <= n; m++) {
+            double out[NMAX + 1];
+            size_t used = 0;
+            out[m] = dbl_of(UINT64_C(0x5A5A5A5A5A5A5A5A));
+            ASSERT_OK(tally__codec_f64_decode_prefix(t, t + size + slack, n, m, out, &used));
+            ASSERT_EQ(used, size);
+            for (uint32_t i = 0; i < m; i++)
+                ASSERT_BITS_EQ(out[i], v[i]);
+            ASSERT_BITS_EQ(out[m], dbl_of(UINT64_C(0x5A5A5A5A5A5A5A5A)));
+            /* the last point alone, through random access */
+            double g;
+            ASSERT_OK(tally__codec_f64_get(t, t + size + slack, n, m - 1, &g));
+            ASSERT_BITS_EQ(g, v[m - 1]);
+        }
+        free(t);
+    }
+}
+
+static void test_delta_prefix(void)
+{
+    static const uint32_t ns[] = {1, 2, 3, 4, 9, 10, 17, 18, 63, 100, 127, 128};
+    static const uint64_t starts[] = {
+        0, UINT64_C(0x7FFFFFFFFFFFFF00), /* int64 wraps; floats cross zero */
+        UINT64_C(0x8000000000000000), UINT64_C(0xFFFFFFFFFFFFFF80), UINT64_C(0x3FF0000000000000)};
+    uint8_t enc[1 + 8 * NMAX];
+    uint64_t u[NMAX];
+    int64_t iv[NMAX];
+    double fv[NMAX];
+    size_t n_done = 0;
+    for (unsigned w = 0; w <= 64; w++) {
+        for (int second = 0; second < 2; second++) {
+            unsigned method = second ? TALLY__CK_DELTA2 : TALLY__CK_DELTA;
+            for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+                uint32_t n = ns[k];
+                uint64_t u0 = starts[(w + k) % (sizeof starts / sizeof starts[0])];
+                /* dmin small negative or anywhere in [-2^61, 2^61): below
+                 * w = 63 the residuals' int64 range is then exactly w bits */
+                uint64_t dmin = (k & 1) ? 0 - rnd() % 1000 : (rnd() >> 2) - (UINT64_C(1) << 61);
+                words_of_width(u, n, w, second, u0, rnd() >> (w % 64), dmin);
+                for (uint32_t i = 0; i < n; i++) {
+                    iv[i] = (int64_t)u[i];
+                    fv[i] = dbl_of(unord64_of(u[i])); /* any pattern: NaNs, -0.0, ... */
+                }
+                size_t s = tally__codec_i64_encode_method(iv, n, method, enc);
+                if (s) {
+                    ASSERT_EQ(enc[0], method);
+                    if (n > (second ? 3u : 2u) && w <= 62)
+                        ASSERT_EQ(enc[1], w);
+                    check_i64_prefixes(enc, s, iv, n);
+                    n_done++;
+                }
+                s = tally__codec_f64_encode_method(fv, n, method, enc);
+                if (s) {
+                    ASSERT_EQ(enc[0], method);
+                    if (n > (second ? 3u : 2u) && w <= 62)
+                        ASSERT_EQ(enc[1], w);
+                    check_f64_prefixes(enc, s, fv, n);
+                    n_done++;
+                }
+            }
+        }
+    }
+    /* widths up to 62 fit the bound at n = 128 for both kernels */
+    ASSERT_GT(n_done, 2 * 2 * 63 * 10);
+
+    /* Smooth curves as training writes them, positive, negative and across
+     * zero, with specials dropped in (the automatic choice, then forced). */
+    for (int shape = 0; shape < 6; shape++) {
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+            uint32_t n = ns[k];
+            for (uint32_t i = 0; i < n; i++) {
+                double s = (double)(4000 * k + i);
+                double x = 1.0 / (1.0 + s * 1e-4);
+                switch (shape) {
+                case 0: fv[i] = x; break;
+                case 1: fv[i] = -x; break;
+                case 2: fv[i] = x - 0.9995; break; /* crosses zero */
+                case 3: fv[i] = 1e-3 * 0.5 * (1.0 + cos(3.14159265358979 * s / 60000.0)); break;
+                case 4: fv[i] = (double)(float)(x - 0.9995); break; /* float32 domain */
+                default: /* specials among smooth values */
+                    fv[i] = i % 11 == 3 ? dbl_of(special_bits[(i / 11) % N_SPECIAL]) : x;
+                    break;
+                }
+            }
+            size_t s = tally__codec_f64_encode(fv, n, enc);
+            ASSERT_GT(s, 0);
+            check_f64_prefixes(enc, s, fv, n);
+            for (unsigned dm = 0; dm < 2; dm++) {
+                for (int second = 0; second < 2; second++) {
+                    unsigned method = TALLY__CODEC_METHOD(
+                        dm ? TALLY__CODEC_DOM_F32 : TALLY__CODEC_DOM_F64,
+                        second ? TALLY__CK_DELTA2 : TALLY__CK_DELTA);
+                    s = tally__codec_f64_encode_method(fv, n, method, enc);
+                    if (s)
+                        check_f64_prefixes(enc, s, fv, n);
+                }
+            }
+        }
+    }
+}
+
 int main(void)
 {
     TEST_RUN(test_i64_shapes);
@@ -626,6 +800,7 @@ int main(void)
     TEST_RUN(test_damage);
     TEST_RUN(test_bad_arguments);
     TEST_RUN(test_back_to_back);
+    TEST_RUN(test_delta_prefix);
     fprintf(stderr, "checked %zu int64 and %zu float64 chunks\n", n_checked_i64, n_checked_f64);
     ASSERT_GT(n_checked_i64, 1000);
     ASSERT_GT(n_checked_f64, 1000);
