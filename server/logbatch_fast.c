@@ -4,8 +4,11 @@
  * shares the work with the general parser in logbatch.c).
  *
  * Accepted shape, whitespace anywhere JSON allows it:
- *   {"run_id": S, "metrics": [M, ...], "params": [KV, ...], "tags": [KV, ...]}
- * members in any order, each at most once, run_id required and not empty;
+ *   {"run_id": S, "run_uuid": S, "metrics": [M, ...], "params": [KV, ...],
+ *    "tags": [KV, ...]}
+ * members in any order, each at most once, run_id required and not empty
+ * (so it is the id: run_uuid, which the Python client sends too, is then
+ * ignored, as by the general parser);
  *   M  = {"key": S, "value": N, "timestamp": I, "step": I}, step optional,
  *        key not empty;
  *   KV = {"key": S, "value": S}, value optional, key not empty;
@@ -257,7 +260,7 @@ static int pairs(tally_logbatch *lb, cursor *c, size_t first, size_t max, size_t
  * kvs[TALLY_LB_MAX_PARAMS..) until the end moves them next to the params. */
 static int members(tally_logbatch *lb, cursor *c, tally_lb_parsed *out)
 {
-    enum { M_RUN = 1, M_METRICS = 2, M_PARAMS = 4, M_TAGS = 8 };
+    enum { M_RUN = 1, M_METRICS = 2, M_PARAMS = 4, M_TAGS = 8, M_UUID = 16 };
     unsigned seen = 0;
     if (eat(c, '{') != 0)
         return -1;
@@ -267,6 +270,12 @@ static int members(tally_logbatch *lb, cursor *c, tally_lb_parsed *out)
         if (NAME(c, "run_id")) {
             m = M_RUN;
             bad = string(c, &out->run_id, &out->run_id_len) != 0 || out->run_id_len == 0;
+        } else if (NAME(c, "run_uuid")) {
+            /* The Python client sends both ids; run_id, not empty, wins. */
+            const char *ignored;
+            size_t ignored_len;
+            m = M_UUID;
+            bad = string(c, &ignored, &ignored_len) != 0;
         } else if (NAME(c, "metrics")) {
             m = M_METRICS;
             bad = metrics(lb, c, &out->n_metrics, &out->n_groups) != 0;

@@ -7,7 +7,8 @@
  *    of the RFC 8259 number at the start of its input, 0 when none starts
  *    there;
  *  - the fast parser accepts the bodies clients send (compact, with
- *    Python's spaces, params and tags in either order, step absent) and
+ *    Python's spaces, run_uuid beside run_id, params and tags in either
+ *    order, step absent) and
  *    declines each shape it does not own;
  *  - for every body, tally_logbatch_parse (fast first) and the general
  *    parser alone give the same answer: return code, message, and every
@@ -167,6 +168,11 @@ static void test_fast_accepts_what_clients_send(void)
     ASSERT(strcmp(lb_a.params[1].value, "") == 0 && strcmp(lb_a.tags[0].key, "t") == 0);
     ASSERT_EQ(lb_a.series[0].steps[0], 0);
     ASSERT_EQ(both_str("{\"run_id\":\"r\",\"params\":[],\"tags\":[]}"), 0);
+    /* The Python client sends run_uuid beside run_id. */
+    ASSERT_EQ(both_str("{\"run_id\": \"abc\", \"run_uuid\": \"abc\", \"metrics\": []}"), 0);
+    ASSERT_EQ(both_str("{\"run_uuid\":\"other\",\"run_id\":\"abc\"}"), 0);
+    ASSERT(strcmp(lb_a.run_id, "abc") == 0);
+    ASSERT_EQ(both_str("{\"run_uuid\":\"\",\"run_id\":\"abc\"}"), 0);
     ASSERT_EQ(both_str("{\"run_id\":\"r\",\"metrics\":[{\"key\":\"k\",\"value\":1e308,"
                        "\"timestamp\":0,\"step\":-999999999999999999}]}"),
               0);
@@ -219,6 +225,9 @@ static void test_fast_declines_what_it_does_not_own(void)
         "{\"run_id\":\"\"}",
         "{\"run_id\":null}",
         "{\"run_uuid\":\"r\"}",
+        "{\"run_uuid\":\"r\",\"run_id\":\"\"}",
+        "{\"run_uuid\":5,\"run_id\":\"r\"}",
+        "{\"run_uuid\":\"r\",\"run_id\":\"r\",\"run_uuid\":\"s\"}",
         "{\"runId\":\"r\"}",
         "{\"run_id\":\"r\",\"run_id\":\"s\"}",
         "{\"run_id\":\"r\",\"extra\":1}",
@@ -278,7 +287,7 @@ static void test_fast_declines_what_it_does_not_own(void)
 static void test_mutations_agree(void)
 {
     static const char *seeds[] = {
-        "{\"run_id\":\"abc\",\"metrics\":[{\"key\":\"loss\",\"value\":0.25,\"timestamp\":17,"
+        "{\"run_id\":\"abc\",\"run_uuid\":\"abc\",\"metrics\":[{\"key\":\"loss\",\"value\":0.25,\"timestamp\":17,"
         "\"step\":3},{\"key\":\"acc\",\"value\":-1.5e-3,\"timestamp\":18}],\"params\":[{\"key\":"
         "\"lr\",\"value\":\"0.1\"}],\"tags\":[{\"key\":\"t\",\"value\":\"v\"}]}",
         "{\"run_id\": \"r1\", \"metrics\": [{\"key\": \"a/b\", \"value\": 1, \"timestamp\": 0, "
