@@ -30,8 +30,9 @@
  *  (3) Every read is bounded by `end`: fixed-size parts are checked before
  *      they are read, bit-packed payloads are checked as a whole before
  *      unpacking, and the unpacker uses 8-byte loads only where 8 bytes
- *      remain before `end` (near `end`, the last 8 bytes; a byte-wise tail
- *      when the whole buffer is shorter).
+ *      remain before `end` (near `end`, the last 8 bytes or a zero-padded
+ *      copy of the bytes left; a byte-wise tail when the whole buffer is
+ *      shorter).
  *  (4) The encoder computes the exact size of every method it can use on
  *      the chunk (closed form for the fixed-width kernels, by encoding for
  *      XOR and SHUF) and writes the smallest, except that a sequential
@@ -256,10 +257,31 @@ static inline size_t varint_put(uint8_t *p, uint64_t x)
 }
 
 /* Reads a varint at *pp (< end). At most 10 bytes; the 10th may only hold
- * the top bit. */
+ * the top bit. A varint of up to 8 bytes with 8 bytes readable is read with
+ * one load: the first byte without a continuation bit ends it, and the 7-bit
+ * groups are gathered in three shift-and-merge steps (8 -> 14 -> 28 -> 56
+ * bits). Longer ones, and those near end, take the byte loop. */
 static inline int varint_get(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 {
     const uint8_t *p = *pp;
+    if (LIKELY(end - p >= 8)) {
+        uint64_t x = load64(p);
+        if (!(x & 0x80)) {
+            *pp = p + 1;
+            *out = x & 0x7F;
+            return 0;
+        }
+        uint64_t stop = ~x & UINT64_C(0x8080808080808080); /* bit 7 of each last byte */
+        if (LIKELY(stop)) {
+            x &= (stop ^ (stop - 1)) & UINT64_C(0x7F7F7F7F7F7F7F7F); /* its bytes, 7 bits */
+            x = (x & UINT64_C(0x007F007F007F007F)) | ((x >> 1) & UINT64_C(0x3F803F803F803F80));
+            x = (x & UINT64_C(0x00003FFF00003FFF)) | ((x >> 2) & UINT64_C(0x0FFFC0000FFFC000));
+            x = (x & UINT64_C(0x000000000FFFFFFF)) | ((x >> 4) & UINT64_C(0x00FFFFFFF0000000));
+            *pp = p + ctz64(stop) / 8 + 1;
+            *out = x;
+            return 0;
+        }
+    }
     uint64_t x = 0;
     for (unsigned k = 0; k < 10; k++) {
         RETURN_ERROR_IF(p >= end, TALLY_ECORRUPT);
@@ -1171,6 +1193,289 @@ static void fix_negative(double *out, uint32_t m)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Fixed-width kernels of the value column straight into doubles            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * FOR, LINEAR and CONST words are u[i] = base + i * d + r[i] (r = 0 but for
+ * FOR). When the header alone shows that every word of the chunk maps to
+ * its float64 pattern the same way, that pattern is affine in r[i]:
+ *
+ *   DOM_F32, u in [0x80800000, 0xFF7FFFFF]  (positive normal f, u = f | 2^31)
+ *       bits = (f & 0x7FFFFFFF) << 29 + (896 << 52)  = (u << 29) + (640 << 52)
+ *   DOM_F32, u in [0x00800000, 0x7F7FFFFF]  (negative normal f, u = ~f)
+ *       bits = 2^63 + (0x7FFFFFFF - u) << 29 + (896 << 52)  = K - (u << 29)
+ *   DOM_F64, u >= 2^63 (sign 0)             bits = u ^ 2^63 = u + 2^63
+ *   DOM_F64, u <  2^63 (sign 1)             bits = ~u = ~r - (base + i * d)
+ *
+ * (in the first line the 2^31 of u lands on 2^60 = 256 << 52). With
+ * -y = ~y + 1 every case is
+ *
+ *   bits[i] = ((r[i] << s) ^ x) + l0 + i * dl        (mod 2^64)
+ *
+ * with s = 29 or 0 and x = 0 or all ones: unpack, unmap, widen and store
+ * are a load, a shift, a mask, an add (and an xor for negative chunks) per
+ * value. A chunk whose words may map otherwise (crossing zero, a float32
+ * zero, subnormal, infinity or NaN, or corrupt parameters) gets no affine
+ * form and takes the general path, words first, then word_to_bits().
+ */
+typedef struct affine {
+    unsigned s;  /* residual shift: 29 (DOM_F32) or 0 */
+    uint64_t x;  /* 0, or all ones for a negative chunk */
+    uint64_t l0; /* bits[0] less its residual term */
+    uint64_t dl; /* step of l per value */
+} affine;
+
+/* Whether every exact integer base + i * (int64)d + r, for i < n and
+ * 0 <= r < 2^w, lies in [lo, hi]: then the decoder's sums modulo 2^64 are
+ * those integers. */
+static inline int words_within(uint64_t base, uint64_t d, unsigned w, uint32_t n, uint64_t lo,
+                               uint64_t hi)
+{
+    uint64_t first = base, last = base, top;
+    if (d != 0) {
+        int64_t span; /* (n - 1) * d: the line's last point less its first */
+        if (__builtin_mul_overflow((int64_t)(n - 1), (int64_t)d, &span))
+            return 0;
+        if (span >= 0 ? __builtin_add_overflow(base, (uint64_t)span, &last)
+                      : __builtin_sub_overflow(base, 0 - (uint64_t)span, &first))
+            return 0;
+    }
+    if (w >= 64 || __builtin_add_overflow(last, (UINT64_C(1) << w) - 1, &top))
+        return 0;
+    return first >= lo && top <= hi;
+}
+
+/* The affine form of a FOR, LINEAR or CONST chunk of n words (header h):
+ * 1 and *a, or 0 when it has none. */
+static int affine_of(const hdr *h, uint32_t n, affine *a)
+{
+    const uint64_t base = h->base, d = h->d;
+    const unsigned w = h->kernel == TALLY__CK_FOR ? h->w : 0;
+    if (h->dm == DOM_F32) {
+        a->s = 29;
+        if (words_within(base, d, w, n, UINT32_C(0x80800000), UINT32_C(0xFF7FFFFF))) {
+            a->x = 0;
+            a->l0 = (base << 29) + (UINT64_C(640) << 52);
+            a->dl = d << 29;
+            return 1;
+        }
+        if (words_within(base, d, w, n, UINT32_C(0x00800000), UINT32_C(0x7F7FFFFF))) {
+            a->x = ~UINT64_C(0);
+            a->l0 = (UINT64_C(1) << 63) + ((uint64_t)UINT32_C(0x7FFFFFFF) << 29) +
+                    (UINT64_C(896) << 52) + 1 - (base << 29);
+            a->dl = 0 - (d << 29);
+            return 1;
+        }
+        return 0;
+    }
+    a->s = 0;
+    if (words_within(base, d, w, n, UINT64_C(1) << 63, ~UINT64_C(0))) {
+        a->x = 0;
+        a->l0 = base + (UINT64_C(1) << 63);
+        a->dl = d;
+        return 1;
+    }
+    if (words_within(base, d, w, n, 0, (UINT64_C(1) << 63) - 1)) {
+        a->x = ~UINT64_C(0);
+        a->l0 = 0 - base;
+        a->dl = 0 - d;
+        return 1;
+    }
+    return 0;
+}
+
+/* Whole groups of 8 residuals of the constant width W at p, as in
+ * sums_groups(): bits = ((r << S) ^ x) + l, l += dl per value. Returns how
+ * many values it stored (a multiple of 8) and leaves *l at the next one.
+ * Inlined per width and domain; the callers pass x and dl as literal zeros
+ * where they can, which drops their instructions. */
+static ALWAYS_INLINE uint32_t affine_groups(const uint8_t *p, size_t avail, uint32_t count,
+                                            const unsigned W, const unsigned S, uint64_t x,
+                                            uint64_t dl, uint64_t *l, double *out)
+{
+    const uint64_t mask = (W == 64 ? ~UINT64_C(0) : (UINT64_C(1) << W) - 1) << S;
+    size_t fit = avail >= W + 8 ? (avail - 8) / W : 0; /* groups the bytes allow */
+    uint32_t groups = count / 8 < fit ? count / 8 : (uint32_t)fit;
+    uint64_t line = *l;
+    const uint8_t *q = p;
+    for (uint32_t g = 0; g < groups; g++, q += W, out += 8) {
+#define TALLY_AFFINE_ONE_(j)                                                                  \
+    do {                                                                                      \
+        const unsigned bit = (j) * W, sh = bit & 7;                                           \
+        uint64_t r = load64(q + bit / 8);                                                     \
+        r = S >= sh ? r << ((S - sh) & 63) : r >> ((sh - S) & 63);                            \
+        if (W > 56 && sh + W > 64) /* S = 0 here */                                           \
+            r |= (uint64_t)q[bit / 8 + 8] << ((64 - sh) & 63);                                \
+        uint64_t b = ((r & mask) ^ x) + line;                                                 \
+        line += dl;                                                                           \
+        memcpy(out + (j), &b, 8);                                                             \
+    } while (0)
+        TALLY_AFFINE_ONE_(0);
+        TALLY_AFFINE_ONE_(1);
+        TALLY_AFFINE_ONE_(2);
+        TALLY_AFFINE_ONE_(3);
+        TALLY_AFFINE_ONE_(4);
+        TALLY_AFFINE_ONE_(5);
+        TALLY_AFFINE_ONE_(6);
+        TALLY_AFFINE_ONE_(7);
+#undef TALLY_AFFINE_ONE_
+    }
+    *l = line;
+    return groups * 8;
+}
+
+/* Groups of 8 values of a float32-domain chunk (width w <= 32): the
+ * positive chunks of plain FOR (x = 0, dl = 0) have their own copy. */
+static uint32_t affine_groups_f32(const uint8_t *p, size_t avail, uint32_t count, unsigned w,
+                                  uint64_t x, uint64_t dl, uint64_t *l, double *out)
+{
+    const int plain = x == 0 && dl == 0;
+    switch (w) {
+#define TALLY_AFFINE_CASE_(W)                                                                 \
+    case W:                                                                                   \
+        return plain ? affine_groups(p, avail, count, W, 29, 0, 0, l, out)                    \
+                     : affine_groups(p, avail, count, W, 29, x, dl, l, out);
+#define TALLY_AFFINE_CASE8_(k)                                                                \
+    TALLY_AFFINE_CASE_(8 * k + 1) TALLY_AFFINE_CASE_(8 * k + 2) TALLY_AFFINE_CASE_(8 * k + 3) \
+    TALLY_AFFINE_CASE_(8 * k + 4) TALLY_AFFINE_CASE_(8 * k + 5) TALLY_AFFINE_CASE_(8 * k + 6) \
+    TALLY_AFFINE_CASE_(8 * k + 7) TALLY_AFFINE_CASE_(8 * k + 8)
+        TALLY_AFFINE_CASE8_(0)
+        TALLY_AFFINE_CASE8_(1)
+        TALLY_AFFINE_CASE8_(2)
+        TALLY_AFFINE_CASE8_(3)
+#undef TALLY_AFFINE_CASE_
+    default: /* w > 32 has no affine form in this domain */
+        return 0;
+    }
+}
+
+/* Groups of 8 values of a float64-domain chunk (width w <= 64). */
+static uint32_t affine_groups_f64(const uint8_t *p, size_t avail, uint32_t count, unsigned w,
+                                  uint64_t x, uint64_t dl, uint64_t *l, double *out)
+{
+    switch (w) {
+#define TALLY_AFFINE_CASE_(W)                                                                 \
+    case W:                                                                                   \
+        return affine_groups(p, avail, count, W, 0, x, dl, l, out);
+        TALLY_AFFINE_CASE8_(0)
+        TALLY_AFFINE_CASE8_(1)
+        TALLY_AFFINE_CASE8_(2)
+        TALLY_AFFINE_CASE8_(3)
+        TALLY_AFFINE_CASE8_(4)
+        TALLY_AFFINE_CASE8_(5)
+        TALLY_AFFINE_CASE8_(6)
+        TALLY_AFFINE_CASE8_(7)
+#undef TALLY_AFFINE_CASE8_
+#undef TALLY_AFFINE_CASE_
+    default:
+        return 0;
+    }
+}
+
+/* Values [0, m) of a FOR, LINEAR or CONST chunk with the affine form a into
+ * out; avail bytes from the payload (parse_hdr() checked the packed ones). */
+static void affine_decode(const hdr *h, const affine *a, size_t avail, uint32_t m, double *out)
+{
+    const uint8_t *p = h->payload;
+    const unsigned w = h->kernel == TALLY__CK_FOR ? h->w : 0, s = a->s;
+    const uint64_t x = a->x, dl = a->dl;
+    uint64_t l = a->l0;
+    uint32_t i = 0;
+    if (w == 0) { /* r = 0: bits = x + l */
+        for (uint64_t b = x + l; i < m; i++, b += dl)
+            memcpy(out + i, &b, 8);
+        return;
+    }
+    i = s ? affine_groups_f32(p, avail, m, w, x, dl, &l, out)
+          : affine_groups_f64(p, avail, m, w, x, dl, &l, out);
+    /* Whole groups the bytes stopped short of (at the end of a chunk that
+     * ends its buffer, their last 8-byte loads would pass end): each from a
+     * copy of the bytes left, fewer than w + 8, in a zeroed buffer. */
+    while (m - i >= 8) {
+        uint8_t tmp[72 + 8];
+        size_t off = (size_t)(i / 8) * w, left = avail - off;
+        if (left > sizeof tmp) /* cannot happen: the groups above would have run */
+            break;
+        memset(tmp, 0, sizeof tmp);
+        memcpy(tmp, p + off, left);
+        uint32_t k = s ? affine_groups_f32(tmp, sizeof tmp, 8, w, x, dl, &l, out + i)
+                       : affine_groups_f64(tmp, sizeof tmp, 8, w, x, dl, &l, out + i);
+        if (k == 0)
+            break;
+        i += k;
+    }
+    /* The rest, as in delta_decode(): a partial group, or the values in the
+     * last W + 8 bytes before end. */
+    if (w <= 56 && avail >= 8) {
+        const uint64_t mask = (UINT64_C(1) << w) - 1;
+        for (; i < m; i++, l += dl) {
+            size_t bit = (size_t)i * w, by = bit >> 3;
+            unsigned sh = (unsigned)(bit & 7);
+            uint64_t r = by + 8 <= avail
+                             ? load64(p + by) >> sh
+                             : load64(p + avail - 8) >> (8 * (unsigned)(by + 8 - avail) + sh);
+            uint64_t b = (((r & mask) << s) ^ x) + l;
+            memcpy(out + i, &b, 8);
+        }
+    }
+    for (; i < m; i++, l += dl) {
+        uint64_t b = ((bits_get(p, avail, (size_t)i * w, w) << s) ^ x) + l;
+        memcpy(out + i, &b, 8);
+    }
+}
+
+/* Float32 bit patterns f[0..m) (RAW, f32 domain) widened into out: the
+ * normal-number formula for all, then f32_to_f64_bits_slow() for all when
+ * one was a zero, subnormal, infinity or NaN. */
+static void widen_f32(const uint8_t *p, uint32_t m, double *out)
+{
+    uint32_t lo = 0, hi = 0;
+    for (uint32_t i = 0; i < m; i++) {
+        uint32_t f = load32(p + 4 * (size_t)i);
+        uint32_t t = f & UINT32_C(0x7F800000);
+        lo |= t - UINT32_C(0x00800000); /* bit 31 set when the exponent is 0 */
+        hi |= t + UINT32_C(0x00800000); /* bit 31 set when it is 255 */
+        uint64_t b = ((uint64_t)(f >> 31) << 63) |
+                     (((uint64_t)(f & UINT32_C(0x7FFFFFFF)) << 29) + (UINT64_C(896) << 52));
+        memcpy(out + i, &b, 8);
+    }
+    if (UNLIKELY((lo | hi) >> 31)) {
+        for (uint32_t i = 0; i < m; i++) {
+            uint64_t b = f32_to_f64_bits_slow(load32(p + 4 * (size_t)i));
+            memcpy(out + i, &b, 8);
+        }
+    }
+}
+
+/* Values [0, m) of a RAW, CONST, LINEAR or FOR chunk (header h, avail bytes
+ * from its payload) straight into out. Returns 0, or 1 when the chunk has
+ * no affine form: the caller takes the general path. */
+static int fixed_decode(const hdr *h, size_t avail, uint32_t n, uint32_t m, double *out)
+{
+    if (h->kernel == TALLY__CK_RAW) {
+        if (h->dm == DOM_F32) {
+            widen_f32(h->payload, m, out);
+        } else {
+#ifdef TALLY_CODEC_BIG_ENDIAN
+            for (uint32_t i = 0; i < m; i++) {
+                uint64_t b = load64(h->payload + 8 * (size_t)i);
+                memcpy(out + i, &b, 8);
+            }
+#else
+            memcpy(out, h->payload, 8 * (size_t)m);
+#endif
+        }
+        return 0;
+    }
+    affine a;
+    if (!affine_of(h, n, &a))
+        return 1;
+    affine_decode(h, &a, avail, m, out);
+    return 0;
+}
+
 /* Decodes the first m (1 <= m <= n) words of a chunk of n, whose header h
  * parse_hdr() read from in, into word (room for n): the kernels that can
  * stop early (RAW, CONST, LINEAR, FOR, DELTA, DELTA2) decode m, the others
@@ -1456,6 +1761,12 @@ int tally__codec_f64_decode_prefix(const uint8_t *in, const uint8_t *end, uint32
     if (rc)
         return rc;
     dom dm = h.dm;
+    if (random_access(h.kernel) && !fixed_decode(&h, (size_t)(end - h.payload), n, m, out)) {
+        /* RAW, CONST, LINEAR, FOR: unpacked, mapped and widened in one pass */
+        if (used)
+            *used = (size_t)(h.payload - in) + h.payload_len;
+        return 0;
+    }
     if (dm == DOM_F64 && (h.kernel == TALLY__CK_DELTA || h.kernel == TALLY__CK_DELTA2)) {
         /* Straight into out, mapped on the way but for negative values. */
         uint64_t acc = delta_decode(&h, (size_t)(end - h.payload), m, UINT64_C(1) << 63,
@@ -1532,13 +1843,12 @@ int tally__codec_f64_decode(const uint8_t *in, const uint8_t *end, uint32_t n, d
  * is not NULL, the chunk's encoded size: one header parse for both. O(cnt)
  * for RAW, CONST, LINEAR and FOR; the other kernels decode the chunk (at
  * most 128 words) into a stack buffer. */
-static int get_words(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i, uint32_t cnt,
-                     int is_f64, uint64_t *out, int *ordered, dom *dm, size_t *size)
+static int get_words_h(const hdr *hp, const uint8_t *in, const uint8_t *end, uint32_t n,
+                       uint32_t i, uint32_t cnt, int is_f64, uint64_t *out, int *ordered, dom *dm,
+                       size_t *size)
 {
-    hdr h;
-    int rc = parse_hdr(in, end, n, is_f64, &h);
-    if (rc)
-        return rc;
+    const hdr h = *hp;
+    int rc;
     RETURN_ERROR_IF(i >= n || cnt > n - i, TALLY_EINVAL);
     *dm = h.dm;
     *ordered = 1;
@@ -1588,23 +1898,68 @@ int tally__codec_i64_get_range(const uint8_t *in, const uint8_t *end, uint32_t n
 {
     int ordered;
     dom dm;
+    hdr h;
+    int rc = parse_hdr(in, end, n, 0, &h);
+    if (rc)
+        return rc;
     /* int64_t and uint64_t may alias each other (C11 6.5p7). */
-    return get_words(in, end, n, i, cnt, 0, (uint64_t *)out, &ordered, &dm, size);
+    return get_words_h(&h, in, end, n, i, cnt, 0, (uint64_t *)out, &ordered, &dm, size);
+}
+
+/* tally__codec_f64_get_range() through the words, for the chunks that have
+ * no direct form. Out of line: its word buffer stays off the common path. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int get_range_words(const hdr *h, const uint8_t *in, const uint8_t *end, uint32_t n,
+                           uint32_t i, uint32_t cnt, double *out, size_t *size)
+{
+    uint64_t word[N_MAX];
+    int ordered;
+    dom dm;
+    int rc = get_words_h(h, in, end, n, i, cnt, 1, word, &ordered, &dm, size);
+    for (uint32_t t = 0; rc == 0 && t < cnt; t++) {
+        uint64_t b = word_to_bits(word[t], dm, ordered);
+        memcpy(out + t, &b, 8);
+    }
+    return rc;
 }
 
 int tally__codec_f64_get_range(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i,
                                uint32_t cnt, double *out, size_t *size)
 {
-    uint64_t w[N_MAX];
-    int ordered;
-    dom dm;
-    int rc = cnt <= N_MAX ? get_words(in, end, n, i, cnt, 1, w, &ordered, &dm, size)
-                          : TALLY_EINVAL;
-    for (uint32_t t = 0; rc == 0 && t < cnt; t++) {
-        uint64_t b = word_to_bits(w[t], dm, ordered);
-        memcpy(out + t, &b, 8);
+    RETURN_ERROR_IF(cnt > N_MAX, TALLY_EINVAL);
+    hdr h;
+    int rc = parse_hdr(in, end, n, 1, &h);
+    if (rc)
+        return rc;
+    RETURN_ERROR_IF(i >= n || cnt > n - i, TALLY_EINVAL);
+    affine a;
+    if (h.kernel == TALLY__CK_RAW && h.dm == DOM_F32) {
+        for (uint32_t t = 0; t < cnt; t++) {
+            uint64_t b = f32_to_f64_bits(load32(h.payload + 4 * (size_t)(i + t)));
+            memcpy(out + t, &b, 8);
+        }
+    } else if (h.kernel == TALLY__CK_RAW) {
+        for (uint32_t t = 0; t < cnt; t++) {
+            uint64_t b = load64(h.payload + 8 * (size_t)(i + t));
+            memcpy(out + t, &b, 8);
+        }
+    } else if (random_access(h.kernel) && affine_of(&h, n, &a)) {
+        /* The value itself, unpacked, mapped and widened (see affine_decode) */
+        const unsigned w = h.kernel == TALLY__CK_FOR ? h.w : 0;
+        const size_t avail = (size_t)(end - h.payload);
+        uint64_t l = a.l0 + (uint64_t)i * a.dl;
+        for (uint32_t t = 0; t < cnt; t++, l += a.dl) {
+            uint64_t b = ((bits_get(h.payload, avail, (size_t)(i + t) * w, w) << a.s) ^ a.x) + l;
+            memcpy(out + t, &b, 8);
+        }
+    } else {
+        return get_range_words(&h, in, end, n, i, cnt, out, size);
     }
-    return rc;
+    if (size)
+        *size = (size_t)(h.payload - in) + h.payload_len;
+    return 0;
 }
 
 int tally__codec_i64_get(const uint8_t *in, const uint8_t *end, uint32_t n, uint32_t i,

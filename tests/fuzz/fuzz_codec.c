@@ -10,7 +10,10 @@
  *   rest     the chunk bytes (decode) or the values (round trip)
  *
  * Decode garbage: decode, size and get must return 0 or TALLY_ECORRUPT,
- * stay within the input (ASan) and agree with each other when they succeed.
+ * stay within the input (ASan) and agree with each other when they succeed;
+ * so must ranges through random access and a decode of the same bytes with
+ * junk after them (which moves the decoders between their whole-word loads,
+ * their copies near the end and their byte-wise tails).
  * Round trip: encode (automatic, or the forced method when it applies),
  * decode, compare bit for bit; abort on any mismatch. Both also decode a
  * prefix of the chunk, which must match the whole decode.
@@ -29,6 +32,20 @@
         if (!(cond))                                                                         \
             abort();                                                                         \
     } while (0)
+
+#define JUNK 24
+
+/* A heap copy of the size bytes at data with JUNK bytes after them. */
+static uint8_t *with_junk(const uint8_t *data, size_t size)
+{
+    uint8_t *w = malloc(size + JUNK);
+    CHECK(w != NULL);
+    if (size)
+        memcpy(w, data, size);
+    for (size_t k = 0; k < JUNK; k++)
+        w[size + k] = (uint8_t)(0xA5 ^ (k * 37) ^ (size ? data[k % size] : 0));
+    return w;
+}
 
 static void decode_garbage(int is_f64, const uint8_t *data, size_t size, uint32_t n)
 {
@@ -58,6 +75,18 @@ static void decode_garbage(int is_f64, const uint8_t *data, size_t size, uint32_
             uint32_t pm = 1 + (uint32_t)(size % n);
             CHECK(tally__codec_f64_decode_prefix(buf, end, n, pm, pre, &sz) == 0);
             CHECK(sz == used && memcmp(pre, out, 8 * (size_t)pm) == 0);
+            for (uint32_t i = 0; i < n; i += 5) {
+                double r[16];
+                uint32_t cnt = n - i < 16 ? n - i : 16;
+                CHECK(tally__codec_f64_get_range(buf, end, n, i, cnt, r, &sz) == 0);
+                CHECK(sz == used && memcmp(r, out + i, 8 * (size_t)cnt) == 0);
+            }
+            uint8_t *wide = with_junk(buf, size);
+            CHECK(tally__codec_f64_decode(wide, wide + size + JUNK, n, pre, &sz) == 0);
+            CHECK(sz == used && memcmp(pre, out, 8 * (size_t)n) == 0);
+            CHECK(tally__codec_f64_decode_prefix(wide, wide + size + JUNK, n, pm, pre, &sz) == 0);
+            CHECK(sz == used && memcmp(pre, out, 8 * (size_t)pm) == 0);
+            free(wide);
         } else {
             double g;
             int rg = tally__codec_f64_get(buf, end, n, n - 1, &g);
@@ -83,6 +112,10 @@ static void decode_garbage(int is_f64, const uint8_t *data, size_t size, uint32_
             uint32_t pm = 1 + (uint32_t)(size % n);
             CHECK(tally__codec_i64_decode_prefix(buf, end, n, pm, pre, &sz) == 0);
             CHECK(sz == used && memcmp(pre, out, 8 * (size_t)pm) == 0);
+            uint8_t *wide = with_junk(buf, size);
+            CHECK(tally__codec_i64_decode(wide, wide + size + JUNK, n, pre, &sz) == 0);
+            CHECK(sz == used && memcmp(pre, out, 8 * (size_t)n) == 0);
+            free(wide);
         } else {
             int64_t g;
             int rg = tally__codec_i64_get(buf, end, n, n - 1, &g);

@@ -790,8 +790,232 @@ static void test_delta_prefix(void)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* RAW, CONST, LINEAR and FOR of the value column decoded straight to doubles */
+/* ------------------------------------------------------------------------ */
+
+/* Independent references for the ordered words: the float32 pattern of a
+ * float32-domain word, and its float64 widening through the FPU for every
+ * non-NaN (exact at the default rounding and denormal modes) with NaN
+ * payloads moved by hand. */
+static uint32_t unord32_of(uint32_t u)
+{
+    return u ^ (u >> 31 ? UINT32_C(0x80000000) : ~UINT32_C(0));
+}
+
+static uint64_t widen_ref(uint32_t f)
+{
+    if ((f & UINT32_C(0x7F800000)) == UINT32_C(0x7F800000) && (f & UINT32_C(0x7FFFFF)))
+        return ((uint64_t)(f >> 31) << 63) | (UINT64_C(0x7FF) << 52) |
+               ((uint64_t)(f & UINT32_C(0x7FFFFF)) << 29);
+    float x;
+    memcpy(&x, &f, 4);
+    double y = (double)x;
+    uint64_t b;
+    memcpy(&b, &y, 8);
+    return b;
+}
+
+/* The double of ordered word u in domain f32 (1) or float64 (0). */
+static double value_of_word(uint64_t u, int f32)
+{
+    return dbl_of(f32 ? widen_ref(unord32_of((uint32_t)u)) : unord64_of(u));
+}
+
+/* Every prefix m = 1..n (tight buffer and junk after it), and ranges of 1,
+ * 2, 3 and up to 16 values from every i, against v. */
+static void check_fixed_chunk(const uint8_t *enc, size_t size, const double *v, uint32_t n)
+{
+    check_f64_prefixes(enc, size, v, n);
+    uint8_t *t = tight(enc, size);
+    static const uint32_t cnts[] = {1, 2, 3, 16};
+    for (uint32_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < sizeof cnts / sizeof cnts[0]; k++) {
+            uint32_t cnt = cnts[k] < n - i ? cnts[k] : n - i;
+            double r[16];
+            size_t sz = 0;
+            ASSERT_OK(tally__codec_f64_get_range(t, t + size, n, i, cnt, r, &sz));
+            ASSERT_EQ(sz, size);
+            for (uint32_t j = 0; j < cnt; j++)
+                ASSERT_BITS_EQ(r[j], v[i + j]);
+        }
+    }
+    free(t);
+    n_checked_f64++;
+}
+
+static void test_fixed_direct(void)
+{
+    /* Ordered words at the edges of the ways a word maps: NaNs of either
+     * sign, infinities, the normal range's ends, subnormals, zeros. */
+    static const uint64_t edges32[] = {
+        0x00000000u, 0x003FFFFFu, 0x007FFFFEu, 0x007FFFFFu, 0x00800000u, 0x3F7FFFFFu,
+        0x7F7FFFFFu, 0x7F800000u, 0x7FFFFFFEu, 0x7FFFFFFFu, 0x80000000u, 0x80000001u,
+        0x807FFFFFu, 0x80800000u, 0xBF800000u, 0xC0A00000u, 0xFF7FFFFFu, 0xFF800000u,
+        0xFF800001u, 0xFFC00000u, 0xFFFFFFFFu};
+    static const uint64_t edges64[] = {
+        0, UINT64_C(0x0007FFFFFFFFFFFF), UINT64_C(0x000FFFFFFFFFFFFF),
+        UINT64_C(0x0010000000000000), UINT64_C(0x7FEFFFFFFFFFFFFF),
+        UINT64_C(0x7FF0000000000000), UINT64_C(0x7FFFFFFFFFFFFFFF),
+        UINT64_C(0x8000000000000000), UINT64_C(0x8000000000000001),
+        UINT64_C(0x800FFFFFFFFFFFFF), UINT64_C(0x8010000000000000),
+        UINT64_C(0xBFF0000000000000), UINT64_C(0xFFEFFFFFFFFFFFFF),
+        UINT64_C(0xFFF0000000000000), UINT64_C(0xFFF0000000000001),
+        UINT64_C(0xFFF8000000000000), UINT64_C(0xFFFFFFFFFFFFFFFF)};
+    static const uint32_t ns[] = {128, 127, 100, 64, 17, 9, 8, 7, 2, 1};
+    uint8_t enc[1 + 8 * NMAX];
+    uint64_t u[NMAX];
+    double v[NMAX];
+    size_t n_for[2][65] = {{0}}, n_other = 0, k = 0;
+    for (int f32 = 0; f32 < 2; f32++) {
+        const uint64_t *edges = f32 ? edges32 : edges64;
+        size_t n_edges = f32 ? sizeof edges32 / 8 : sizeof edges64 / 8;
+        unsigned bits = f32 ? 32 : 64;
+        uint64_t dom = f32 ? TALLY__CODEC_DOM_F32 : TALLY__CODEC_DOM_F64;
+        uint64_t top_word = f32 ? UINT32_MAX : UINT64_MAX;
+        for (unsigned w = 0; w <= bits; w++) {
+            uint64_t top = w == 64 ? UINT64_MAX : (UINT64_C(1) << w) - 1;
+            for (size_t e = 0; e < n_edges; e++) {
+                /* the range [base, base + top] starting at, ending at and
+                 * straddling the edge, kept within the domain's words */
+                for (int pos = 0; pos < 3; pos++, k++) {
+                    uint64_t base = pos == 0 ? edges[e] : pos == 1 ? edges[e] - top
+                                                                    : edges[e] - top / 2;
+                    if (pos == 1 && edges[e] < top)
+                        base = 0;
+                    if (pos == 2 && edges[e] < top / 2)
+                        base = 0;
+                    if (base > top_word - top)
+                        base = top_word - top;
+                    uint32_t n = ns[k % (sizeof ns / sizeof ns[0])];
+                    /* FOR with slope 0: residuals 0 and top present */
+                    for (uint32_t i = 0; i < n; i++)
+                        u[i] = base + (i == 0 ? 0 : i == 1 ? top : rnd() & top);
+                    for (uint32_t i = 0; i < n; i++)
+                        v[i] = value_of_word(u[i], f32);
+                    size_t s = tally__codec_f64_encode_method(v, n, dom | TALLY__CK_FOR, enc);
+                    if (s) {
+                        ASSERT_EQ(enc[0], dom | TALLY__CK_FOR);
+                        /* w, or narrower when the fit through the first
+                         * and last points absorbs the residuals */
+                        ASSERT_LE(enc[1], w);
+                        check_fixed_chunk(enc, s, v, n);
+                        n_for[f32][enc[1]]++;
+                    }
+                    /* FOR with a slope: a line of step d through the range,
+                     * rising or falling, with residuals of w bits */
+                    if (n > 2 && w < bits - 8) {
+                        uint64_t room = top_word - top; /* for the line */
+                        uint64_t span = room / 4 < (UINT64_C(1) << (bits - 8)) ? room / 4
+                                        : (UINT64_C(1) << (bits - 8));
+                        uint64_t d = span / (n - 1) + 1 + (rnd() & 3);
+                        uint64_t b0 = base > span ? base - span / 2 : 0;
+                        if (b0 > room - d * (n - 1))
+                            b0 = room - d * (n - 1);
+                        int fall = (k & 1) != 0;
+                        for (uint32_t i = 0; i < n; i++) {
+                            uint64_t line = fall ? b0 + d * (n - 1 - i) : b0 + d * i;
+                            u[i] = line + (i == 0 ? 0 : i == 1 ? top : rnd() & top);
+                        }
+                        for (uint32_t i = 0; i < n; i++)
+                            v[i] = value_of_word(u[i], f32);
+                        s = tally__codec_f64_encode_method(v, n, dom | TALLY__CK_FOR, enc);
+                        if (s) {
+                            ASSERT_EQ(enc[0], dom | TALLY__CK_FOR);
+                            check_fixed_chunk(enc, s, v, n);
+                            n_other++;
+                        }
+                    }
+                    if (w > 0)
+                        continue;
+                    /* w = 0 stands for the kernels without residuals: CONST
+                     * at base, LINEAR of every sign of slope, and RAW of the
+                     * range's words */
+                    for (uint32_t i = 0; i < n; i++)
+                        v[i] = value_of_word(base, f32);
+                    s = tally__codec_f64_encode_method(v, n, dom | TALLY__CK_CONST, enc);
+                    ASSERT_GT(s, 0);
+                    check_fixed_chunk(enc, s, v, n);
+                    for (int sgn = 0; sgn < 2 && n > 1; sgn++) {
+                        uint64_t d = 1 + rnd() % (f32 ? 1000 : UINT64_C(1) << 40);
+                        uint64_t b0 = base;
+                        if (sgn == 0 && b0 > top_word - d * (n - 1))
+                            b0 = top_word - d * (n - 1);
+                        if (sgn == 1 && b0 < d * (n - 1))
+                            b0 = d * (n - 1);
+                        for (uint32_t i = 0; i < n; i++)
+                            u[i] = sgn ? b0 - d * i : b0 + d * i;
+                        for (uint32_t i = 0; i < n; i++)
+                            v[i] = value_of_word(u[i], f32);
+                        s = tally__codec_f64_encode_method(v, n, dom | TALLY__CK_LINEAR, enc);
+                        ASSERT_GT(s, 0);
+                        check_fixed_chunk(enc, s, v, n);
+                        n_other++;
+                    }
+                    uint64_t spread = f32 ? UINT64_C(0xFFFF) : UINT64_C(0xFFFFFFFFFF);
+                    uint64_t b0 = base > top_word - spread ? top_word - spread : base;
+                    for (uint32_t i = 0; i < n; i++)
+                        v[i] = value_of_word(b0 + (rnd() & spread), f32);
+                    s = tally__codec_f64_encode_method(v, n, dom | TALLY__CK_RAW, enc);
+                    ASSERT_GT(s, 0);
+                    check_fixed_chunk(enc, s, v, n);
+                    n_other++;
+                }
+            }
+        }
+    }
+    /* FOR packed every width of either domain at least a few times (64 bits
+     * never fit the bound of 1 + 8n bytes) */
+    for (unsigned w = 0; w <= 63; w++) {
+        ASSERT_GT(n_for[0][w], 10);
+        if (w <= 32)
+            ASSERT_GT(n_for[1][w], 10);
+    }
+    ASSERT_GT(n_other, 1000);
+
+    /* Float32-origin values as the loss curves write them, with NaNs of
+     * several payloads, -0.0, infinities and float32 subnormals dropped in,
+     * and negative and sign-crossing copies: the automatic choice and every
+     * fixed-width method forced. */
+    static const uint32_t drops[] = {0x7FC00000u, 0xFFC00001u, 0x7F800001u, 0x7FBFFFFFu,
+                                     0x80000000u, 0x00000000u, 0x7F800000u, 0xFF800000u,
+                                     0x00000001u, 0x807FFFFFu, 0x00400000u};
+    for (int shape = 0; shape < 4; shape++) {
+        for (int drop = -1; drop < (int)(sizeof drops / 4); drop++) {
+            uint32_t n = ns[(size_t)(shape + drop + 1) % (sizeof ns / sizeof ns[0])];
+            for (uint32_t i = 0; i < n; i++) {
+                float y = 0.3f + 2.0f * expf(-(float)(1000 * shape + 7 * drop + (int)i) / 400.0f) +
+                          0.02f * (float)(rnd() % 1000) / 1000.0f;
+                if (shape == 1)
+                    y = -y;
+                else if (shape == 2)
+                    y -= 1.0f; /* crosses zero */
+                else if (shape == 3)
+                    y *= 1e-38f; /* float32 subnormals and small normals */
+                uint32_t f;
+                memcpy(&f, &y, 4);
+                if (drop >= 0 && i % 5 == 2)
+                    f = drops[drop];
+                v[i] = dbl_of(widen_ref(f));
+            }
+            size_t s = tally__codec_f64_encode(v, n, enc);
+            ASSERT_GT(s, 0);
+            check_fixed_chunk(enc, s, v, n);
+            for (int f32 = 0; f32 < 2; f32++) {
+                for (unsigned kern = TALLY__CK_RAW; kern <= TALLY__CK_FOR; kern++) {
+                    unsigned method = (f32 ? TALLY__CODEC_DOM_F32 : 0) | kern;
+                    s = tally__codec_f64_encode_method(v, n, method, enc);
+                    if (s)
+                        check_fixed_chunk(enc, s, v, n);
+                }
+            }
+        }
+    }
+}
+
 int main(void)
 {
+    TEST_RUN(test_fixed_direct);
     TEST_RUN(test_i64_shapes);
     TEST_RUN(test_i64_extremes);
     TEST_RUN(test_f64_special);
