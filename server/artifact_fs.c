@@ -6,6 +6,7 @@
 #include "artifact_fs.h"
 
 #include "artifact_sync.h"
+#include "artifact_writer.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,9 +20,9 @@
 #include <unistd.h>
 
 #define TMP_UPLOAD_PREFIX TALLY_ARTIFACT_TMP_PREFIX "upload-"
-#define WRITEBACK_BYTES ((uint64_t)8 << 20) /* start writeback every 8 MiB written */
 #define UPLOAD_BUF (256u << 10)             /* small pieces are gathered to this size per write(2) */
 #define DIRECT_WRITE_MIN (16u << 10)        /* a piece this large, nothing gathered, is written as is */
+#define WRITER_FROM ((uint64_t)4 << 20)     /* an upload this large goes on in a writer thread */
 #define MAX_REL 4096
 
 /* mkdir -p of an absolute or relative root path (trusted configuration). */
@@ -306,6 +307,7 @@ struct tally_artifact_upload {
     uint64_t kicked;          /* bytes handed to writeback so far */
     char *buf;                /* UPLOAD_BUF bytes gathering small pieces */
     size_t buffered;          /* bytes in buf, not yet written */
+    tally_file_writer *writer; /* from WRITER_FROM bytes on: writes the rest */
 };
 
 int tally_artifact_upload_begin(const char *root, const char *rel, tally_artifact_upload **out)
@@ -363,39 +365,17 @@ int tally_artifact_upload_begin(const char *root, const char *rel, tally_artifac
     return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Starts writeback every WRITEBACK_BYTES of u->size (all written). */
+/* Starts writeback every TALLY_WRITEBACK_BYTES of u->size (all written). */
 static int kick_writeback(tally_artifact_upload *u)
 {
-    uint64_t written = u->size;
-    if (written - u->kicked >= WRITEBACK_BYTES) {
-        /* Start writeback of what was written since the last kick: bounds the
-         * dirty pages and leaves little for the final fsync. Best effort. */
-        sync_file_range(u->fd, (off_t)u->kicked, (off_t)(written - u->kicked),
-                        SYNC_FILE_RANGE_WRITE);
-        u->kicked = written;
-    }
+    tally_writeback_kick(u->fd, &u->kicked, u->size);
     return 0;
 }
 
 /* Writes the buffered bytes, then kick_writeback. */
 static int flush(tally_artifact_upload *u)
 {
-    int rc = write_all(u->fd, u->buf, u->buffered);
+    int rc = tally_write_all(u->fd, u->buf, u->buffered);
     if (rc)
         return rc;
     u->buffered = 0;
@@ -405,9 +385,25 @@ static int flush(tally_artifact_upload *u)
 int tally_artifact_upload_write(tally_artifact_upload *u, const void *data, size_t n)
 {
     const char *p = data;
+    if (u->writer) {
+        u->size += n;
+        return tally_file_writer_put(u->writer, p, n);
+    }
+    if (u->size + n >= WRITER_FROM) {
+        /* A large upload: receiving and writing go on two cores from here
+         * (artifact_writer.h). What was gathered is written first. Without
+         * a thread (none to be had) the upload goes on as it was. */
+        int rc = flush(u);
+        if (rc)
+            return rc;
+        if (tally_file_writer_start(u->fd, u->size, &u->writer) == 0) {
+            u->size += n;
+            return tally_file_writer_put(u->writer, p, n);
+        }
+    }
     if (u->buffered == 0 && n >= DIRECT_WRITE_MIN) {
         /* A large piece goes to the file as it is: no copy into the buffer. */
-        int rc = write_all(u->fd, p, n);
+        int rc = tally_write_all(u->fd, p, n);
         if (rc)
             return rc;
         u->size += n;
@@ -437,6 +433,7 @@ uint64_t tally_artifact_upload_size(const tally_artifact_upload *u)
 
 static void upload_free(tally_artifact_upload *u)
 {
+    tally_file_writer_cancel(u->writer);
     if (u->fd >= 0)
         close(u->fd);
     if (u->dfd >= 0)
@@ -469,7 +466,13 @@ static int open_replaced(const tally_artifact_upload *u)
 
 int tally_artifact_upload_commit(tally_artifact_upload *u, tally_artifact_syncer *syncer)
 {
-    int rc = flush(u);
+    int rc;
+    if (u->writer) {
+        rc = tally_file_writer_finish(u->writer);
+        u->writer = NULL;
+    } else {
+        rc = flush(u);
+    }
     int old_fd = rc == 0 && syncer ? open_replaced(u) : -1;
     if (!syncer) { /* always: the data is on disk before the name exists */
         if (rc == 0 && fsync(u->fd) != 0)

@@ -12,8 +12,10 @@
  *   begin   open (creating) the parent directories, each new one's entry
  *           fsync'd in its parent, then a temporary file in the
  *           target's directory named ".tally-upload-<random>"
- *   write   bytes gathered into 256 KiB writes as they arrive (the only
- *           memory an upload holds); writeback is started every
+ *   write   bytes gathered into 256 KiB writes as they arrive; from 4 MiB
+ *           on, handed to a writer thread of the upload's own
+ *           (artifact_writer.h: four 1 MiB buffers, so receiving and
+ *           writing run on two cores); writeback is started every
  *           few MiB (sync_file_range) so dirty pages stay bounded and the
  *           final fsync has little left to do
  *   commit  rename the temporary file over the target (atomic: readers

@@ -2,8 +2,8 @@
 that turns read-only (issue 8): the data directory lives on a small tmpfs
 made by the test. After a filler file takes the free space, writes that need
 new space fail with 503 TEMPORARILY_UNAVAILABLE and Retry-After (never a 400
-or a crash) — metrics (engine) and metadata (SQLite) alike — while reads keep
-answering. When space returns the server resumes writing by itself, without
+or a crash) — metrics (engine), metadata (SQLite) and artifact uploads
+alike — while reads keep answering. When space returns the server resumes writing by itself, without
 a restart, and after a restart every acknowledged point is there.
 
 A read-only disk is not tested here: Linux refuses to remount a filesystem
@@ -177,6 +177,37 @@ class DiskFull(unittest.TestCase):
             st, body = srv.api("runs/get", method="GET", params={"run_id": run_id})
             self.assertEqual(st, 200, body)
             self.assertIn("after", {t["key"] for t in body["run"]["data"]["tags"]})
+        finally:
+            srv.stop()
+
+    def test_artifact_upload_on_full_disk(self):
+        """A large upload (its writer thread on) that finds no space answers 503
+        with Retry-After and leaves no temporary behind; with space back the same
+        upload lands whole."""
+        srv = TallyServer(data_dir=self.data).start()
+        try:
+            blob = bytes((i * 7 + i // 251) & 0xFF for i in range(24 << 20))
+            path = "/api/2.0/mlflow-artifacts/artifacts/full/model.bin"
+            hdr = {"Content-Type": "application/octet-stream"}
+            filler = self.fill()
+            # 8 MiB free: the first 4 MiB are written by the receiving thread,
+            # the writer thread meets the full disk.
+            os.truncate(filler, os.path.getsize(filler) - (8 << 20))
+            st, headers, data = srv.request("PUT", path, blob, hdr, timeout=60.0)
+            self.assertEqual(st, 503, data)
+            self.assertEqual(json.loads(data)["error_code"], "TEMPORARILY_UNAVAILABLE")
+            self.assertIn("retry-after", headers)
+            left = [name for _, _, files in os.walk(os.path.join(self.data, "artifacts"))
+                    for name in files]
+            self.assertEqual(left, [])
+            st, _, _ = srv.request("GET", "/health")
+            self.assertEqual(st, 200)
+            os.unlink(filler)
+            st, _, data = srv.request("PUT", path, blob, hdr, timeout=60.0)
+            self.assertEqual(st, 200, data)
+            st, _, data = srv.request("GET", path, timeout=60.0)
+            self.assertEqual(st, 200)
+            self.assertEqual(data, blob)
         finally:
             srv.stop()
 

@@ -5,8 +5,11 @@
  * upload temporaries, recursive removal that never follows a link, the
  * start-up sweep, the background syncer (artifact_sync.h: files readable
  * at once, the bounded queue falling back to a synchronous fsync, every
- * queued descriptor fsync'd and closed by the thread or by stop), and the
- * logged-model store on top of a real database.
+ * queued descriptor fsync'd and closed by the thread or by stop), the
+ * writer thread of large uploads (artifact_writer.h: order kept across
+ * slot boundaries, a write error sticks and reaches finish, cancel never
+ * waits for the queue), and the logged-model store on top of a real
+ * database.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +24,7 @@
 
 #include "artifact_fs.h"
 #include "artifact_sync.h"
+#include "artifact_writer.h"
 #include "logged_model_search.h"
 #include "store_logged_models.h"
 #include "test.h"
@@ -126,9 +130,14 @@ static void test_upload_commit_abort(void)
     close(fd);
     free(back);
     char *chunk = whole;
-    /* Abort: the old version stays, no temporary is left. */
+    /* Abort: the old version stays, no temporary is left; also for an
+     * upload large enough to have its writer thread. */
     ASSERT_OK(tally_artifact_upload_begin(root, "a/b/c.txt", &u));
     ASSERT_OK(tally_artifact_upload_write(u, chunk, 100000));
+    tally_artifact_upload_abort(u);
+    ASSERT_OK(tally_artifact_upload_begin(root, "a/b/c.txt", &u));
+    for (int k = 0; k < 7; k++)
+        ASSERT_OK(tally_artifact_upload_write(u, chunk, 1000000));
     tally_artifact_upload_abort(u);
     free(whole);
     read_back("a/b/c.txt", buf, sizeof buf);
@@ -144,6 +153,62 @@ static void test_upload_commit_abort(void)
     ASSERT_EQ(tally_artifact_kind(root, "a/b"), 2);
     ASSERT_EQ(tally_artifact_kind(root, "a/nope"), 0);
     ASSERT_EQ(tally_artifact_kind(root, ""), 2);
+}
+
+/* The writer thread alone: bytes in order across slot boundaries (puts of
+ * sizes that straddle them), the file's earlier bytes kept; a write error
+ * (a descriptor opened read-only) sticks and reaches finish, and puts
+ * after it fail rather than wait; cancel with a full queue returns. */
+static void test_file_writer(void)
+{
+    setup("afs-writer");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/w.bin", outside);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    enum { N = 3 * TALLY_WRITER_BUF * TALLY_WRITER_BUFS + 12345 };
+    char *data = malloc(N);
+    ASSERT(data != NULL);
+    for (size_t i = 0; i < N; i++)
+        data[i] = (char)(i * 31 + i / 4093);
+    ASSERT_OK(tally_write_all(fd, data, 1000)); /* written before the writer starts */
+    tally_file_writer *w;
+    ASSERT_OK(tally_file_writer_start(fd, 1000, &w));
+    static const size_t sizes[] = {1, TALLY_WRITER_BUF - 1, 2, TALLY_WRITER_BUF, 777777,
+                                   3 * TALLY_WRITER_BUF + 5, 65536};
+    size_t at = 1000;
+    for (size_t k = 0; at < N; k++) {
+        size_t n = sizes[k % (sizeof sizes / sizeof sizes[0])];
+        if (n > N - at)
+            n = N - at;
+        ASSERT_OK(tally_file_writer_put(w, data + at, n));
+        at += n;
+    }
+    ASSERT_OK(tally_file_writer_finish(w));
+    close(fd);
+    char *back = malloc(N);
+    ASSERT(back != NULL);
+    fd = open(path, O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pread(fd, back, N, 0), N);
+    ASSERT_EQ(memcmp(back, data, N), 0);
+    /* Read-only: every write fails with EBADF. */
+    ASSERT_OK(tally_file_writer_start(fd, 0, &w));
+    int rc = 0;
+    for (int k = 0; k < 3 * TALLY_WRITER_BUFS && rc == 0; k++)
+        rc = tally_file_writer_put(w, data, TALLY_WRITER_BUF);
+    int fin = tally_file_writer_finish(w);
+    ASSERT_EQ(fin, -EBADF);
+    ASSERT(rc == 0 || rc == -EBADF);
+    /* Cancel with queued slots returns at once. */
+    ASSERT_OK(tally_file_writer_start(fd, 0, &w));
+    for (int k = 0; k < TALLY_WRITER_BUFS - 1; k++)
+        (void)tally_file_writer_put(w, data, TALLY_WRITER_BUF);
+    tally_file_writer_cancel(w);
+    tally_file_writer_cancel(NULL);
+    close(fd);
+    free(back);
+    free(data);
 }
 
 static void test_symlinks_refused(void)
@@ -388,6 +453,7 @@ int main(void)
 {
     TEST_RUN(test_upload_commit_abort);
     test_rmdir(test_dir);
+    TEST_RUN(test_file_writer);
     TEST_RUN(test_symlinks_refused);
     test_rmdir(test_dir);
     TEST_RUN(test_sweep);
