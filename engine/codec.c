@@ -381,6 +381,26 @@ static inline uint64_t bits_get(const uint8_t *p, size_t avail, size_t bit, unsi
 #define ALWAYS_INLINE inline
 #endif
 
+/* Whole groups of 8 values of width W (W bytes each) that count holds and
+ * whose bytes, with the 8 after them an 8-byte load may touch, lie within
+ * avail: the groups a loop of 8-byte loads may take. */
+static ALWAYS_INLINE uint32_t whole_groups(size_t avail, uint32_t count, unsigned W)
+{
+    size_t fit = avail >= W + 8 ? (avail - 8) / W : 0;
+    return count / 8 < fit ? count / 8 : (uint32_t)fit;
+}
+
+/* X(W) for each packed width W in 1..32 or 1..64: the switch cases that give
+ * every width its own inlined copy of a group loop (unpack, sums, affine). */
+#define TALLY_WIDTHS_8_(X, k)                                                                 \
+    X(8 * (k) + 1) X(8 * (k) + 2) X(8 * (k) + 3) X(8 * (k) + 4) X(8 * (k) + 5) X(8 * (k) + 6) \
+    X(8 * (k) + 7) X(8 * (k) + 8)
+#define TALLY_WIDTHS_1_32(X)                                                                  \
+    TALLY_WIDTHS_8_(X, 0) TALLY_WIDTHS_8_(X, 1) TALLY_WIDTHS_8_(X, 2) TALLY_WIDTHS_8_(X, 3)
+#define TALLY_WIDTHS_1_64(X)                                                                  \
+    TALLY_WIDTHS_1_32(X) TALLY_WIDTHS_8_(X, 4) TALLY_WIDTHS_8_(X, 5) TALLY_WIDTHS_8_(X, 6)    \
+    TALLY_WIDTHS_8_(X, 7)
+
 /* Unpacks whole groups of 8 values of the constant width W (a group is W
  * bytes) while a group and the 8 bytes after it lie before avail, and writes
  * value i + base + i * d. Returns how many values it wrote (a multiple of 8);
@@ -442,19 +462,7 @@ static void unpack(const uint8_t *p, size_t avail, uint32_t count, unsigned w, u
     case W:                                                                                   \
         i = unpack_groups(p, avail, count, W, base, d, out);                                  \
         break;
-#define TALLY_UNPACK_CASE8_(k)                                                                \
-    TALLY_UNPACK_CASE_(8 * k + 1) TALLY_UNPACK_CASE_(8 * k + 2) TALLY_UNPACK_CASE_(8 * k + 3) \
-    TALLY_UNPACK_CASE_(8 * k + 4) TALLY_UNPACK_CASE_(8 * k + 5) TALLY_UNPACK_CASE_(8 * k + 6) \
-    TALLY_UNPACK_CASE_(8 * k + 7) TALLY_UNPACK_CASE_(8 * k + 8)
-        TALLY_UNPACK_CASE8_(0)
-        TALLY_UNPACK_CASE8_(1)
-        TALLY_UNPACK_CASE8_(2)
-        TALLY_UNPACK_CASE8_(3)
-        TALLY_UNPACK_CASE8_(4)
-        TALLY_UNPACK_CASE8_(5)
-        TALLY_UNPACK_CASE8_(6)
-        TALLY_UNPACK_CASE8_(7)
-#undef TALLY_UNPACK_CASE8_
+        TALLY_WIDTHS_1_64(TALLY_UNPACK_CASE_)
 #undef TALLY_UNPACK_CASE_
     default:
         break;
@@ -1071,8 +1079,7 @@ static ALWAYS_INLINE uint32_t sums_groups(const uint8_t *p, size_t avail, uint32
                                           sums *st, uint8_t *dst)
 {
     const uint64_t mask = W == 64 ? ~UINT64_C(0) : (UINT64_C(1) << W) - 1;
-    size_t fit = avail >= W + 8 ? (avail - 8) / W : 0; /* groups the bytes allow */
-    uint32_t groups = count / 8 < fit ? count / 8 : (uint32_t)fit;
+    uint32_t groups = whole_groups(avail, count, W);
     sums s = *st;
     const uint8_t *q = p;
     for (uint32_t g = 0; g < groups; g++, q += W, dst += 64) {
@@ -1135,19 +1142,7 @@ static uint64_t delta_decode(const hdr *h, size_t avail, uint32_t m, uint64_t of
     case 2 * (W) + 1:                                                                         \
         i = sums_groups(p, avail, count, W, 1, d, &st, dst);                                  \
         break;
-#define TALLY_SUMS_CASE8_(k)                                                                  \
-    TALLY_SUMS_CASE_(8 * k + 1) TALLY_SUMS_CASE_(8 * k + 2) TALLY_SUMS_CASE_(8 * k + 3)       \
-    TALLY_SUMS_CASE_(8 * k + 4) TALLY_SUMS_CASE_(8 * k + 5) TALLY_SUMS_CASE_(8 * k + 6)       \
-    TALLY_SUMS_CASE_(8 * k + 7) TALLY_SUMS_CASE_(8 * k + 8)
-        TALLY_SUMS_CASE8_(0)
-        TALLY_SUMS_CASE8_(1)
-        TALLY_SUMS_CASE8_(2)
-        TALLY_SUMS_CASE8_(3)
-        TALLY_SUMS_CASE8_(4)
-        TALLY_SUMS_CASE8_(5)
-        TALLY_SUMS_CASE8_(6)
-        TALLY_SUMS_CASE8_(7)
-#undef TALLY_SUMS_CASE8_
+        TALLY_WIDTHS_1_64(TALLY_SUMS_CASE_)
 #undef TALLY_SUMS_CASE_
     default: /* w > 64 is refused by parse_hdr */
         break;
@@ -1296,8 +1291,7 @@ static ALWAYS_INLINE uint32_t affine_groups(const uint8_t *p, size_t avail, uint
                                             uint64_t dl, uint64_t *l, double *out)
 {
     const uint64_t mask = (W == 64 ? ~UINT64_C(0) : (UINT64_C(1) << W) - 1) << S;
-    size_t fit = avail >= W + 8 ? (avail - 8) / W : 0; /* groups the bytes allow */
-    uint32_t groups = count / 8 < fit ? count / 8 : (uint32_t)fit;
+    uint32_t groups = whole_groups(avail, count, W);
     uint64_t line = *l;
     const uint8_t *q = p;
     for (uint32_t g = 0; g < groups; g++, q += W, out += 8) {
@@ -1337,14 +1331,7 @@ static uint32_t affine_groups_f32(const uint8_t *p, size_t avail, uint32_t count
     case W:                                                                                   \
         return plain ? affine_groups(p, avail, count, W, 29, 0, 0, l, out)                    \
                      : affine_groups(p, avail, count, W, 29, x, dl, l, out);
-#define TALLY_AFFINE_CASE8_(k)                                                                \
-    TALLY_AFFINE_CASE_(8 * k + 1) TALLY_AFFINE_CASE_(8 * k + 2) TALLY_AFFINE_CASE_(8 * k + 3) \
-    TALLY_AFFINE_CASE_(8 * k + 4) TALLY_AFFINE_CASE_(8 * k + 5) TALLY_AFFINE_CASE_(8 * k + 6) \
-    TALLY_AFFINE_CASE_(8 * k + 7) TALLY_AFFINE_CASE_(8 * k + 8)
-        TALLY_AFFINE_CASE8_(0)
-        TALLY_AFFINE_CASE8_(1)
-        TALLY_AFFINE_CASE8_(2)
-        TALLY_AFFINE_CASE8_(3)
+        TALLY_WIDTHS_1_32(TALLY_AFFINE_CASE_)
 #undef TALLY_AFFINE_CASE_
     default: /* w > 32 has no affine form in this domain */
         return 0;
@@ -1359,15 +1346,7 @@ static uint32_t affine_groups_f64(const uint8_t *p, size_t avail, uint32_t count
 #define TALLY_AFFINE_CASE_(W)                                                                 \
     case W:                                                                                   \
         return affine_groups(p, avail, count, W, 0, x, dl, l, out);
-        TALLY_AFFINE_CASE8_(0)
-        TALLY_AFFINE_CASE8_(1)
-        TALLY_AFFINE_CASE8_(2)
-        TALLY_AFFINE_CASE8_(3)
-        TALLY_AFFINE_CASE8_(4)
-        TALLY_AFFINE_CASE8_(5)
-        TALLY_AFFINE_CASE8_(6)
-        TALLY_AFFINE_CASE8_(7)
-#undef TALLY_AFFINE_CASE8_
+        TALLY_WIDTHS_1_64(TALLY_AFFINE_CASE_)
 #undef TALLY_AFFINE_CASE_
     default:
         return 0;

@@ -150,6 +150,17 @@ static inline int name(cursor *c, const char *lit, size_t n)
 }
 #define NAME(c, lit) name((c), "\"" lit "\"", sizeof(lit) + 1)
 
+/* After a member's value: -1 when it was bad or its name came before (seen
+ * holds one bit per name), else the name recorded and next_or_close's
+ * answer for the object. */
+static inline int member_end(cursor *c, unsigned *seen, unsigned name_bit, int bad)
+{
+    if (bad || (*seen & name_bit))
+        return -1;
+    *seen |= name_bit;
+    return next_or_close(c, '}');
+}
+
 enum { F_KEY = 1, F_VALUE = 2, F_TS = 4, F_STEP = 8 };
 
 /* One element of "metrics", the cursor just past its '{'. */
@@ -175,10 +186,7 @@ static int metric(cursor *c, tally_lb_metric *mt, const char **key, size_t *key_
         } else {
             return -1;
         }
-        if (bad || (seen & f))
-            return -1;
-        seen |= f;
-        int r = next_or_close(c, '}');
+        int r = member_end(c, &seen, f, bad);
         if (r < 0)
             return -1;
         if (r == 1)
@@ -232,10 +240,8 @@ static int pairs(tally_logbatch *lb, cursor *c, size_t first, size_t max, size_t
         unsigned seen = 0;
         for (;;) {
             unsigned f = NAME(c, "key") ? F_KEY : NAME(c, "value") ? F_VALUE : 0;
-            if (!f || (seen & f) || string(c, f == F_KEY ? &k : &v, f == F_KEY ? &kl : &vl) != 0)
-                return -1;
-            seen |= f;
-            int r = next_or_close(c, '}');
+            int bad = !f || string(c, f == F_KEY ? &k : &v, f == F_KEY ? &kl : &vl) != 0;
+            int r = member_end(c, &seen, f, bad);
             if (r < 0)
                 return -1;
             if (r == 1)
@@ -288,10 +294,7 @@ static int members(tally_logbatch *lb, cursor *c, tally_lb_parsed *out)
         } else {
             return -1;
         }
-        if (bad || (seen & m))
-            return -1;
-        seen |= m;
-        int r = next_or_close(c, '}');
+        int r = member_end(c, &seen, m, bad);
         if (r < 0)
             return -1;
         if (r == 1)
