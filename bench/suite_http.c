@@ -419,24 +419,32 @@ static int auth_setup(bench_hconn *h, worker *w, int n)
     return 0;
 }
 
+/* Worker i's log-batch requests first_req .. first_req + reqs - 1 on its
+ * run, bodies built, counters cleared. */
+static void lb_bodies_build(worker *wi, int reqs, int first_req)
+{
+    wi->n_reqs = reqs;
+    wi->native = 0;
+    wi->failed = 0;
+    wi->points = 0;
+    wi->bodies = malloc(reqs * sizeof *wi->bodies);
+    wi->body_lens = malloc(reqs * sizeof *wi->body_lens);
+    wi->lat_ms = calloc(reqs, sizeof *wi->lat_ms);
+    for (int r = 0; r < reqs; r++)
+        wi->bodies[r] = lb_body(wi->run, first_req + r, &wi->body_lens[r]);
+}
+
 /* Readies CONNS log-batch workers of reqs requests each, every worker on
  * a new run of its own, bodies built. 0 or -1 (message on stderr). */
 static int lb_workers_build(bench_hconn *h, worker *w, int port, int reqs)
 {
     for (int i = 0; i < CONNS; i++) {
         w[i].port = port;
-        w[i].n_reqs = reqs;
-        w[i].points = 0;
-        w[i].failed = 0;
         if (create_run(h, w[i].run) != 0) {
             fprintf(stderr, "http: runs/create failed\n");
             return -1;
         }
-        w[i].bodies = malloc(reqs * sizeof *w[i].bodies);
-        w[i].body_lens = malloc(reqs * sizeof *w[i].body_lens);
-        w[i].lat_ms = calloc(reqs, sizeof *w[i].lat_ms);
-        for (int r = 0; r < reqs; r++)
-            w[i].bodies[r] = lb_body(w[i].run, r, &w[i].body_lens[r]);
+        lb_bodies_build(&w[i], reqs, 0);
     }
     return 0;
 }
@@ -491,15 +499,7 @@ static double auth_round(worker *w, int port, const char *auth, int reqs, int ro
     for (int i = 0; i < CONNS; i++) {
         w[i].port = port;
         w[i].auth = auth;
-        w[i].n_reqs = reqs;
-        w[i].native = 0;
-        w[i].failed = 0;
-        w[i].points = 0;
-        w[i].bodies = malloc(reqs * sizeof *w[i].bodies);
-        w[i].body_lens = malloc(reqs * sizeof *w[i].body_lens);
-        w[i].lat_ms = calloc(reqs, sizeof *w[i].lat_ms);
-        for (int r = 0; r < reqs; r++)
-            w[i].bodies[r] = lb_body(w[i].run, round * reqs + r, &w[i].body_lens[r]);
+        lb_bodies_build(&w[i], reqs, round * reqs);
     }
     double cpu0 = proc_cpu_s(pid);
     double secs = run_workers(w, CONNS, pid, NULL);

@@ -401,6 +401,19 @@ static ALWAYS_INLINE uint32_t whole_groups(size_t avail, uint32_t count, unsigne
     TALLY_WIDTHS_1_32(X) TALLY_WIDTHS_8_(X, 4) TALLY_WIDTHS_8_(X, 5) TALLY_WIDTHS_8_(X, 6)    \
     TALLY_WIDTHS_8_(X, 7)
 
+/* Value j (0..7) of width W of the group of 8 at q (W bytes, and 8 more
+ * readable after them), masked: one 8-byte load, and a ninth byte only for
+ * widths above 56 that straddle it. */
+static ALWAYS_INLINE uint64_t group_field(const uint8_t *q, const unsigned j, const unsigned W,
+                                          uint64_t mask)
+{
+    const unsigned bit = j * W, sh = bit & 7;
+    uint64_t x = load64(q + bit / 8) >> sh;
+    if (W > 56 && sh + W > 64)
+        x |= (uint64_t)q[bit / 8 + 8] << ((64 - sh) & 63);
+    return x & mask;
+}
+
 /* Unpacks whole groups of 8 values of the constant width W (a group is W
  * bytes) while a group and the 8 bytes after it lie before avail, and writes
  * value i + base + i * d. Returns how many values it wrote (a multiple of 8);
@@ -415,14 +428,7 @@ static ALWAYS_INLINE uint32_t unpack_groups(const uint8_t *p, size_t avail, uint
     uint64_t line = base;
     const uint8_t *q = p;
     for (; i + 8 <= count && (size_t)(q - p) + W + 8 <= avail; i += 8, q += W) {
-#define TALLY_UNPACK_ONE_(j)                                                                  \
-    do {                                                                                      \
-        const unsigned bit = (j) * W, sh = bit & 7;                                           \
-        uint64_t x = load64(q + bit / 8) >> sh;                                               \
-        if (W > 56 && sh + W > 64)                                                            \
-            x |= (uint64_t)q[bit / 8 + 8] << ((64 - sh) & 63);                                   \
-        out[i + (j)] = (x & mask) + line + (j) * d;                                           \
-    } while (0)
+#define TALLY_UNPACK_ONE_(j) out[i + (j)] = group_field(q, (j), W, mask) + line + (j) * d
         TALLY_UNPACK_ONE_(0);
         TALLY_UNPACK_ONE_(1);
         TALLY_UNPACK_ONE_(2);
@@ -1083,14 +1089,7 @@ static ALWAYS_INLINE uint32_t sums_groups(const uint8_t *p, size_t avail, uint32
     sums s = *st;
     const uint8_t *q = p;
     for (uint32_t g = 0; g < groups; g++, q += W, dst += 64) {
-#define TALLY_SUMS_ONE_(j)                                                                    \
-    do {                                                                                      \
-        const unsigned bit = (j) * W, sh = bit & 7;                                           \
-        uint64_t r = load64(q + bit / 8) >> sh;                                               \
-        if (W > 56 && sh + W > 64)                                                            \
-            r |= (uint64_t)q[bit / 8 + 8] << ((64 - sh) & 63);                                \
-        sums_put(&s, r & mask, d, second, dst + 8 * (j));                                     \
-    } while (0)
+#define TALLY_SUMS_ONE_(j) sums_put(&s, group_field(q, (j), W, mask), d, second, dst + 8 * (j))
         TALLY_SUMS_ONE_(0);
         TALLY_SUMS_ONE_(1);
         TALLY_SUMS_ONE_(2);

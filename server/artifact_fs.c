@@ -365,21 +365,15 @@ int tally_artifact_upload_begin(const char *root, const char *rel, tally_artifac
     return 0;
 }
 
-/* Starts writeback every TALLY_WRITEBACK_BYTES of u->size (all written). */
-static int kick_writeback(tally_artifact_upload *u)
-{
-    tally_writeback_kick(u->fd, &u->kicked, u->size);
-    return 0;
-}
-
-/* Writes the buffered bytes, then kick_writeback. */
+/* Writes the buffered bytes, then starts writeback if due. */
 static int flush(tally_artifact_upload *u)
 {
     int rc = tally_write_all(u->fd, u->buf, u->buffered);
     if (rc)
         return rc;
     u->buffered = 0;
-    return kick_writeback(u);
+    tally_writeback_kick(u->fd, &u->kicked, u->size);
+    return 0;
 }
 
 int tally_artifact_upload_write(tally_artifact_upload *u, const void *data, size_t n)
@@ -396,7 +390,7 @@ int tally_artifact_upload_write(tally_artifact_upload *u, const void *data, size
         int rc = flush(u);
         if (rc)
             return rc;
-        if (tally_file_writer_start(u->fd, u->size, &u->writer) == 0) {
+        if (tally_file_writer_start(u->fd, u->size, u->kicked, &u->writer) == 0) {
             u->size += n;
             return tally_file_writer_put(u->writer, p, n);
         }
@@ -407,7 +401,8 @@ int tally_artifact_upload_write(tally_artifact_upload *u, const void *data, size
         if (rc)
             return rc;
         u->size += n;
-        return kick_writeback(u);
+        tally_writeback_kick(u->fd, &u->kicked, u->size);
+        return 0;
     }
     while (n) {
         size_t room = UPLOAD_BUF - u->buffered;

@@ -56,7 +56,10 @@ int tally_write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static char *slot(tally_file_writer *w, unsigned i) { return w->mem + (size_t)i * TALLY_WRITER_BUF; }
+static char *slot(tally_file_writer *w, unsigned i)
+{
+    return w->mem + (size_t)i * TALLY_WRITER_BUF;
+}
 
 static void *writer_main(void *arg)
 {
@@ -89,14 +92,16 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int tally_file_writer_start(int fd, uint64_t written_before, tally_file_writer **out)
+int tally_file_writer_start(int fd, uint64_t written_before, uint64_t kicked_before,
+                            tally_file_writer **out)
 {
     *out = NULL;
     tally_file_writer *w = calloc(1, sizeof *w);
     if (!w)
         return -ENOMEM;
     w->fd = fd;
-    w->written = w->kicked = written_before;
+    w->written = written_before;
+    w->kicked = kicked_before;
     w->mem = malloc((size_t)TALLY_WRITER_BUFS * TALLY_WRITER_BUF);
     if (!w->mem) {
         free(w);

@@ -39,8 +39,10 @@ void tally_writeback_kick(int fd, uint64_t *kicked, uint64_t written);
 int tally_write_all(int fd, const char *p, size_t n);
 
 /* Starts a writer thread for fd, whose first written bytes (already in the
- * file) number written_before. 0 or -errno (then nothing was started). */
-int tally_file_writer_start(int fd, uint64_t written_before, tally_file_writer **out);
+ * file) number written_before, of which writeback was started for the
+ * first kicked_before. 0 or -errno (then nothing was started). */
+int tally_file_writer_start(int fd, uint64_t written_before, uint64_t kicked_before,
+                            tally_file_writer **out);
 
 /* Copies n bytes for the thread to write. 0, or the sticky -errno of a
  * failed write (2). */

@@ -13,12 +13,15 @@
 
 __extension__ typedef unsigned __int128 u128;
 
-static const uint64_t POW10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+const uint64_t tally_pow10_u64[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
     10000000ull, 100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
     10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
     100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull};
 
-static u128 pow10_128(int p) { return p < 20 ? (u128)POW10[p] : (u128)POW10[19] * POW10[p - 19]; }
+static u128 pow10_128(int p)
+{
+    return p < 20 ? (u128)tally_pow10_u64[p] : (u128)tally_pow10_u64[19] * tally_pow10_u64[p - 19];
+}
 
 /* The shortest decimal that reads back as v, for 1e-5 <= |v| < 2^53 (the
  * range of nearly every metric value), written into out (>= 40 bytes);
@@ -58,7 +61,7 @@ static int fmt_shortest(double v, char *out)
         return 0;
     u128 P = pow10_128(p);
     u128 vs = ((u128)V * P) >> s;
-    if (vs < (u128)POW10[16]) {
+    if (vs < (u128)tally_pow10_u64[16]) {
         if (++p > 21)
             return 0;
         P = pow10_128(p);

@@ -7,7 +7,12 @@
 #ifndef TALLY_SERVER_JSON_NUM_H
 #define TALLY_SERVER_JSON_NUM_H
 
+#include <stdint.h>
+
 #include "buf.h"
+
+/* 10^0 .. 10^19, for json_num.c and json_num_read.c. */
+extern const uint64_t tally_pow10_u64[20];
 
 /* Appends v's JSON text to b. */
 void tally_buf_put_double(tally_buf *b, double v);

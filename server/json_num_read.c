@@ -10,14 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_num.h"
 #include "json_num_read.h"
 
 __extension__ typedef unsigned __int128 u128;
-
-static const uint64_t POW10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
-    10000000ull, 100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
-    10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
-    100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull};
 
 /* Is d (positive, normal) the double nearest to w / 10^q10 (q10 in 1..19)?
  * Exact, in 128-bit integers: with d = m * 2^e (e < 0), compare
@@ -33,7 +29,7 @@ static int nearest(uint64_t w, int q10, double d)
     int sh = 1075 - bexp; /* d = m * 2^-sh */
     if (sh <= 0 || sh >= 128 || ((u128)w >> (127 - sh)) != 0)
         return -1;
-    u128 a = (u128)w << sh, p = POW10[q10], b = (u128)m * p;
+    u128 a = (u128)w << sh, p = tally_pow10_u64[q10], b = (u128)m * p;
     u128 diff = a > b ? a - b : b - a;
     u128 twice = diff << 1;
     if (twice < p)
@@ -47,7 +43,7 @@ static int nearest(uint64_t w, int q10, double d)
  * fast check cannot decide (caller uses strtod). */
 static int div_pow10(uint64_t w, int q10, double *out)
 {
-    double d = (double)w / (double)POW10[q10];
+    double d = (double)w / (double)tally_pow10_u64[q10];
     if (!(d > 0))
         return 0;
     uint64_t bits;

@@ -111,8 +111,6 @@ int tally__lb_grow(void *pp, size_t *cap, size_t n, size_t sz)
     *cap = c;
     return 0;
 }
-#define GROW TALLY_LB_GROW
-#define grow tally__lb_grow
 
 /* ------------------------------------------------------------------------ */
 /* Syntax check over the tokens                                              */
@@ -197,7 +195,7 @@ static int string_ok(const char *s, size_t n)
 
 static int check_syntax(tally_logbatch *lb, const char *js, size_t len, const jsmntok_t *t, int n)
 {
-    if (GROW(lb, aux, aux_cap, (size_t)n) != 0)
+    if (TALLY_LB_GROW(lb, aux, aux_cap, (size_t)n) != 0)
         return TALLY_ENOMEM;
     int *last = lb->aux; /* per container: outer end of its last member, or -1 */
     for (int i = 0; i < n; i++) {
@@ -264,7 +262,8 @@ static int tokenize(tally_logbatch *lb, const char *js, size_t len)
 {
     jsmn_parser parser;
     jsmn_init(&parser);
-    if (lb->tok_cap == 0 && grow(&lb->toks, &lb->tok_cap, 4096, sizeof(jsmntok_t)) != 0)
+    if (lb->tok_cap == 0 &&
+        tally__lb_grow(&lb->toks, &lb->tok_cap, 4096, sizeof(jsmntok_t)) != 0)
         return TALLY_ENOMEM;
     for (;;) {
         int r = jsmn_parse(&parser, js, len, lb->toks, (unsigned)lb->tok_cap);
@@ -289,7 +288,7 @@ static int tokenize(tally_logbatch *lb, const char *js, size_t len)
             return -2;
         }
         /* jsmn resumes where it stopped once given more tokens. */
-        if (grow(&lb->toks, &lb->tok_cap, lb->tok_cap * 2, sizeof(jsmntok_t)) != 0)
+        if (tally__lb_grow(&lb->toks, &lb->tok_cap, lb->tok_cap * 2, sizeof(jsmntok_t)) != 0)
             return TALLY_ENOMEM;
     }
 }
@@ -722,7 +721,7 @@ int tally__lb_groups_reset(tally_logbatch *lb, size_t n_metrics)
     size_t slots = 16;
     while (slots < 2 * n_metrics)
         slots *= 2;
-    if (GROW(lb, groups, groups_cap, n_metrics + 1) != 0)
+    if (TALLY_LB_GROW(lb, groups, groups_cap, n_metrics + 1) != 0)
         return TALLY_ENOMEM;
     if (lb->slots_cap != slots) {
         free(lb->slots);
@@ -889,8 +888,9 @@ static int parse_json(tally_logbatch *lb, const char *js, size_t len, int depth)
     }
 
     size_t n_metrics = counts[0], n_kv = counts[1] + counts[2];
-    if (GROW(lb, metrics, metrics_cap, n_metrics + 1) != 0 ||
-        GROW(lb, kv_toks, kv_toks_cap, 2 * n_kv + 2) != 0 || GROW(lb, kvs, kvs_cap, n_kv + 1) != 0)
+    if (TALLY_LB_GROW(lb, metrics, metrics_cap, n_metrics + 1) != 0 ||
+        TALLY_LB_GROW(lb, kv_toks, kv_toks_cap, 2 * n_kv + 2) != 0 ||
+        TALLY_LB_GROW(lb, kvs, kvs_cap, n_kv + 1) != 0)
         return TALLY_ENOMEM;
 
     char path[64];
@@ -1137,7 +1137,7 @@ int tally__lb_finish(tally_logbatch *lb, const tally_lb_parsed *p)
     lb->n_tags = counts[2];
 
     /* ...and the metrics as one series batch per key, columns grouped. */
-    if (GROW(lb, series, series_cap, n_groups + 1) != 0)
+    if (TALLY_LB_GROW(lb, series, series_cap, n_groups + 1) != 0)
         return TALLY_ENOMEM;
     if (lb->cols_cap < n_metrics + 1) {
         size_t c = n_metrics + 1;

@@ -98,7 +98,10 @@ static inline int string(cursor *c, const char **s, size_t *n)
     return 0;
 }
 
-static inline int digit(const char *p, const char *end) { return p < end && (unsigned)(*p - '0') < 10; }
+static inline int digit(const char *p, const char *end)
+{
+    return p < end && (unsigned)(*p - '0') < 10;
+}
 
 /* A JSON integer of at most 18 digits (so it fits an int64 unchecked). */
 static inline int integer(cursor *c, int64_t *out)
@@ -195,7 +198,9 @@ static int metric(cursor *c, tally_lb_metric *mt, const char **key, size_t *key_
     return (seen & (F_KEY | F_VALUE | F_TS)) == (F_KEY | F_VALUE | F_TS) ? 0 : -1;
 }
 
-static int metrics(tally_logbatch *lb, cursor *c, size_t *n_metrics, size_t *n_groups)
+/* Consumes '[' and, for an empty array, its ']': 1 when elements follow, 0
+ * when the array was empty, -1 when none starts here. */
+static inline int array_open(cursor *c)
 {
     if (eat(c, '[') != 0)
         return -1;
@@ -203,6 +208,14 @@ static int metrics(tally_logbatch *lb, cursor *c, size_t *n_metrics, size_t *n_g
         c->p++;
         return 0;
     }
+    return 1;
+}
+
+static int metrics(tally_logbatch *lb, cursor *c, size_t *n_metrics, size_t *n_groups)
+{
+    int open = array_open(c);
+    if (open <= 0)
+        return open;
     for (size_t m = 0;; m++) {
         if (m >= TALLY_LB_MAX_METRICS || eat(c, '{') != 0)
             return -1;
@@ -226,12 +239,9 @@ static int metrics(tally_logbatch *lb, cursor *c, size_t *n_metrics, size_t *n_g
  * first on. */
 static int pairs(tally_logbatch *lb, cursor *c, size_t first, size_t max, size_t *count)
 {
-    if (eat(c, '[') != 0)
-        return -1;
-    if (c->p < c->end && *c->p == ']') {
-        c->p++;
-        return 0;
-    }
+    int open = array_open(c);
+    if (open <= 0)
+        return open;
     for (size_t i = 0;; i++) {
         if (i >= max || eat(c, '{') != 0)
             return -1;
@@ -309,7 +319,8 @@ static int members(tally_logbatch *lb, cursor *c, tally_lb_parsed *out)
 int tally__logbatch_parse_fast(tally_logbatch *lb, const char *body, size_t len)
 {
     size_t n_kv = TALLY_LB_MAX_PARAMS + TALLY_LB_MAX_TAGS;
-    if (tally__lb_begin(lb, len) != 0 || TALLY_LB_GROW(lb, metrics, metrics_cap, TALLY_LB_MAX_METRICS + 1) != 0 ||
+    if (tally__lb_begin(lb, len) != 0 ||
+        TALLY_LB_GROW(lb, metrics, metrics_cap, TALLY_LB_MAX_METRICS + 1) != 0 ||
         TALLY_LB_GROW(lb, kvs, kvs_cap, n_kv + 1) != 0 ||
         TALLY_LB_GROW(lb, kv_toks, kv_toks_cap, 2 * n_kv + 2) != 0 ||
         tally__lb_groups_reset(lb, TALLY_LB_MAX_METRICS) != 0)

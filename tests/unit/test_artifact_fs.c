@@ -173,7 +173,7 @@ static void test_file_writer(void)
         data[i] = (char)(i * 31 + i / 4093);
     ASSERT_OK(tally_write_all(fd, data, 1000)); /* written before the writer starts */
     tally_file_writer *w;
-    ASSERT_OK(tally_file_writer_start(fd, 1000, &w));
+    ASSERT_OK(tally_file_writer_start(fd, 1000, 0, &w));
     static const size_t sizes[] = {1, TALLY_WRITER_BUF - 1, 2, TALLY_WRITER_BUF, 777777,
                                    3 * TALLY_WRITER_BUF + 5, 65536};
     size_t at = 1000;
@@ -193,7 +193,7 @@ static void test_file_writer(void)
     ASSERT_EQ(pread(fd, back, N, 0), N);
     ASSERT_EQ(memcmp(back, data, N), 0);
     /* Read-only: every write fails with EBADF. */
-    ASSERT_OK(tally_file_writer_start(fd, 0, &w));
+    ASSERT_OK(tally_file_writer_start(fd, 0, 0, &w));
     int rc = 0;
     for (int k = 0; k < 3 * TALLY_WRITER_BUFS && rc == 0; k++)
         rc = tally_file_writer_put(w, data, TALLY_WRITER_BUF);
@@ -201,7 +201,7 @@ static void test_file_writer(void)
     ASSERT_EQ(fin, -EBADF);
     ASSERT(rc == 0 || rc == -EBADF);
     /* Cancel with queued slots returns at once. */
-    ASSERT_OK(tally_file_writer_start(fd, 0, &w));
+    ASSERT_OK(tally_file_writer_start(fd, 0, 0, &w));
     for (int k = 0; k < TALLY_WRITER_BUFS - 1; k++)
         (void)tally_file_writer_put(w, data, TALLY_WRITER_BUF);
     tally_file_writer_cancel(w);

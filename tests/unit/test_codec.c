@@ -656,17 +656,24 @@ static void words_of_width(uint64_t *u, uint32_t n, unsigned w, int second, uint
     }
 }
 
+/* A malloc'd copy of enc[0..size) followed by slack random bytes. */
+static uint8_t *copy_with_junk(const uint8_t *enc, size_t size, int slack)
+{
+    uint8_t *t = malloc(size + (size_t)slack);
+    ASSERT(t != NULL);
+    memcpy(t, enc, size);
+    for (int k = 0; k < slack; k++)
+        t[size + (size_t)k] = (uint8_t)rnd();
+    return t;
+}
+
 /* Every prefix m = 1..n of chunk enc (size bytes) decodes to v[0..m), from a
  * buffer ending right after the chunk and from one with `slack` bytes of
  * junk after it (as in a block, where the next column follows). */
 static void check_i64_prefixes(const uint8_t *enc, size_t size, const int64_t *v, uint32_t n)
 {
     for (int slack = 0; slack <= 24; slack += 24) {
-        uint8_t *t = malloc(size + (size_t)slack);
-        ASSERT(t != NULL);
-        memcpy(t, enc, size);
-        for (int k = 0; k < slack; k++)
-            t[size + (size_t)k] = (uint8_t)rnd();
+        uint8_t *t = copy_with_junk(enc, size, slack);
         for (uint32_t m = 1; m <= n; m++) {
             int64_t out[NMAX + 1];
             size_t used = 0;
@@ -684,11 +691,7 @@ static void check_i64_prefixes(const uint8_t *enc, size_t size, const int64_t *v
 static void check_f64_prefixes(const uint8_t *enc, size_t size, const double *v, uint32_t n)
 {
     for (int slack = 0; slack <= 24; slack += 24) {
-        uint8_t *t = malloc(size + (size_t)slack);
-        ASSERT(t != NULL);
-        memcpy(t, enc, size);
-        for (int k = 0; k < slack; k++)
-            t[size + (size_t)k] = (uint8_t)rnd();
+        uint8_t *t = copy_with_junk(enc, size, slack);
         for (uint32_t m = 1; m <= n; m++) {
             double out[NMAX + 1];
             size_t used = 0;
