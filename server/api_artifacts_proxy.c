@@ -315,7 +315,8 @@ static void start_upload(tally_server *srv, const tally_req *req, const char *re
     snprintf(c->rel, sizeof c->rel, "%s", rel);
     c->limit = limit;
     c->syncer = srv->artifact_syncer;
-    int rc = tally_artifact_upload_begin(srv->cfg.artifact_root, rel, &c->u);
+    int rc = tally_artifact_upload_begin(srv->cfg.artifact_root, rel,
+                                         srv->cfg.artifact_direct_writes, &c->u);
     if (rc) {
         free(c);
         fs_error(resp, rc, rel);

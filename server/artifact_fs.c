@@ -308,9 +308,11 @@ struct tally_artifact_upload {
     char *buf;                /* UPLOAD_BUF bytes gathering small pieces */
     size_t buffered;          /* bytes in buf, not yet written */
     tally_file_writer *writer; /* from WRITER_FROM bytes on: writes the rest */
+    int direct;               /* the writer writes with O_DIRECT (artifact_writer.h) */
 };
 
-int tally_artifact_upload_begin(const char *root, const char *rel, tally_artifact_upload **out)
+int tally_artifact_upload_begin(const char *root, const char *rel, int direct,
+                                tally_artifact_upload **out)
 {
     *out = NULL;
     if (!*rel)
@@ -335,6 +337,7 @@ int tally_artifact_upload_begin(const char *root, const char *rel, tally_artifac
     }
     u->dfd = dfd;
     u->fd = -1;
+    u->direct = direct;
     u->buf = malloc(UPLOAD_BUF);
     if (!u->buf) {
         close(dfd);
@@ -390,7 +393,7 @@ int tally_artifact_upload_write(tally_artifact_upload *u, const void *data, size
         int rc = flush(u);
         if (rc)
             return rc;
-        if (tally_file_writer_start(u->fd, u->size, u->kicked, &u->writer) == 0) {
+        if (tally_file_writer_start(u->fd, u->size, u->kicked, u->direct, &u->writer) == 0) {
             u->size += n;
             return tally_file_writer_put(u->writer, p, n);
         }

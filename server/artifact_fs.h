@@ -15,9 +15,11 @@
  *   write   bytes gathered into 256 KiB writes as they arrive; from 4 MiB
  *           on, handed to a writer thread of the upload's own
  *           (artifact_writer.h: four 1 MiB buffers, so receiving and
- *           writing run on two cores); writeback is started every
- *           few MiB (sync_file_range) so dirty pages stay bounded and the
- *           final fsync has little left to do
+ *           writing run on two cores), which writes them with O_DIRECT
+ *           unless begin's direct is 0; writeback of what goes through
+ *           the page cache is started every few MiB (sync_file_range) so
+ *           dirty pages stay bounded and the final fsync has little left
+ *           to do
  *   commit  rename the temporary file over the target (atomic: readers
  *           see the old file or the new one, never a torn one; concurrent
  *           uploads: the last rename wins). Without a syncer (`always`):
@@ -91,9 +93,12 @@ typedef struct tally_artifact_upload tally_artifact_upload;
 typedef struct tally_artifact_syncer tally_artifact_syncer; /* artifact_sync.h */
 
 /* Starts an upload to rel (a file path, not ""). Creates parent
- * directories. Fails with -EISDIR when rel names an existing directory,
- * -ENOTDIR when a parent is a file, -ELOOP on a symlink. */
-int tally_artifact_upload_begin(const char *root, const char *rel, tally_artifact_upload **out);
+ * directories. direct: the bytes past the first 4 MiB are written with
+ * O_DIRECT where the file system allows (artifact_writer.h). Fails with
+ * -EISDIR when rel names an existing directory, -ENOTDIR when a parent is
+ * a file, -ELOOP on a symlink. */
+int tally_artifact_upload_begin(const char *root, const char *rel, int direct,
+                                tally_artifact_upload **out);
 /* Appends n bytes. 0 or -errno (the upload must then be aborted). */
 int tally_artifact_upload_write(tally_artifact_upload *u, const void *data, size_t n);
 /* Bytes accepted so far. */

@@ -30,7 +30,10 @@ struct tally_file_writer {
     int stopping, cancelled;        /* under mu */
     unsigned cur;                   /* the caller's slot (caller only) */
     size_t fill;                    /* bytes in it (caller only) */
+    size_t cap;                     /* bytes it takes (caller only; see slot_cap) */
     uint64_t written, kicked;       /* the thread's */
+    int direct;                     /* the thread's: may write with O_DIRECT */
+    int direct_on;                  /* the thread's: O_DIRECT is set on fd now */
 };
 
 void tally_writeback_kick(int fd, uint64_t *kicked, uint64_t written)
@@ -61,6 +64,58 @@ static char *slot(tally_file_writer *w, unsigned i)
     return w->mem + (size_t)i * TALLY_WRITER_BUF;
 }
 
+/* Sets or clears O_DIRECT on the fd when it differs from what is set.
+ * A file system that refuses it turns direct writing off for good. */
+static void set_direct(tally_file_writer *w, int on)
+{
+    if (w->direct_on == on)
+        return;
+    int fl = fcntl(w->fd, F_GETFL);
+    if (fl < 0 || fcntl(w->fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT) != 0) {
+        w->direct = 0;
+        return; /* left as it was: buffered if setting failed */
+    }
+    w->direct_on = on;
+}
+
+/* Writes n bytes of a slot at the file's offset: the aligned part with
+ * O_DIRECT when the offset is aligned (straight from the slot to the disk,
+ * no page cache), the rest, or everything when direct writing is off or
+ * refused, through the page cache. 0 or -errno. */
+static int write_slot(tally_file_writer *w, const char *p, size_t n)
+{
+    while (n) {
+        int direct = w->direct && w->written % TALLY_WRITER_ALIGN == 0 &&
+                     n >= TALLY_WRITER_ALIGN && (uintptr_t)p % TALLY_WRITER_ALIGN == 0;
+        set_direct(w, direct);
+        direct = direct && w->direct_on;
+        size_t k = direct ? n - n % TALLY_WRITER_ALIGN : n;
+        uint64_t at = w->written;
+        ssize_t r = write(w->fd, p, k);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (direct && errno == EINVAL) { /* alignment the device wants is coarser */
+                w->direct = 0;
+                continue;
+            }
+            return -errno;
+        }
+        p += r;
+        n -= (size_t)r;
+        w->written += (uint64_t)r;
+        if (!direct) {
+            tally_writeback_kick(w->fd, &w->kicked, w->written);
+        } else { /* nothing of it waits in the page cache; what came before may */
+            if (at > w->kicked)
+                sync_file_range(w->fd, (off_t)w->kicked, (off_t)(at - w->kicked),
+                                SYNC_FILE_RANGE_WRITE);
+            w->kicked = w->written;
+        }
+    }
+    return 0;
+}
+
 static void *writer_main(void *arg)
 {
     tally_file_writer *w = arg;
@@ -74,13 +129,8 @@ static void *writer_main(void *arg)
         int failed = w->err != 0;
         pthread_mutex_unlock(&w->mu);
         int rc = 0;
-        if (!failed) { /* invariant (2): nothing more after an error */
-            rc = tally_write_all(w->fd, slot(w, i), w->len[i]);
-            if (rc == 0) {
-                w->written += w->len[i];
-                tally_writeback_kick(w->fd, &w->kicked, w->written);
-            }
-        }
+        if (!failed) /* invariant (2): nothing more after an error */
+            rc = write_slot(w, slot(w, i), w->len[i]);
         pthread_mutex_lock(&w->mu);
         if (rc && !w->err)
             w->err = rc;
@@ -89,10 +139,11 @@ static void *writer_main(void *arg)
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
+    set_direct(w, 0); /* the fd goes back to its owner as it came */
     return NULL;
 }
 
-int tally_file_writer_start(int fd, uint64_t written_before, uint64_t kicked_before,
+int tally_file_writer_start(int fd, uint64_t written_before, uint64_t kicked_before, int direct,
                             tally_file_writer **out)
 {
     *out = NULL;
@@ -102,7 +153,10 @@ int tally_file_writer_start(int fd, uint64_t written_before, uint64_t kicked_bef
     w->fd = fd;
     w->written = written_before;
     w->kicked = kicked_before;
-    w->mem = malloc((size_t)TALLY_WRITER_BUFS * TALLY_WRITER_BUF);
+    w->direct = direct;
+    /* the first slot ends where the file's offset is aligned (invariant (4)) */
+    w->cap = TALLY_WRITER_BUF - (size_t)(written_before % TALLY_WRITER_ALIGN);
+    w->mem = aligned_alloc(TALLY_WRITER_ALIGN, (size_t)TALLY_WRITER_BUFS * TALLY_WRITER_BUF);
     if (!w->mem) {
         free(w);
         return -ENOMEM;
@@ -135,6 +189,7 @@ static int queue_slot(tally_file_writer *w, int wait)
     int err = w->err;
     pthread_mutex_unlock(&w->mu);
     w->fill = 0;
+    w->cap = TALLY_WRITER_BUF;
     return err;
 }
 
@@ -142,14 +197,14 @@ int tally_file_writer_put(tally_file_writer *w, const void *data, size_t n)
 {
     const char *p = data;
     while (n) {
-        size_t k = TALLY_WRITER_BUF - w->fill;
+        size_t k = w->cap - w->fill;
         if (k > n)
             k = n;
         memcpy(slot(w, w->cur) + w->fill, p, k);
         w->fill += k;
         p += k;
         n -= k;
-        if (w->fill == TALLY_WRITER_BUF) {
+        if (w->fill == w->cap) {
             int err = queue_slot(w, 1);
             if (err)
                 return err;

@@ -88,6 +88,8 @@ static const key KEYS[] = {
      "seconds a JSON request body may take to arrive, default 60"},
     {"artifact_fsync", K_ARTIFACT_FSYNC, OFF(artifact_fsync), 0, 0, 0,
      "always | background (artifact upload acknowledged before its fsync), default background"},
+    {"artifact_direct_writes", K_BOOL, OFF(artifact_direct_writes), 0, 0, 0,
+     "1: large artifact uploads written with O_DIRECT, past the page cache; default 1"},
     {"webhook_secret_key_file", K_STR, OFF(webhook_secret_key_file),
      sizeof(((tally_config *)0)->webhook_secret_key_file), 0, 0,
      "key that seals webhook secrets at rest (created when missing), default "
@@ -118,6 +120,7 @@ static void set_defaults(tally_config *c)
     c->max_connections_per_ip = 128;
     c->body_timeout_s = 60;
     c->artifact_fsync = TALLY_ARTIFACT_FSYNC_BACKGROUND;
+    c->artifact_direct_writes = 1;
 }
 
 /* "32M", "512MiB", "1g", "4096" -> bytes. */
@@ -367,6 +370,9 @@ const char *tally_config_help(void)
            "                          (kill -9 loses nothing; a power cut, what that\n"
            "                          thread had not fsync'd yet); always: acknowledged\n"
            "                          after the fsync\n"
+           "  --artifact-direct-writes 0|1  write an upload's bytes past its first 4 MiB\n"
+           "                          with O_DIRECT (no page cache), default 1; 0 for\n"
+           "                          disks slower than the network\n"
            "  --webhook-secret-key-file FILE  the key sealing webhook secrets at rest,\n"
            "                          created when missing; default\n"
            "                          <data>/webhook-secret.key\n"

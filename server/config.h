@@ -40,6 +40,7 @@ typedef struct tally_config {
     unsigned max_connections_per_ip; /* per client address, default 128 (0: no limit) */
     unsigned body_timeout_s;      /* a JSON request body must arrive within, default 60 */
     int artifact_fsync;           /* tally_artifact_fsync, default background */
+    int artifact_direct_writes;   /* 1: large uploads written with O_DIRECT (artifact_writer.h) */
     char webhook_secret_key_file[1024]; /* seals webhook secrets (secret_box.h); default
                                            "" = <data_dir>/webhook-secret.key */
     char config_file[1024];       /* the file read, or "" */

@@ -560,6 +560,22 @@ class FsyncModes(unittest.TestCase):
             srv.stop(expect_code=None)
             srv.cleanup()
 
+    def test_direct_writes_on_and_off(self):
+        # Past 4 MiB an upload's writer thread takes over (at an unaligned
+        # offset for these piece sizes); with direct writes on (the default)
+        # its aligned body goes to disk with O_DIRECT, its head and tail
+        # through the page cache. Every byte must come back in both modes.
+        sizes = [(4 << 20) - 1, 4 << 20, (4 << 20) + 1, (9 << 20) + 77, (13 << 20) + 4095]
+        for args in ([], ["--artifact-direct-writes", "0"]):
+            with TallyServer(args) as srv:
+                for i, n in enumerate(sizes):
+                    self.upload(srv, f"d/{i}.bin", content(i, n))
+                for i, n in enumerate(sizes):
+                    st, _, data = srv.request("GET", f"{A}/d/{i}.bin")
+                    self.assertEqual(st, 200, (args, n))
+                    self.assertEqual(len(data), n, (args, n))
+                    self.assertTrue(data == content(i, n), (args, n))
+
     def test_bad_values_refused_at_start(self):
         base = os.environ.get("TALLY_TEST_TMP") or None
         with tempfile.TemporaryDirectory(prefix="tally-it-", dir=base) as tmp:
@@ -574,6 +590,8 @@ class FsyncModes(unittest.TestCase):
                  "TALLY_ARTIFACT_FSYNC: artifact_fsync must be always or background, not 'nope'"),
                 (["--config", conf], {},
                  f"file {conf}:1: artifact_fsync must be always or background, not 'weekly'"),
+                (["--artifact-direct-writes", "maybe"], {},
+                 "flag --artifact-direct-writes: artifact_direct_writes must be 0 or 1, not 'maybe'"),
             ]
             for args, env, msg in cases:
                 p = subprocess.run([tally_binary(), "serve", "--port", "0", "--data", data] + args,

@@ -7,8 +7,10 @@
  * at once, the bounded queue falling back to a synchronous fsync, every
  * queued descriptor fsync'd and closed by the thread or by stop), the
  * writer thread of large uploads (artifact_writer.h: order kept across
- * slot boundaries, a write error sticks and reaches finish, cancel never
- * waits for the queue), and the logged-model store on top of a real
+ * slot boundaries with and without O_DIRECT, from aligned and unaligned
+ * starts, direct writes leaving the page cache alone, the fd's flags
+ * restored, a write error sticks and reaches finish, cancel never waits
+ * for the queue), and the logged-model store on top of a real
  * database.
  */
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,7 +55,7 @@ static void setup(const char *name)
 static int upload_bg(tally_artifact_syncer *s, const char *rel, const char *data)
 {
     tally_artifact_upload *u;
-    int rc = tally_artifact_upload_begin(root, rel, &u);
+    int rc = tally_artifact_upload_begin(root, rel, 1, &u);
     if (rc)
         return rc;
     rc = tally_artifact_upload_write(u, data, strlen(data));
@@ -104,38 +107,40 @@ static void test_upload_commit_abort(void)
     enum { BIG = 10000000 };
     static const size_t pieces[] = {1, 100000, 17, 16383, 16384, 300000, 5000, 65536, 262143, 2};
     tally_artifact_upload *u;
-    ASSERT_OK(tally_artifact_upload_begin(root, "a/big.bin", &u));
     char *whole = malloc(BIG);
     ASSERT(whole != NULL);
     for (int i = 0; i < BIG; i++)
         whole[i] = (char)(i * 7 + i / 251);
-    size_t at = 0;
-    for (size_t k = 0; at < BIG; k++) {
-        size_t n = pieces[k % (sizeof pieces / sizeof pieces[0])];
-        if (n > BIG - at)
-            n = BIG - at;
-        ASSERT_OK(tally_artifact_upload_write(u, whole + at, n));
-        at += n;
+    for (int direct = 0; direct <= 1; direct++) { /* through the page cache, then past it */
+        ASSERT_OK(tally_artifact_upload_begin(root, "a/big.bin", direct, &u));
+        size_t at = 0;
+        for (size_t k = 0; at < BIG; k++) {
+            size_t n = pieces[k % (sizeof pieces / sizeof pieces[0])];
+            if (n > BIG - at)
+                n = BIG - at;
+            ASSERT_OK(tally_artifact_upload_write(u, whole + at, n));
+            at += n;
+        }
+        ASSERT_U64_EQ(tally_artifact_upload_size(u), BIG);
+        ASSERT_OK(tally_artifact_upload_commit(u, NULL));
+        uint64_t size = 0;
+        int fd = tally_artifact_open_file(root, "a/big.bin", &size);
+        ASSERT_GE(fd, 0);
+        ASSERT_U64_EQ(size, BIG);
+        char *back = malloc(BIG);
+        ASSERT(back != NULL);
+        ASSERT_EQ(pread(fd, back, BIG, 0), BIG);
+        ASSERT_EQ(memcmp(back, whole, BIG), 0);
+        close(fd);
+        free(back);
     }
-    ASSERT_U64_EQ(tally_artifact_upload_size(u), BIG);
-    ASSERT_OK(tally_artifact_upload_commit(u, NULL));
-    uint64_t size = 0;
-    int fd = tally_artifact_open_file(root, "a/big.bin", &size);
-    ASSERT_GE(fd, 0);
-    ASSERT_U64_EQ(size, BIG);
-    char *back = malloc(BIG);
-    ASSERT(back != NULL);
-    ASSERT_EQ(pread(fd, back, BIG, 0), BIG);
-    ASSERT_EQ(memcmp(back, whole, BIG), 0);
-    close(fd);
-    free(back);
     char *chunk = whole;
     /* Abort: the old version stays, no temporary is left; also for an
      * upload large enough to have its writer thread. */
-    ASSERT_OK(tally_artifact_upload_begin(root, "a/b/c.txt", &u));
+    ASSERT_OK(tally_artifact_upload_begin(root, "a/b/c.txt", 1, &u));
     ASSERT_OK(tally_artifact_upload_write(u, chunk, 100000));
     tally_artifact_upload_abort(u);
-    ASSERT_OK(tally_artifact_upload_begin(root, "a/b/c.txt", &u));
+    ASSERT_OK(tally_artifact_upload_begin(root, "a/b/c.txt", 1, &u));
     for (int k = 0; k < 7; k++)
         ASSERT_OK(tally_artifact_upload_write(u, chunk, 1000000));
     tally_artifact_upload_abort(u);
@@ -155,45 +160,93 @@ static void test_upload_commit_abort(void)
     ASSERT_EQ(tally_artifact_kind(root, ""), 2);
 }
 
-/* The writer thread alone: bytes in order across slot boundaries (puts of
- * sizes that straddle them), the file's earlier bytes kept; a write error
- * (a descriptor opened read-only) sticks and reaches finish, and puts
- * after it fail rather than wait; cancel with a full queue returns. */
+/* Pages of fd's [off, off + len) in the page cache (mincore of a map). */
+static size_t resident_pages(int fd, off_t off, size_t len)
+{
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, off);
+    ASSERT(m != MAP_FAILED);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (len + page - 1) / page, in = 0;
+    unsigned char *vec = malloc(n);
+    ASSERT(vec != NULL);
+    ASSERT_EQ(mincore(m, len, vec), 0);
+    for (size_t i = 0; i < n; i++)
+        in += vec[i] & 1;
+    free(vec);
+    munmap(m, len);
+    return in;
+}
+
+/* Writes data[0, n) to a new file at path: the first `before` bytes by
+ * the caller, the rest through a writer (direct or not) in puts of sizes
+ * that straddle slot boundaries. Returns the descriptor, read-write. */
+static int write_through_writer(const char *path, const char *data, size_t n, size_t before,
+                                int direct)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_OK(tally_write_all(fd, data, before)); /* written before the writer starts */
+    int flags = fcntl(fd, F_GETFL);
+    tally_file_writer *w;
+    ASSERT_OK(tally_file_writer_start(fd, before, 0, direct, &w));
+    static const size_t sizes[] = {1, TALLY_WRITER_BUF - 1, 2, TALLY_WRITER_BUF, 777777,
+                                   3 * TALLY_WRITER_BUF + 5, 65536};
+    size_t at = before;
+    for (size_t k = 0; at < n; k++) {
+        size_t m = sizes[k % (sizeof sizes / sizeof sizes[0])];
+        if (m > n - at)
+            m = n - at;
+        ASSERT_OK(tally_file_writer_put(w, data + at, m));
+        at += m;
+    }
+    ASSERT_OK(tally_file_writer_finish(w));
+    ASSERT_EQ(fcntl(fd, F_GETFL), flags); /* invariant (3): O_DIRECT cleared again */
+    return fd;
+}
+
+/* The writer thread alone: bytes in order across slot boundaries, the
+ * file's earlier bytes kept, with and without direct writes, from an
+ * aligned and an unaligned start, with an unaligned tail; direct writes
+ * leave the aligned body out of the page cache (where the file system
+ * takes O_DIRECT) and buffered ones go through it; a write error (a
+ * descriptor opened read-only) sticks and reaches finish, and puts after
+ * it fail rather than wait; cancel with a full queue returns. */
 static void test_file_writer(void)
 {
     setup("afs-writer");
     char path[4200];
     snprintf(path, sizeof path, "%s/w.bin", outside);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ASSERT_GE(fd, 0);
     enum { N = 3 * TALLY_WRITER_BUF * TALLY_WRITER_BUFS + 12345 };
     char *data = malloc(N);
-    ASSERT(data != NULL);
+    char *back = malloc(N);
+    ASSERT(data != NULL && back != NULL);
     for (size_t i = 0; i < N; i++)
         data[i] = (char)(i * 31 + i / 4093);
-    ASSERT_OK(tally_write_all(fd, data, 1000)); /* written before the writer starts */
-    tally_file_writer *w;
-    ASSERT_OK(tally_file_writer_start(fd, 1000, 0, &w));
-    static const size_t sizes[] = {1, TALLY_WRITER_BUF - 1, 2, TALLY_WRITER_BUF, 777777,
-                                   3 * TALLY_WRITER_BUF + 5, 65536};
-    size_t at = 1000;
-    for (size_t k = 0; at < N; k++) {
-        size_t n = sizes[k % (sizeof sizes / sizeof sizes[0])];
-        if (n > N - at)
-            n = N - at;
-        ASSERT_OK(tally_file_writer_put(w, data + at, n));
-        at += n;
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT, 0644);
+    int fs_direct = fd >= 0; /* tmpfs before Linux 6.6 refuses O_DIRECT */
+    if (fd >= 0)
+        close(fd);
+    static const size_t befores[] = {1000, 2 * TALLY_WRITER_ALIGN, 0};
+    for (int direct = 0; direct <= 1; direct++) {
+        for (size_t b = 0; b < sizeof befores / sizeof befores[0]; b++) {
+            fd = write_through_writer(path, data, N, befores[b], direct);
+            /* the body after the first slot: aligned, written in whole slots */
+            off_t body = (off_t)TALLY_WRITER_BUF * 2;
+            size_t body_len = (size_t)TALLY_WRITER_BUF * 8;
+            size_t in = resident_pages(fd, body, body_len);
+            if (direct && fs_direct)
+                ASSERT_EQ(in, 0);
+            else if (!direct)
+                ASSERT(in > 0); /* just written through the cache */
+            ASSERT_EQ(pread(fd, back, N, 0), N);
+            ASSERT_EQ(memcmp(back, data, N), 0);
+            close(fd);
+        }
     }
-    ASSERT_OK(tally_file_writer_finish(w));
-    close(fd);
-    char *back = malloc(N);
-    ASSERT(back != NULL);
+    /* Read-only: every write fails with EBADF. */
     fd = open(path, O_RDONLY);
     ASSERT_GE(fd, 0);
-    ASSERT_EQ(pread(fd, back, N, 0), N);
-    ASSERT_EQ(memcmp(back, data, N), 0);
-    /* Read-only: every write fails with EBADF. */
-    ASSERT_OK(tally_file_writer_start(fd, 0, 0, &w));
+    tally_file_writer *w;
+    ASSERT_OK(tally_file_writer_start(fd, 0, 0, 1, &w));
     int rc = 0;
     for (int k = 0; k < 3 * TALLY_WRITER_BUFS && rc == 0; k++)
         rc = tally_file_writer_put(w, data, TALLY_WRITER_BUF);
@@ -201,7 +254,7 @@ static void test_file_writer(void)
     ASSERT_EQ(fin, -EBADF);
     ASSERT(rc == 0 || rc == -EBADF);
     /* Cancel with queued slots returns at once. */
-    ASSERT_OK(tally_file_writer_start(fd, 0, 0, &w));
+    ASSERT_OK(tally_file_writer_start(fd, 0, 0, 1, &w));
     for (int k = 0; k < TALLY_WRITER_BUFS - 1; k++)
         (void)tally_file_writer_put(w, data, TALLY_WRITER_BUF);
     tally_file_writer_cancel(w);
