@@ -838,7 +838,11 @@ int tally_http_start(tally_server *srv, tally_http **out, char *err, size_t cap)
         flags |= MHD_USE_TLS;
     }
     unsigned threads = srv->cfg.threads ? srv->cfg.threads : 1;
-    struct MHD_OptionItem ops[] = {
+    /* The optional items are appended, never written as MHD_OPTION_END in
+     * place: MHD stops reading the array at the first END, so an absent
+     * TLS pair once ended it before the thread pool (one thread served
+     * every connection). */
+    struct MHD_OptionItem ops[16] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL}, /* must come first */
         {MHD_OPTION_LISTEN_SOCKET, h->listen_fd, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->cfg.connection_timeout_s, NULL},
@@ -848,11 +852,15 @@ int tally_http_start(tally_server *srv, tally_http **out, char *err, size_t cap)
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, h},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_log, h},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, h},
-        {h->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->tls_cert},
-        {h->tls_cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, h->tls_key},
-        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
-        {MHD_OPTION_END, 0, NULL},
     };
+    size_t n_ops = 9;
+    if (h->tls_cert) {
+        ops[n_ops++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+        ops[n_ops++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+    }
+    if (threads > 1)
+        ops[n_ops++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL};
+    ops[n_ops] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, h, MHD_OPTION_ARRAY, ops,
                               MHD_OPTION_END);
     if (!h->mhd) {

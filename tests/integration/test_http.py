@@ -224,6 +224,41 @@ class Shared(unittest.TestCase):
         self.assertEqual(errors, [])
 
 
+def mhd_threads(pid, want):
+    """Names of the server's libmicrohttpd threads (MHD-worker in a pool,
+    MHD-single alone), from /proc: once they are want, or as they are after
+    5 s (each thread names itself when it starts running)."""
+    task = f"/proc/{pid}/task"
+    deadline = time.monotonic() + 5.0
+    while True:
+        names = []
+        for tid in os.listdir(task):
+            try:
+                with open(f"{task}/{tid}/comm") as f:
+                    name = f.read().strip()
+            except OSError:
+                continue  # a thread that just ended
+            if name.startswith("MHD"):
+                names.append(name)
+        names.sort()
+        if names == want or time.monotonic() > deadline:
+            return names
+        time.sleep(0.02)
+
+
+class Threads(unittest.TestCase):
+    # --threads N must give N threads serving connections. A config whose
+    # option list ended early (an absent TLS pair written as the list's end)
+    # once left every connection on one thread, so a request waiting for
+    # its fsync held all the others back.
+    def test_thread_pool_size(self):
+        for args, want in ((["--threads", "3"], ["MHD-worker"] * 3),
+                           (["--threads", "1"], ["MHD-single"]),
+                           ([], ["MHD-worker"] * (2 * os.cpu_count()))):
+            with TallyServer(args) as srv:
+                self.assertEqual(mhd_threads(srv.proc.pid, want), want, args)
+
+
 def send_partial(port, path, total, first):
     """Opens a raw connection and sends headers for a total-byte body plus its
     first bytes; returns the socket."""

@@ -22,6 +22,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from auth_harness import ADMIN, basic  # noqa: E402
 from server_harness import tally_binary  # noqa: E402
+from test_http import mhd_threads  # noqa: E402
 
 
 def make_cert(d):
@@ -56,10 +57,12 @@ class Tls(unittest.TestCase):
 
     def test_https_round_trip_with_auth(self):
         p, data = self.serve(["--tls-cert", self.cert, "--tls-key", self.key, "--auth",
-                              "--admin-password", ADMIN[1]])
+                              "--admin-password", ADMIN[1], "--threads", "3"])
         try:
             line = p.stdout.readline().decode()
             self.assertIn("tally listening on https://", line)
+            want = ["MHD-worker"] * 3
+            self.assertEqual(mhd_threads(p.pid, want), want)  # TLS and the pool together
             port = int(line.split("https://", 1)[1].split()[0].rsplit(":", 1)[1])
             ctx = ssl.create_default_context(cafile=self.cert)
             deadline = time.monotonic() + 20
