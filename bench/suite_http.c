@@ -73,9 +73,9 @@
 #define CONNS 4
 #define LB_METRICS 1000
 #define LB_KEYS 10
-#define LB_REQS 150          /* per connection; --quick: LB_REQS_QUICK */
+#define LB_REQS 500          /* per connection; --quick: LB_REQS_QUICK */
 #define LB_REQS_QUICK 40
-#define LB_WARMUP 25         /* per connection, untimed, before the log-batch figure */
+#define LB_WARMUP 100        /* per connection, untimed, before the log-batch figure */
 #define NI_SERIES 64
 #define NI_POINTS 2048
 #define NI_REQS 40           /* per connection; --quick: NI_REQS_QUICK */

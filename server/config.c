@@ -49,7 +49,8 @@ static const key KEYS[] = {
      "local artifact root, default <data>/artifacts"},
     {"max_body_bytes", K_SIZE, OFF(max_body_bytes), 0, 1024, (uint64_t)4 << 30,
      "largest JSON request body (K/M/G suffixes), default 32M"},
-    {"threads", K_UINT, OFF(threads), 0, 1, 1024, "worker threads, default 2 x cores"},
+    {"threads", K_UINT, OFF(threads), 0, 0, 1024,
+     "0: a thread per connection (default); N: a pool of N threads sharing the connections"},
     {"timeout", K_UINT, OFF(connection_timeout_s), 0, 1, 86400,
      "idle connection timeout in seconds, default 60"},
     {"max_connections", K_UINT, OFF(max_connections), 0, 1, 1000000,
@@ -104,8 +105,7 @@ static void set_defaults(tally_config *c)
     c->port = 5000;
     snprintf(c->data_dir, sizeof c->data_dir, "./tally-data");
     c->max_body_bytes = (uint64_t)32 << 20;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    c->threads = (unsigned)(cores > 0 ? (cores > 512 ? 1024 : 2 * cores) : 4);
+    c->threads = 0; /* a thread per connection */
     c->connection_timeout_s = 60;
     c->max_connections = 1024;
     c->durability = TALLY_DURABILITY_GROUP;
@@ -338,7 +338,8 @@ const char *tally_config_help(void)
            "  --artifact-root DIR     local artifact root, default <data>/artifacts\n"
            "  --config FILE           read settings from FILE (also TALLY_CONFIG)\n"
            "  --max-body-bytes SIZE   largest JSON request body, default 32M\n"
-           "  --threads N             worker threads, default 2 x cores\n"
+           "  --threads N             0: a thread per connection (default); N: a pool\n"
+           "                          of N threads sharing the connections\n"
            "  --timeout SECONDS       idle connection timeout, default 60\n"
            "  --max-connections N     concurrent connections, default 1024\n"
            "  --durability MODE       sync | group | async, default group\n"

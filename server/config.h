@@ -26,7 +26,7 @@ typedef struct tally_config {
     char data_dir[1024];          /* default ./tally-data */
     char artifact_root[1024];     /* local artifact root, default <data_dir>/artifacts */
     uint64_t max_body_bytes;      /* JSON request bodies, default 32 MiB */
-    unsigned threads;             /* worker threads, default 2 x cores */
+    unsigned threads;             /* 0 (default): a thread per connection; N: a pool of N */
     unsigned connection_timeout_s;/* idle/read/write timeout, default 60 */
     unsigned max_connections;     /* default 1024 */
     int durability;               /* tally_durability, default group */

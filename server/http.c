@@ -1,11 +1,15 @@
 /*
  * http.c — the HTTP/1.1 layer (http.h) over libmicrohttpd (MHD).
  *
- * Threads: MHD runs cfg.threads worker threads, each with its own epoll
- * loop; the listening socket (ours, so that "port in use" is a clear error
- * and port 0 works) is shared and each worker accepts. A connection stays on
- * one worker for its life; handlers run synchronously on that worker. No
- * thread is created per request or per connection.
+ * Threads: with cfg.threads = 0 (the default) MHD gives every connection a
+ * thread of its own (MHD_USE_THREAD_PER_CONNECTION; one listening thread
+ * accepts), kept for the connection's life; handlers run synchronously on
+ * it. Handlers block (a write waits for its group commit's fsync), so a
+ * connection must not share its thread with others. With cfg.threads = N
+ * MHD runs N worker threads, each with its own epoll loop, sharing the
+ * listening socket (ours, so that "port in use" is a clear error and port 0
+ * works); a connection stays on the worker that accepted it. No thread is
+ * created per request.
  *
  * Per-connection state (conn, below) is created when MHD accepts a
  * connection (MHD_OPTION_NOTIFY_CONNECTION) and reused by every request on
@@ -827,8 +831,9 @@ int tally_http_start(tally_server *srv, tally_http **out, char *err, size_t cap)
         free(h);
         return -1;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned threads = srv->cfg.threads;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     (threads ? MHD_USE_EPOLL : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL);
     if (srv->cfg.tls_cert[0] || srv->cfg.tls_key[0]) {
         if (load_tls(h, &srv->cfg, err, cap) != 0) {
             close(h->listen_fd);
@@ -837,7 +842,6 @@ int tally_http_start(tally_server *srv, tally_http **out, char *err, size_t cap)
         }
         flags |= MHD_USE_TLS;
     }
-    unsigned threads = srv->cfg.threads ? srv->cfg.threads : 1;
     /* The optional items are appended, never written as MHD_OPTION_END in
      * place: MHD stops reading the array at the first END, so an absent
      * TLS pair once ended it before the thread pool (one thread served

@@ -253,10 +253,28 @@ class Threads(unittest.TestCase):
     # its fsync held all the others back.
     def test_thread_pool_size(self):
         for args, want in ((["--threads", "3"], ["MHD-worker"] * 3),
-                           (["--threads", "1"], ["MHD-single"]),
-                           ([], ["MHD-worker"] * (2 * os.cpu_count()))):
+                           (["--threads", "1"], ["MHD-single"])):
             with TallyServer(args) as srv:
                 self.assertEqual(mhd_threads(srv.proc.pid, want), want, args)
+
+    def test_thread_per_connection_by_default(self):
+        # The default: one listening thread, and a thread for each open
+        # connection, for its life (three keep-alive connections: three).
+        with TallyServer() as srv:
+            conns = [srv.connection() for _ in range(3)]
+            try:
+                for c in conns:
+                    c.request("GET", "/health")
+                    r = c.getresponse()
+                    r.read()
+                    self.assertEqual(r.status, 200)
+                want = ["MHD-connection"] * 3 + ["MHD-listen"]
+                self.assertEqual(mhd_threads(srv.proc.pid, want), want)
+            finally:
+                for c in conns:
+                    c.close()
+            want = ["MHD-listen"]  # closed connections give their threads back
+            self.assertEqual(mhd_threads(srv.proc.pid, want), want)
 
 
 def send_partial(port, path, total, first):
@@ -360,7 +378,7 @@ class Shutdown(unittest.TestCase):
             self.assertEqual(c.stop(sig=signal.SIGINT), 0)
 
     def test_bad_config_exit_2(self):
-        for flags in [["--port", "70000"], ["--durability", "maybe"], ["--threads", "0"],
+        for flags in [["--port", "70000"], ["--durability", "maybe"], ["--threads", "1025"],
                       ["--bogus", "1"], ["--max-body-bytes", "12Q"]]:
             r = subprocess.run([tally_binary(), "serve"] + flags, capture_output=True, timeout=30)
             self.assertEqual(r.returncode, 2, (flags, r.stderr))
