@@ -3,7 +3,8 @@
 # what is needed, then build and run every test through CTest:
 #   1. a release build with -Werror (all labels),
 #   2. an ASan + UBSan build (all labels),
-#   3. a TSan build running the concurrency tests (label tsan),
+#   3. a TSan build running the concurrency tests (label tsan: unit tests,
+#      and integration tests against the TSan build's server),
 #   4. a clang libFuzzer build running each fuzz target for a bounded time
 #      (TALLY_FUZZ_SECONDS, default 20) on top of the checked-in corpus.
 set -euo pipefail
