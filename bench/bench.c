@@ -17,6 +17,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,6 +184,15 @@ int bench__remove_tree(const char *path);
 int bench__remove_tree(const char *path)
 {
     return remove_tree(path);
+}
+
+void bench_sync_fs(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        syncfs(fd);
+        close(fd);
+    }
 }
 
 const char *bench_subdir(bench_ctx *c, const char *name, char *buf, size_t cap)

@@ -38,6 +38,10 @@ uint64_t bench_now_ns(void);
 double bench_median(double *samples, size_t n);
 double bench_percentile(double *samples, size_t n, double pct);
 
+/* Waits until everything written to the file system holding dir is on
+ * disk (syncfs; untimed, between measurements). */
+void bench_sync_fs(const char *dir);
+
 /* A fresh empty subdirectory of c->work_dir named name; path written to buf. */
 const char *bench_subdir(bench_ctx *c, const char *name, char *buf, size_t cap);
 

@@ -145,17 +145,6 @@ static int copy_file(const char *src, const char *dst, char *piece, int do_fsync
     return rc;
 }
 
-/* Waits until everything written to the file system holding dir is on
- * disk (untimed, between measurements). */
-static void settle(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        syncfs(fd);
-        close(fd);
-    }
-}
-
 /* One timed upload with the server's RSS sampled: MB/s into *mbps and the
  * RSS growth into *rss; the status. */
 static int timed_upload(const bench_server *s, const char *path, int file_fd, uint64_t size,
@@ -281,7 +270,7 @@ int bench_suite_artifacts(bench_ctx *c)
     const char *path = "1/models/m-bench/artifacts/model.bin";
     char served[4400]; /* the uploaded file in the default server's artifact root */
     snprintf(served, sizeof served, "%s/artifacts/%s", data, path);
-    settle(dir);
+    bench_sync_fs(dir);
     for (int r = 0; r < reps && rc == 0; r++) {
         /* Each baseline right before its Tally twin (same cache state). */
         uint64_t t0 = bench_now_ns();
@@ -292,14 +281,14 @@ int bench_suite_artifacts(bench_ctx *c)
         }
         base_up_always[r] = (double)size / 1e6 / ((double)(bench_now_ns() - t0) / 1e9);
         unlink(dst);
-        settle(dir);
+        bench_sync_fs(dir);
         int st = timed_upload(&sa, path, file_fd, size, &up_always[r], &rss_up_always[r]);
         if (st != 200) {
             fprintf(stderr, "artifacts: upload (fsync always) answered %d\n", st);
             rc = 1;
             break;
         }
-        settle(dir);
+        bench_sync_fs(dir);
 
         t0 = bench_now_ns();
         if (copy_file(src, dst, piece, 0) != 0) {
@@ -308,16 +297,16 @@ int bench_suite_artifacts(bench_ctx *c)
             break;
         }
         base_up[r] = (double)size / 1e6 / ((double)(bench_now_ns() - t0) / 1e9);
-        settle(dir);
+        bench_sync_fs(dir);
         unlink(dst);
-        settle(dir);
+        bench_sync_fs(dir);
         st = timed_upload(&s, path, file_fd, size, &up[r], &rss_up[r]);
         if (st != 200) {
             fprintf(stderr, "artifacts: upload answered %d\n", st);
             rc = 1;
             break;
         }
-        settle(dir); /* the server's background fsync, and the file's writeback */
+        bench_sync_fs(dir); /* the server's background fsync, and the file's writeback */
 
         uint64_t h = 0;
         if (read_file(served, piece, &h) != 0 || h != want) { /* untimed: into the cache */

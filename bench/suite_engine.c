@@ -213,18 +213,6 @@ static double rss_bytes(void)
     return n == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) : NAN;
 }
 
-/* Flushes the scratch filesystem's dirty pages, so writeback left over from
- * building a store does not compete with the timed loop that follows (on a
- * small machine it costs a read loop half its speed). */
-static void settle(const bench_ctx *c)
-{
-    int fd = open(c->work_dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        syncfs(fd);
-        close(fd);
-    }
-}
-
 static double secs_since(uint64_t t0)
 {
     return (double)(bench_now_ns() - t0) / 1e9;
@@ -507,7 +495,7 @@ static int fig_reopen_after_kill(bench_ctx *c, const series_set *s)
                 rep, (double)ru.ru_maxrss / 1024.0, peak[rep],
                 (double)bench_dir_bytes(dir) / 1048576.0);
 
-        settle(c);
+        bench_sync_fs(c->work_dir); /* the build's writeback must not compete with the timed loop */
         tally_engine_options o;
         engine_options(&o);
         tally_engine *e;
@@ -592,7 +580,7 @@ static int fig_reopen_clean(bench_ctx *c)
     fprintf(stderr, "  big store: %zu points in %.1f s (incl. generation), %.1f MiB on disk\n",
             n_series * n_points, secs_since(t0), (double)bench_dir_bytes(dir) / 1048576.0);
 
-    settle(c);
+    bench_sync_fs(c->work_dir);
     double samples[REPS_CHEAP], rss[REPS_CHEAP];
     for (int rep = 0; rep < REPS_CHEAP; rep++) {
         tally_engine_options o;
@@ -679,7 +667,7 @@ static int fig_read_series(bench_ctx *c)
     }
     if (rc == 0)
         rc = tally_engine_open(dir, &o, &e);
-    settle(c);
+    bench_sync_fs(c->work_dir);
     tally_series_id id = 0;
     if (rc == 0)
         rc = tally_engine_lookup(e, s.runs[0], 32, s.keys[0], strlen(s.keys[0]), &id);

@@ -63,7 +63,6 @@
 #include "bench.h"
 #include "bench_http.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -493,11 +492,7 @@ static double proc_cpu_s(pid_t pid)
  * 200 ms, for at most 30 s. */
 static void settle(const char *data_dir, pid_t pid)
 {
-    int fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        syncfs(fd);
-        close(fd);
-    }
+    bench_sync_fs(data_dir);
     double prev = proc_cpu_s(pid);
     for (int i = 0; i < 150 && prev >= 0; i++) {
         struct timespec ts = {0, 200000000};

@@ -1404,6 +1404,20 @@ static void affine_decode(const hdr *h, const affine *a, size_t avail, uint32_t 
     }
 }
 
+/* Float32 bit pattern f widened to float64 bits by the normal-number
+ * formula (sign; exponent and mantissa moved up 29 bits, the exponent
+ * rebased by 1023 - 127 = 896), branch-free. Sets bit 31 of *lo when the
+ * exponent is 0 and of *hi when it is 255: then the formula was wrong for f
+ * and the caller redoes the chunk with f32_to_f64_bits_slow(). */
+static inline uint64_t f32_normal_to_f64_bits(uint32_t f, uint32_t *lo, uint32_t *hi)
+{
+    uint32_t t = f & UINT32_C(0x7F800000);
+    *lo |= t - UINT32_C(0x00800000);
+    *hi |= t + UINT32_C(0x00800000);
+    return ((uint64_t)(f >> 31) << 63) |
+           (((uint64_t)(f & UINT32_C(0x7FFFFFFF)) << 29) + (UINT64_C(896) << 52));
+}
+
 /* Float32 bit patterns f[0..m) (RAW, f32 domain) widened into out: the
  * normal-number formula for all, then f32_to_f64_bits_slow() for all when
  * one was a zero, subnormal, infinity or NaN. */
@@ -1411,12 +1425,7 @@ static void widen_f32(const uint8_t *p, uint32_t m, double *out)
 {
     uint32_t lo = 0, hi = 0;
     for (uint32_t i = 0; i < m; i++) {
-        uint32_t f = load32(p + 4 * (size_t)i);
-        uint32_t t = f & UINT32_C(0x7F800000);
-        lo |= t - UINT32_C(0x00800000); /* bit 31 set when the exponent is 0 */
-        hi |= t + UINT32_C(0x00800000); /* bit 31 set when it is 255 */
-        uint64_t b = ((uint64_t)(f >> 31) << 63) |
-                     (((uint64_t)(f & UINT32_C(0x7FFFFFFF)) << 29) + (UINT64_C(896) << 52));
+        uint64_t b = f32_normal_to_f64_bits(load32(p + 4 * (size_t)i), &lo, &hi);
         memcpy(out + i, &b, 8);
     }
     if (UNLIKELY((lo | hi) >> 31)) {
@@ -1760,29 +1769,13 @@ int tally__codec_f64_decode_prefix(const uint8_t *in, const uint8_t *end, uint32
         return rc;
     n = m; /* only the prefix is converted */
     if (dm == DOM_F32) {
-        /* Branch-free for normal floats (sign, then exponent and mantissa
-         * moved up 29 bits with the exponent rebased by 1023 - 127 = 896);
-         * a chunk holding a zero, subnormal, infinity or NaN takes the
-         * general mapping for every value. */
-        uint32_t n8 = n & ~7u, lo = 0, hi = 0, i;
-        for (i = 0; i < n8; i++) {
+        /* Branch-free for normal floats; a chunk holding a zero,
+         * subnormal, infinity or NaN takes the general mapping for every
+         * value. */
+        uint32_t lo = 0, hi = 0, i;
+        for (i = 0; i < n; i++) {
             uint32_t f = (uint32_t)word[i];
-            f = ordered ? unord32(f) : f;
-            uint32_t t = f & UINT32_C(0x7F800000);
-            lo |= t - UINT32_C(0x00800000); /* bit 31 set when the exponent is 0 */
-            hi |= t + UINT32_C(0x00800000); /* bit 31 set when it is 255 */
-            uint64_t b = ((uint64_t)(f >> 31) << 63) |
-                         (((uint64_t)(f & UINT32_C(0x7FFFFFFF)) << 29) + (UINT64_C(896) << 52));
-            memcpy(out + i, &b, 8);
-        }
-        for (; i < n; i++) {
-            uint32_t f = (uint32_t)word[i];
-            f = ordered ? unord32(f) : f;
-            uint32_t t = f & UINT32_C(0x7F800000);
-            lo |= t - UINT32_C(0x00800000);
-            hi |= t + UINT32_C(0x00800000);
-            uint64_t b = ((uint64_t)(f >> 31) << 63) |
-                         (((uint64_t)(f & UINT32_C(0x7FFFFFFF)) << 29) + (UINT64_C(896) << 52));
+            uint64_t b = f32_normal_to_f64_bits(ordered ? unord32(f) : f, &lo, &hi);
             memcpy(out + i, &b, 8);
         }
         uint32_t special = (lo | hi) >> 31;
