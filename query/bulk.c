@@ -5,6 +5,7 @@
  *   caller --enqueue job--> queue (FIFO of jobs) <--claim one series index-- workers
  *     ^                                                 |
  *     +------ done_cv when done == n <------ tally_downsample(ids[i]) -> out[i]
+ *                                            then each(ctx, i, &out[i]), if any
  *
  * The pool is created once, on the first bulk call that pays: one worker
  * per online CPU, at most BULK_MAX_WORKERS, and lives until the process
@@ -39,6 +40,8 @@ typedef struct bulk_job {
     size_t n;                  /* series */
     const tally_ds_req *req;
     tally_ds_result *out;      /* n results (1) */
+    tally_ds_each_fn each;     /* or NULL */
+    void *each_ctx;
     size_t next;               /* next unclaimed index (5) */
     size_t done;               /* finished series (5) */
     int rc;                    /* first error, or 0 (5) */
@@ -51,6 +54,14 @@ static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;
 static bulk_job *queue_head, *queue_tail; /* pool_mu */
 static int n_workers;                     /* pool_mu: workers of this process */
 static pid_t pool_pid;                    /* pool_mu: process that started them */
+
+/* Series i of a bulk call: its downsampling, then the caller's callback. */
+static int one_series(tally_engine *e, tally_series_id id, const tally_ds_req *req,
+                      tally_ds_result *out, size_t i, tally_ds_each_fn each, void *ctx)
+{
+    int rc = tally_downsample(e, id, req, out);
+    return rc == 0 && each ? each(ctx, i, out) : rc;
+}
 
 static void *worker(void *arg)
 {
@@ -67,7 +78,7 @@ static void *worker(void *arg)
                 queue_tail = NULL;
         }
         pthread_mutex_unlock(&pool_mu);
-        int rc = tally_downsample(j->e, j->ids[i], j->req, &j->out[i]);
+        int rc = one_series(j->e, j->ids[i], j->req, &j->out[i], i, j->each, j->each_ctx);
         pthread_mutex_lock(&pool_mu);
         if (rc && !j->rc)
             j->rc = rc;
@@ -106,6 +117,13 @@ static int pool_start(void)
 int tally_downsample_bulk(tally_engine *e, const tally_series_id *ids, size_t n,
                           const tally_ds_req *req, tally_ds_result *out)
 {
+    return tally_downsample_bulk_each(e, ids, n, req, out, NULL, NULL);
+}
+
+int tally_downsample_bulk_each(tally_engine *e, const tally_series_id *ids, size_t n,
+                               const tally_ds_req *req, tally_ds_result *out,
+                               tally_ds_each_fn each, void *ctx)
+{
     if (!e || !req || (n && (!ids || !out)))
         return TALLY_EINVAL;
     if (n)
@@ -113,7 +131,7 @@ int tally_downsample_bulk(tally_engine *e, const tally_series_id *ids, size_t n,
     int rc = 0;
     if (n < BULK_MIN_SERIES || pool_start() < 2) {
         for (size_t i = 0; i < n && rc == 0; i++)
-            rc = tally_downsample(e, ids[i], req, &out[i]);
+            rc = one_series(e, ids[i], req, &out[i], i, each, ctx);
     } else {
         bulk_job j;
         memset(&j, 0, sizeof j);
@@ -122,6 +140,8 @@ int tally_downsample_bulk(tally_engine *e, const tally_series_id *ids, size_t n,
         j.n = n;
         j.req = req;
         j.out = out;
+        j.each = each;
+        j.each_ctx = ctx;
         pthread_cond_init(&j.done_cv, NULL);
         pthread_mutex_lock(&pool_mu);
         if (queue_tail)

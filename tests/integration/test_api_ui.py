@@ -9,6 +9,7 @@
   HEAD, and unknown paths still answer 404 ENDPOINT_NOT_FOUND JSON.
 """
 
+import json
 import os
 import re
 import struct
@@ -154,6 +155,38 @@ class QueryBinary32(unittest.TestCase):
             self.assertEqual(st, 400, data)
             self.assertIn(b"INVALID_PARAMETER_VALUE", data)
             self.assertRegex(data.decode(), pattern)
+
+    def test_series_beyond_u32_offsets(self):
+        # Steps more than 2^32 apart cannot be u32 offsets from x_lo: the whole
+        # answer is refused, naming the first such series (by request order,
+        # whichever worker encoded it), and format=binary serves it.
+        fits, wide, wide2 = new_run(), new_run(), new_run()
+        log(fits, "loss", [(0, 1, 1.0), (1, 2, 2.0)])
+        log(wide, "loss", [(0, 1, 1.0), (2**33, 2, 2.0)])
+        log(wide2, "loss", [(5, 1, 1.0), (5 + 2**32, 2, 2.0)])
+        runs = [fits, fits, wide2, wide]
+        body = {"run_ids": runs, "key": "loss", "width": 10}
+        st, _, data = SRV.request("POST", "/api/2.0/tally/query",
+                                  body=json.dumps(dict(body, format="binary32")),
+                                  headers={"Content-Type": "application/json"})
+        self.assertEqual(st, 400, data)
+        err = json.loads(data)
+        self.assertEqual(err["error_code"], "INVALID_PARAMETER_VALUE")
+        self.assertIn("(series 2); use format binary", err["message"])
+        st, js = SRV.post("/api/2.0/tally/query", body)
+        self.assertEqual(st, 200, js)
+        self.assertEqual([s["x"] for s in js["series"]],
+                         [[0, 1], [0, 1], [5, 5 + 2**32], [0, 2**33]])
+        # steps exactly 2^32 - 1 apart still fit
+        edge = new_run()
+        log(edge, "loss", [(7, 1, 1.0), (7 + 2**32 - 1, 2, 2.0)])
+        st, _, data = SRV.request("POST", "/api/2.0/tally/query",
+                                  body=json.dumps({"run_ids": [edge, fits], "key": "loss",
+                                                   "format": "binary32"}),
+                                  headers={"Content-Type": "application/json"})
+        self.assertEqual(st, 200, data[:300])
+        self.assertEqual([s["x"] for s in decode_binary32(data)["series"]],
+                         [[7, 7 + 2**32 - 1], [0, 1]])
 
 
 class StaticUI(unittest.TestCase):

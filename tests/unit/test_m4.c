@@ -21,6 +21,7 @@
 #include "test.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <tally/query.h>
 
 #define H 97 /* raster rows */
@@ -830,6 +831,48 @@ static void *bulk_thread(void *p)
     return NULL;
 }
 
+/* tally_downsample_bulk_each's callback: checks series i against want[i],
+ * counts the call, consumes the result, and fails at index fail_at. */
+typedef struct each_arg {
+    const tally_ds_result *want;
+    atomic_int calls[BULK_SERIES];
+    int fail_at; /* -1: never */
+} each_arg;
+
+static int each_check(void *ctx, size_t i, tally_ds_result *r)
+{
+    each_arg *a = ctx;
+    ASSERT(i < BULK_SERIES);
+    atomic_fetch_add(&a->calls[i], 1);
+    same_result(r, &a->want[i]);
+    tally_ds_result_free(r);
+    return (int)i == a->fail_at ? TALLY_ENOMEM : 0;
+}
+
+/* The callback runs once per series with that series' result, which it may
+ * consume; its error fails the call and leaves every result empty. */
+static void check_bulk_each(tally_engine *e, const tally_series_id *ids, const tally_ds_req *req,
+                            const tally_ds_result *want)
+{
+    for (int fail_at = -1; fail_at < BULK_SERIES; fail_at += 7) {
+        for (size_t n = 1; n <= BULK_SERIES; n += BULK_SERIES - 1) { /* inline path, pool */
+            each_arg a = {.want = want, .fail_at = fail_at};
+            for (int i = 0; i < BULK_SERIES; i++)
+                atomic_init(&a.calls[i], 0);
+            tally_ds_result got[BULK_SERIES];
+            int rc = tally_downsample_bulk_each(e, ids, n, req, got, each_check, &a);
+            int fails = fail_at >= 0 && (size_t)fail_at < n;
+            ASSERT_EQ(rc, fails ? TALLY_ENOMEM : 0);
+            for (size_t i = 0; i < n; i++) {
+                ASSERT(got[i].points == NULL && got[i].buckets == NULL); /* consumed or freed */
+                ASSERT(atomic_load(&a.calls[i]) <= 1);
+                if (!fails)
+                    ASSERT_EQ(atomic_load(&a.calls[i]), 1);
+            }
+        }
+    }
+}
+
 /* tally_downsample_bulk gives, in id order, what tally_downsample gives per
  * series, also from several threads at once. */
 static void test_bulk(void)
@@ -878,6 +921,7 @@ static void test_bulk(void)
         same_result(&got[0], &want[0]);
         tally_ds_result_free(&got[0]);
         ASSERT_OK(tally_downsample_bulk(e, ids, 0, &req, got));
+        check_bulk_each(e, ids, &req, want);
         req.width = 0;
         ASSERT_EQ(tally_downsample_bulk(e, ids, BULK_SERIES, &req, got), TALLY_EINVAL);
         for (int i = 0; i < BULK_SERIES; i++)

@@ -170,6 +170,22 @@ TALLY_API int tally_downsample(tally_engine *e, tally_series_id id, const tally_
 TALLY_API int tally_downsample_bulk(tally_engine *e, const tally_series_id *ids, size_t n,
                                     const tally_ds_req *req, tally_ds_result *out);
 
+/* Called by tally_downsample_bulk_each with each series' result as soon as
+ * it is ready, on the thread that computed it (a pool worker): i is the
+ * series' index, r is &out[i], which the callback may consume (e.g. encode
+ * it and free it with tally_ds_result_free). Calls for different i run
+ * concurrently. Returns 0, or an error that fails the whole bulk call. */
+typedef int (*tally_ds_each_fn)(void *ctx, size_t i, tally_ds_result *r);
+
+/* tally_downsample_bulk, calling each(ctx, i, &out[i]) after series i is
+ * computed, so that work on a result (encoding it for the wire) runs in
+ * parallel with the others while they are still in the worker's cache.
+ * On error (a series' or the callback's) every result is freed and zeroed
+ * and the first error is returned; callbacks already made stay made. */
+TALLY_API int tally_downsample_bulk_each(tally_engine *e, const tally_series_id *ids, size_t n,
+                                         const tally_ds_req *req, tally_ds_result *out,
+                                         tally_ds_each_fn each, void *ctx);
+
 /* ------------------------------------------------------------------------ */
 /* MLflow's sampled and bulk history                                         */
 /* ------------------------------------------------------------------------ */

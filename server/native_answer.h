@@ -1,0 +1,86 @@
+/*
+ * native_answer.h — the answer of tally/query (docs/api.md, "Native API"),
+ * written series by series on the query layer's workers.
+ *
+ *   tally_downsample_bulk_each --series i done (worker)--> tally__answer_series
+ *        encodes out[i] into piece[i] (json, binary or binary32), frees out[i]
+ *   handler, after the bulk --> tally__answer_finish: head + pieces + tail
+ *
+ * Encoding a series right after it is computed runs the encoders in parallel
+ * and reads each result while it is still in its worker's cache; the handler
+ * only copies the pieces into the body, in request order.
+ *
+ * Invariants:
+ *  (1) tally__answer_series touches only piece[i] and unfit[i], so calls for
+ *      different series never share a byte.
+ *  (2) The body is the same, byte for byte, as the whole answer written in
+ *      one pass: pieces are joined in series order (json: with commas).
+ *  (3) binary32 fits a series only if every x is within 2^32 - 1 of its
+ *      x_lo; a series that does not fit is marked in unfit[] and finish
+ *      refuses the answer, naming the first such series.
+ */
+#ifndef TALLY_SERVER_NATIVE_ANSWER_H
+#define TALLY_SERVER_NATIVE_ANSWER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "tally/engine.h"
+#include "tally/query.h"
+
+typedef enum tally__answer_format {
+    TALLY__ANSWER_JSON = 0,
+    TALLY__ANSWER_BINARY = 1,  /* version 1: f64 columns */
+    TALLY__ANSWER_BINARY32 = 2 /* version 2: u32 dx and f32 y (native_compact.h) */
+} tally__answer_format;
+
+/* Names of tally_x_axis and tally_ds_method values, by value (the request's
+ * words and the json answer's). */
+extern const char *const tally__answer_axis_names[3];
+extern const char *const tally__answer_method_names[3];
+
+typedef struct tally__answer {
+    tally__answer_format format;
+    const tally_ds_req *q;
+    tally_engine *engine;           /* relative time: each series' first timestamp */
+    const tally_series_id *ids;     /* n */
+    const char *const *runs;        /* n run ids (json names each series by its run) */
+    tally_buf *piece;               /* n: each series' bytes (1) */
+    uint8_t *unfit;                 /* n: binary32 refuses this series (3) */
+    size_t n;
+} tally__answer;
+
+/* Sets a up for n series (pieces and marks allocated, zeroed). 0, or -1
+ * when out of memory (a is then freed). */
+int tally__answer_init(tally__answer *a, tally__answer_format format, const tally_ds_req *q,
+                       tally_engine *engine, const tally_series_id *ids, const char *const *runs,
+                       size_t n);
+
+/* The bulk callback (tally_ds_each_fn): encodes series i into its piece and
+ * frees r. 0, or TALLY_ENOMEM. */
+int tally__answer_series(void *a, size_t i, tally_ds_result *r);
+
+/* Writes the whole answer into out (reset first). 0; 1 when binary32 cannot
+ * hold a series (the reason in err); -1 when out of memory. */
+int tally__answer_finish(const tally__answer *a, const char *key, tally_buf *out, char *err,
+                         size_t cap);
+
+void tally__answer_free(tally__answer *a);
+
+/* A point's x in the request's axis; base is the series' first timestamp
+ * for relative time (the downsampler uses the same origin). */
+static inline int64_t tally__answer_x(const tally_ds_req *q, int64_t base, const tally_point *p)
+{
+    switch (q->x_axis) {
+    case TALLY_X_STEP:
+        return p->step;
+    case TALLY_X_TIME:
+        return p->timestamp_ms;
+    case TALLY_X_RELATIVE_TIME:
+    default:
+        return (int64_t)((uint64_t)p->timestamp_ms - (uint64_t)base);
+    }
+}
+
+#endif /* TALLY_SERVER_NATIVE_ANSWER_H */
