@@ -977,9 +977,8 @@ static int cand_ts(ds_ctx *c, uint32_t block, cand *b)
  * copies (one pass), a chunk the part cuts from its copy when that chunk's
  * own min (max) lies inside the part, else bounded by it and decoded only
  * if the bound could still win; a chunk in the chunk cache is scanned. */
-static int part_extremes(ds_ctx *c, uint32_t block, const tally__rchunk *ch,
-                         const tally__rchunk_mm *mm, const tally__rchunk_cut *cr, uint32_t n,
-                         uint32_t i, uint32_t j, const dpoint *first, const dpoint *last,
+static int part_extremes(ds_ctx *c, uint32_t block, const tally__rchunk_mm *mm,
+                         const tally__rchunk_oct *oct, uint32_t n, uint32_t i, uint32_t j, const dpoint *first, const dpoint *last,
                          cand *mn_out, cand *mx_out)
 {
     uint32_t k0 = i / CHUNK, k1 = j / CHUNK;
@@ -1002,9 +1001,8 @@ static int part_extremes(ds_ctx *c, uint32_t block, const tally__rchunk *ch,
                 km = mm[t].min_v < mm[km].min_v ? t : km;
                 kM = mm[t].max_v > mm[kM].max_v ? t : kM;
             }
-            /* where the extreme lies, and its timestamp, only for a tie or a win */
-            OFFER_MIN(mn, mm[km].min_v, km * CHUNK + cr[km].argmin, 1, ch[km].min_pt.timestamp_ms);
-            OFFER_MAX(mx, mm[kM].max_v, kM * CHUNK + cr[kM].argmax, 1, ch[kM].max_pt.timestamp_ms);
+            OFFER_MIN(mn, mm[km].min_v, km * CHUNK + mm[km].argmin, 1, mm[km].min_ts);
+            OFFER_MAX(mx, mm[kM].max_v, kM * CHUNK + mm[kM].argmax, 1, mm[kM].max_ts);
             k = kb;
             continue;
         }
@@ -1012,12 +1010,12 @@ static int part_extremes(ds_ctx *c, uint32_t block, const tally__rchunk *ch,
             scan_part(c->rv, c->rts_valid ? c->rts : NULL, p - cs, q - cs, cs, &mn, &mx, 1, 1);
             continue;
         }
-        uint32_t am = cs + cr[k].argmin, aM = cs + cr[k].argmax;
+        uint32_t am = cs + mm[k].argmin, aM = cs + mm[k].argmax;
         int in_min = am >= p && am <= q, in_max = aM >= p && aM <= q;
         if (in_min)
-            OFFER_MIN(mn, mm[k].min_v, am, 1, ch[k].min_pt.timestamp_ms);
+            OFFER_MIN(mn, mm[k].min_v, am, 1, mm[k].min_ts);
         if (in_max)
-            OFFER_MAX(mx, mm[k].max_v, aM, 1, ch[k].max_pt.timestamp_ms);
+            OFFER_MAX(mx, mm[k].max_v, aM, 1, mm[k].max_ts);
         if (!in_min || !in_max)
             cut[n_cut++] = (struct cut_part){k, p, q, !in_min, !in_max};
     }
@@ -1025,7 +1023,7 @@ static int part_extremes(ds_ctx *c, uint32_t block, const tally__rchunk *ch,
      * bounds could still beat the candidate (ties: an earlier point wins). */
     for (int t = 0; t < n_cut; t++) {
         uint32_t k = cut[t].k, cs = k * CHUNK;
-        const tally__rchunk_cut *o = &cr[k];
+        const tally__rchunk_oct *o = &oct[k];
         for (uint32_t e = (cut[t].p - cs) / TALLY__RCHUNK_EIGHTH;
              e <= (cut[t].q - cs) / TALLY__RCHUNK_EIGHTH; e++) {
             uint32_t lo_i = cs + e * TALLY__RCHUNK_EIGHTH, hi_i = lo_i + TALLY__RCHUNK_EIGHTH - 1;
@@ -1209,12 +1207,11 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
         return rc;
     uint32_t n = bs->n_points;
     const tally__rchunk_mm *mm = tally__rchunk_minmax(ch, bs->n_chunks);
-    const tally__rchunk_cut *cr = tally__rchunk_cuts(ch, bs->n_chunks);
+    const tally__rchunk_oct *oct = tally__rchunk_eighths(ch, bs->n_chunks);
     int64_t s0 = bs->min_step;
     uint32_t i = (uint32_t)((uint64_t)(a > s0 ? a : s0) - (uint64_t)s0);
     uint32_t end = (uint32_t)((uint64_t)(b < bs->max_step ? b : bs->max_step) - (uint64_t)s0);
-    int wide = c->span >= (i128)c->width * CHUNK;
-    if (wide && (rc = prefetch_dense_edges(c, block, s0, i, end)) != 0)
+    if (c->span >= (i128)c->width * CHUNK && (rc = prefetch_dense_edges(c, block, s0, i, end)) != 0)
         return rc; /* wide columns: about one edge chunk each, read point by point */
     dpoint pair[2];
     int have_next = 0;
@@ -1225,11 +1222,6 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
         i128 lim = c->col_hi - s0;
         uint32_t j = lim < (i128)end ? (uint32_t)lim : end;
         uint32_t k0 = i / CHUNK, k1 = j / CHUNK;
-        if (wide) { /* the chunk two columns on cuts: its record, a stride away */
-            uint32_t ka = (j + 2 * (j - i + 1)) / CHUNK;
-            if (ka < bs->n_chunks)
-                __builtin_prefetch(&cr[ka]);
-        }
         int j_ends_chunk = j == k1 * CHUNK + chunk_len(n, k1) - 1;
         dpoint first, last;
         cand mn, mx;
@@ -1276,7 +1268,7 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
                 have_next = 1;
             }
             if (rc == 0)
-                rc = part_extremes(c, block, ch, mm, cr, n, i, j, &first, &last, &mn, &mx);
+                rc = part_extremes(c, block, mm, oct, n, i, j, &first, &last, &mn, &mx);
             if (rc)
                 return rc;
         }

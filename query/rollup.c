@@ -364,7 +364,7 @@ int tally__rollup_block_extremes(tally__rollup *r, tally_snapshot *s, uint32_t i
  * none): the greatest step not above the eighth's least value, the least
  * step not below its greatest, checked through tally__rchunk_eighth_bound. */
 static void eighth_bounds(const double *v, uint32_t n, double min_v, double max_v,
-                          tally__rchunk_cut *o)
+                          tally__rchunk_oct *o)
 {
     double range = max_v - min_v;
     int usable = range > 0 && isfinite(range);
@@ -395,7 +395,7 @@ static int chunks_build(tally_snapshot *s, uint32_t i, uint32_t n_chunks, tally_
     tally_chunk_summary cs[65536 / TALLY_CHUNK_POINTS];
     int64_t st[TALLY_CHUNK_POINTS], ts[TALLY_CHUNK_POINTS];
     tally__rchunk_mm *mm = (tally__rchunk_mm *)(void *)(out + n_chunks); /* tally__rchunk_minmax */
-    tally__rchunk_cut *cut = (tally__rchunk_cut *)(void *)(mm + n_chunks); /* tally__rchunk_cuts */
+    tally__rchunk_oct *oct = (tally__rchunk_oct *)(void *)(mm + n_chunks); /* tally__rchunk_eighths */
     double v[TALLY_CHUNK_POINTS];
     int rc = tally_snapshot_block_chunks(s, i, cs, sizeof cs / sizeof cs[0]);
     for (uint32_t k = 0; rc == 0 && k < n_chunks; k++) {
@@ -431,9 +431,9 @@ static int chunks_build(tally_snapshot *s, uint32_t i, uint32_t n_chunks, tally_
         }
         o->flags = (uint16_t)((dense ? TALLY__RCHUNK_STEPS_DENSE : 0) |
                               (linear ? TALLY__RCHUNK_TS_LINEAR : 0));
-        mm[k] = (tally__rchunk_mm){o->min_pt.value, o->max_pt.value};
-        cut[k] = (tally__rchunk_cut){.argmin = o->argmin, .argmax = o->argmax};
-        eighth_bounds(v, c->n_points, o->min_pt.value, o->max_pt.value, &cut[k]);
+        mm[k] = (tally__rchunk_mm){o->min_pt.value, o->max_pt.value, o->min_pt.timestamp_ms,
+                                   o->max_pt.timestamp_ms, o->argmin, o->argmax, {0}};
+        eighth_bounds(v, c->n_points, o->min_pt.value, o->max_pt.value, &oct[k]);
     }
     return rc;
 }

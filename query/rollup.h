@@ -30,9 +30,8 @@
  * per chunk on every call, and name the min/max point only by index. A query
  * that cuts a block at column edges reads them all, so the entry keeps a
  * compact copy per block (tally__rchunk, 112 bytes per 128 points, plus a
- * 16-byte copy of the min/max values, tally__rchunk_mm, and 32 bytes for a
- * cut chunk, tally__rchunk_cut: where its min and max lie and a byte of
- * bound per 16-point eighth and side), built the first time a
+ * 40-byte copy of the min/max fields, tally__rchunk_mm, and a byte of
+ * bound per 16-point eighth and side, tally__rchunk_oct), built the first time a
  * query needs that block's chunks: the block is decoded once then to
  * resolve each chunk's min/max points, bound its eighths, and
  * to learn whether its steps are dense (step of point i = first step + i)
@@ -118,27 +117,25 @@ typedef struct tally__rchunk {
     uint8_t argmin, argmax;      /* indexes of min_pt and max_pt in the chunk */
 } tally__rchunk;
 
-/* What M4 reads of every chunk a column spans: its min and max values, 16
- * bytes side by side (a column of 8 chunks scans two cache lines, instead of
- * one 112-byte record each). Where they are and their timestamps are read
- * only for a chunk whose value could win (tally__rchunk_cut, the record). */
+/* What M4 reads of each chunk inside a column: the min and max values and
+ * where they are, 40 bytes side by side (a scan of the chunks of a column
+ * stays in a few cache lines instead of one 112-byte record each). */
 typedef struct tally__rchunk_mm {
-    double min_v, max_v; /* = min_pt.value, max_pt.value (NaN if no non-NaN value) */
+    double min_v, max_v;    /* = min_pt.value, max_pt.value (NaN if no non-NaN value) */
+    int64_t min_ts, max_ts; /* = min_pt.timestamp_ms, max_pt.timestamp_ms */
+    uint8_t argmin, argmax; /* as in tally__rchunk */
+    uint8_t pad[6];
 } tally__rchunk_mm;
 
-/* What M4 reads of a chunk that a column edge cuts: where its min and max
- * lie (inside the part or not), and bounds of the values of each 16-point
- * eighth, one byte each: step q of 255 between the chunk's min and max
- * (tally__rchunk_eighth_bound), rounded outwards when built (bound(lo[e]) <=
- * every value of eighth e <= bound(hi[e])), which tell which eighths of a
- * side could hold the column's min or max, so only those are read. 32 bytes:
- * never across a cache line. */
+/* Bounds of the values of each 16-point eighth of a chunk, one byte each:
+ * step q of 255 between the chunk's min and max (tally__rchunk_eighth_bound),
+ * rounded outwards when built (bound(lo[e]) <= every value of eighth e <=
+ * bound(hi[e])). When a column edge cuts a chunk they tell which eighths of
+ * a side could hold the column's min or max, and only those are read. */
 #define TALLY__RCHUNK_EIGHTH 16u
-typedef struct tally__rchunk_cut {
-    uint8_t argmin, argmax; /* as in tally__rchunk */
+typedef struct tally__rchunk_oct {
     uint8_t lo[8], hi[8];
-    uint8_t pad[14];
-} tally__rchunk_cut;
+} tally__rchunk_oct;
 
 /* The value step q (0..255) stands for, between a chunk's min and max. The
  * one formula both the builder and the readers use, so a bound checked when
@@ -156,15 +153,14 @@ static inline double tally__rchunk_eighth_bound(double min_v, double max_v, unsi
 
 _Static_assert(sizeof(tally__rchunk) % _Alignof(tally__rchunk_mm) == 0,
                "the min/max copies that follow the records stay aligned");
-_Static_assert(sizeof(tally__rchunk_cut) == 32, "a cut record is half a cache line");
 _Static_assert(TALLY_CHUNK_POINTS == 8 * TALLY__RCHUNK_EIGHTH, "eight eighths per chunk");
 
 /* A block's chunk records are one allocation: n tally__rchunk, then n
- * tally__rchunk_mm, then n tally__rchunk_cut. */
+ * tally__rchunk_mm, then n tally__rchunk_oct. */
 static inline size_t tally__rchunk_bytes(uint32_t n)
 {
     return (size_t)n *
-           (sizeof(tally__rchunk) + sizeof(tally__rchunk_mm) + sizeof(tally__rchunk_cut));
+           (sizeof(tally__rchunk) + sizeof(tally__rchunk_mm) + sizeof(tally__rchunk_oct));
 }
 
 static inline const tally__rchunk_mm *tally__rchunk_minmax(const tally__rchunk *ch, uint32_t n)
@@ -172,9 +168,9 @@ static inline const tally__rchunk_mm *tally__rchunk_minmax(const tally__rchunk *
     return (const tally__rchunk_mm *)(const void *)(ch + n);
 }
 
-static inline const tally__rchunk_cut *tally__rchunk_cuts(const tally__rchunk *ch, uint32_t n)
+static inline const tally__rchunk_oct *tally__rchunk_eighths(const tally__rchunk *ch, uint32_t n)
 {
-    return (const tally__rchunk_cut *)(const void *)(tally__rchunk_minmax(ch, n) + n);
+    return (const tally__rchunk_oct *)(const void *)(tally__rchunk_minmax(ch, n) + n);
 }
 
 typedef struct tally__rollup tally__rollup;
