@@ -860,7 +860,7 @@ static int get_points(const tally__block_view *v, const chunk_entry *e, uint32_t
 }
 
 static int decode_range(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b, int64_t *steps,
-                        int64_t *ts, double *values);
+                        int64_t *ts, double *values, int roomy);
 
 /* Points [a, b) of chunk k from the view's decoded copy of it (10). A copy
  * holds a prefix of the chunk, up to the end of the sixteenth-of-a-chunk
@@ -888,7 +888,7 @@ static int from_decoded(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
             want = m; /* reading on through the chunk: decode it to its end once */
         }
         d->k = UINT32_MAX;
-        int rc = decode_range(v, k, 0, want, st_lin ? NULL : d->st, ts_lin ? NULL : d->ts, d->v);
+        int rc = decode_range(v, k, 0, want, st_lin ? NULL : d->st, ts_lin ? NULL : d->ts, d->v, 1);
         if (rc)
             return rc;
         d->k = k;
@@ -922,22 +922,24 @@ static int decode_chunk(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
         int got = get_points(v, e, k, a, b, steps, ts, values);
         return got == 1 ? from_decoded(v, k, a, b, steps, ts, values) : got;
     }
-    return decode_range(v, k, a, b, steps, ts, values);
+    return decode_range(v, k, a, b, steps, ts, values, 0);
 }
 
 /* Decodes points [a, b) of chunk k (0 <= a < b <= its n_points) into the
  * columns at index 0, each column only up to b where its method allows.
- * Whole chunks decode straight into the caller's columns; parts go through
- * a stack buffer. */
+ * Whole chunks, and prefixes (a = 0) when the caller's columns are roomy
+ * (room for a whole chunk: a method that cannot stop early writes it all),
+ * decode straight into the caller's columns; other parts go through a stack
+ * buffer. */
 static int decode_range(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b, int64_t *steps,
-                        int64_t *ts, double *values)
+                        int64_t *ts, double *values, int roomy)
 {
     const chunk_entry *e = &entries(v)[k];
     const uint8_t *lo = v->body + e->data_off, *hi = v->body + e->data_end;
     size_t used;
     int rc;
     uint32_t m = e->n_points;
-    int whole = a == 0 && b == m;
+    int direct = a == 0 && (b == m || roomy); /* straight into the caller's columns */
     union {
         int64_t i[TALLY_BLOCK_CHUNK_POINTS];
         double d[TALLY_BLOCK_CHUNK_POINTS];
@@ -948,8 +950,8 @@ static int decode_range(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
             linear_fill(steps, v->step0, v->dstep, k * CHUNK + a, b - a);
     } else {
         if (steps) {
-            rc = tally__codec_i64_decode_prefix(lo, hi, m, b, whole ? steps : tmp.i, &used);
-            if (rc == 0 && !whole)
+            rc = tally__codec_i64_decode_prefix(lo, hi, m, b, direct ? steps : tmp.i, &used);
+            if (rc == 0 && !direct)
                 memcpy(steps, tmp.i + a, (size_t)(b - a) * sizeof *steps);
         } else if (ts || values) {
             rc = tally__codec_i64_size(lo, hi, m, &used);
@@ -965,8 +967,8 @@ static int decode_range(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
             linear_fill(ts, v->ts0, v->dts, k * CHUNK + a, b - a);
     } else {
         if (ts) {
-            rc = tally__codec_i64_decode_prefix(lo, hi, m, b, whole ? ts : tmp.i, &used);
-            if (rc == 0 && !whole)
+            rc = tally__codec_i64_decode_prefix(lo, hi, m, b, direct ? ts : tmp.i, &used);
+            if (rc == 0 && !direct)
                 memcpy(ts, tmp.i + a, (size_t)(b - a) * sizeof *ts);
         } else if (values) {
             rc = tally__codec_i64_size(lo, hi, m, &used);
@@ -978,9 +980,9 @@ static int decode_range(tally__block_view *v, uint32_t k, uint32_t a, uint32_t b
     }
 
     if (values) {
-        rc = tally__codec_f64_decode_prefix(lo, hi, m, b, whole ? values : tmp.d, &used);
+        rc = tally__codec_f64_decode_prefix(lo, hi, m, b, direct ? values : tmp.d, &used);
         RETURN_ERROR_IF(rc != 0 || used > (size_t)(hi - lo), TALLY_ECORRUPT);
-        if (!whole)
+        if (!direct)
             memcpy(values, tmp.d + a, (size_t)(b - a) * sizeof *values);
     }
     return 0;
