@@ -1211,7 +1211,8 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
     int64_t s0 = bs->min_step;
     uint32_t i = (uint32_t)((uint64_t)(a > s0 ? a : s0) - (uint64_t)s0);
     uint32_t end = (uint32_t)((uint64_t)(b < bs->max_step ? b : bs->max_step) - (uint64_t)s0);
-    if (c->span >= (i128)c->width * CHUNK && (rc = prefetch_dense_edges(c, block, s0, i, end)) != 0)
+    int wide = c->span >= (i128)c->width * CHUNK;
+    if (wide && (rc = prefetch_dense_edges(c, block, s0, i, end)) != 0)
         return rc; /* wide columns: about one edge chunk each, read point by point */
     dpoint pair[2];
     int have_next = 0;
@@ -1222,6 +1223,11 @@ static int feed_dense_m4(ds_ctx *c, uint32_t block, const tally_block_summary *b
         i128 lim = c->col_hi - s0;
         uint32_t j = lim < (i128)end ? (uint32_t)lim : end;
         uint32_t k0 = i / CHUNK, k1 = j / CHUNK;
+        if (wide) { /* the chunk two columns on cuts: its bounds lie a stride away */
+            uint32_t ka = (j + 2 * (j - i + 1)) / CHUNK;
+            if (ka < bs->n_chunks)
+                __builtin_prefetch(&oct[ka]);
+        }
         int j_ends_chunk = j == k1 * CHUNK + chunk_len(n, k1) - 1;
         dpoint first, last;
         cand mn, mx;
