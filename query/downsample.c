@@ -1029,10 +1029,15 @@ static int part_extremes(ds_ctx *c, uint32_t block, const tally__rchunk_mm *mm,
             uint32_t lo_i = cs + e * TALLY__RCHUNK_EIGHTH, hi_i = lo_i + TALLY__RCHUNK_EIGHTH - 1;
             lo_i = lo_i > cut[t].p ? lo_i : cut[t].p;
             hi_i = hi_i < cut[t].q ? hi_i : cut[t].q;
-            double lo = tally__rchunk_eighth_bound(mm[k].min_v, mm[k].max_v, o->lo[e]);
-            double hi = tally__rchunk_eighth_bound(mm[k].min_v, mm[k].max_v, o->hi[e]);
-            int need_min = cut[t].open_min && (lo < mn.v || (lo == mn.v && lo_i < mn.idx));
-            int need_max = cut[t].open_max && (hi > mx.v || (hi == mx.v && lo_i < mx.idx));
+            int need_min = 0, need_max = 0; /* a bound is computed only for an open side */
+            if (cut[t].open_min) {
+                double lo = tally__rchunk_eighth_bound(mm[k].min_v, mm[k].max_v, o->lo[e]);
+                need_min = lo < mn.v || (lo == mn.v && lo_i < mn.idx);
+            }
+            if (cut[t].open_max) {
+                double hi = tally__rchunk_eighth_bound(mm[k].min_v, mm[k].max_v, o->hi[e]);
+                need_max = hi > mx.v || (hi == mx.v && lo_i < mx.idx);
+            }
             if (!need_min && !need_max)
                 continue;
             double v[TALLY__RCHUNK_EIGHTH];

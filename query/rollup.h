@@ -148,7 +148,7 @@ static inline double tally__rchunk_eighth_bound(double min_v, double max_v, unsi
         return min_v;
     if (q >= 255)
         return max_v;
-    return min_v + (max_v - min_v) * ((double)q / 255.0);
+    return min_v + (max_v - min_v) * (double)q * (1.0 / 255.0); /* multiplies: no division */
 }
 
 _Static_assert(sizeof(tally__rchunk) % _Alignof(tally__rchunk_mm) == 0,
