@@ -1016,7 +1016,10 @@ static int part_extremes(ds_ctx *c, uint32_t block, const tally__rchunk_mm *mm,
             OFFER_MIN(mn, mm[k].min_v, am, 1, mm[k].min_ts);
         if (in_max)
             OFFER_MAX(mx, mm[k].max_v, aM, 1, mm[k].max_ts);
-        if (!in_min || !in_max)
+        /* A strictly rising or falling chunk has its part's extremes at the
+         * part's ends: the chunk's own (offered above when inside) or the
+         * column's first or last point (candidates already). */
+        if ((!in_min || !in_max) && !mm[k].strict)
             cut[n_cut++] = (struct cut_part){k, p, q, !in_min, !in_max};
     }
     /* A cut side whose min (max) is open: read only the eighths whose

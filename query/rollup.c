@@ -431,8 +431,20 @@ static int chunks_build(tally_snapshot *s, uint32_t i, uint32_t n_chunks, tally_
         }
         o->flags = (uint16_t)((dense ? TALLY__RCHUNK_STEPS_DENSE : 0) |
                               (linear ? TALLY__RCHUNK_TS_LINEAR : 0));
-        mm[k] = (tally__rchunk_mm){o->min_pt.value, o->max_pt.value, o->min_pt.timestamp_ms,
-                                   o->max_pt.timestamp_ms, o->argmin, o->argmax, {0}};
+        int rise = c->n_points > 1, fall = c->n_points > 1; /* NaN compares false: neither */
+        for (uint32_t t = 1; t < c->n_points; t++) {
+            rise &= v[t] > v[t - 1];
+            fall &= v[t] < v[t - 1];
+        }
+        mm[k] = (tally__rchunk_mm){o->min_pt.value,
+                                   o->max_pt.value,
+                                   o->min_pt.timestamp_ms,
+                                   o->max_pt.timestamp_ms,
+                                   o->argmin,
+                                   o->argmax,
+                                   (uint8_t)((rise ? TALLY__RCHUNK_STRICT_RISE : 0) |
+                                             (fall ? TALLY__RCHUNK_STRICT_FALL : 0)),
+                                   {0}};
         eighth_bounds(v, c->n_points, o->min_pt.value, o->max_pt.value, &oct[k]);
     }
     return rc;

@@ -124,8 +124,18 @@ typedef struct tally__rchunk_mm {
     double min_v, max_v;    /* = min_pt.value, max_pt.value (NaN if no non-NaN value) */
     int64_t min_ts, max_ts; /* = min_pt.timestamp_ms, max_pt.timestamp_ms */
     uint8_t argmin, argmax; /* as in tally__rchunk */
-    uint8_t pad[6];
+    uint8_t strict;         /* TALLY__RCHUNK_STRICT_*: the values only rise or only fall */
+    uint8_t pad[5];
 } tally__rchunk_mm;
+
+/* tally__rchunk_mm.strict: every value of the chunk (2 points or more, no
+ * NaN) is greater (less) than the one before it. The extremes of any part of
+ * such a chunk are then its two ends, one at each end, each the first
+ * occurrence of its value: a column edge that cuts the chunk needs no read
+ * beyond the points beside the edge (lazy learning, steps, smoothed losses,
+ * counters). */
+#define TALLY__RCHUNK_STRICT_RISE 0x1u
+#define TALLY__RCHUNK_STRICT_FALL 0x2u
 
 /* Bounds of the values of each 16-point eighth of a chunk, one byte each:
  * step q of 255 between the chunk's min and max (tally__rchunk_eighth_bound),

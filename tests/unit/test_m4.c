@@ -525,13 +525,14 @@ static void test_edge_spikes(void)
  * ties everywhere (-0.0 and +0.0 included), so "first occurrence" is what
  * decides; the other shapes put the chunk's min or max on either side of
  * the edge, or make the edge chunk hold the column's extreme, or are closer
- * together than the float bounds of a chunk's eighths can tell. Zooms whose
+ * together than the float bounds of a chunk's eighths can tell, or rise or
+ * fall strictly (a cut chunk then needs no read at all). Zooms whose
  * ends cut chunks, and widths giving 1..6 edges per 4096-point block. */
 static void test_lazy_edges(void)
 {
     static const double levels[] = {-1.0, -0.0, 0.0, 1.0, 0.5};
     static const uint32_t ws[] = {10, 37, 100, 250, 333, 700};
-    for (int shape = 0; shape < 5; shape++) {
+    for (int shape = 0; shape < 7; shape++) {
         char dir[512];
         rng_state = 40 + (uint64_t)shape;
         test_tmpdir(dir, sizeof dir, "m4-lazy");
@@ -553,10 +554,27 @@ static void test_lazy_edges(void)
             case 3: /* noise with rare spikes of both signs */
                 v = rnd_unit() + (rnd_below(300) == 0 ? (rnd_below(2) ? 50.0 : -50.0) : 0.0);
                 break;
-            default: /* distinct values closer than a float's precision, falling: the
-                      * chunks' eighth bounds (floats rounded outwards) tie or overlap */
+            case 4: /* distinct values closer than a float's precision, falling: the
+                     * chunks' eighth bounds (floats rounded outwards) tie or overlap */
                 v = 1.0 + (double)(n - i) * 1e-13 + (double)rnd_below(1000) * 1e-15;
                 break;
+            case 5: /* a smooth falling curve: every chunk strictly falling, its part's
+                     * extremes at the part's ends, nothing read but the edge points */
+                v = 1.0 / (1.0 + (double)i * 1e-4);
+                break;
+            default: { /* runs of 700: strictly rising, strictly falling (through -0.0
+                        * and +0.0, which are equal), flat, rising in ties: chunks with
+                        * and without the strict marks, and across their boundaries */
+                size_t seg = i / 700, t = i % 700;
+                double base = (double)seg * 0.25;
+                switch (seg % 4) {
+                case 0: v = base + (double)t; break;
+                case 1: v = t == 350 ? -0.0 : t == 351 ? 0.0 : base + 350.0 - (double)t; break;
+                case 2: v = base; break;
+                default: v = base + (double)(t / 2); break;
+                }
+                break;
+            }
             }
             p[i] = (tally_point){(int64_t)i + 5, 1700000000000 + (int64_t)i * 10, v};
         }
