@@ -29,8 +29,12 @@
  *        page token; one connection; median of REPS_HISTORY.
  *   native_m4_<R>runs_{p50,p99}_ms POST tally/query, R runs x one key, M4, W
  *        = 1000, binary columns; R = 100 runs x 1M steps (--quick: 100 x
- *        20k); REPS_M4 queries after one warm-up, once the load has settled
- *        (its writeback synced and the server idle: settle()).
+ *        20k) of a smooth falling curve (every chunk strictly falling);
+ *        REPS_M4 queries after one warm-up, once the load has settled (its
+ *        writeback synced and the server idle: settle()).
+ *   native_m4_<R>runs_noisy_loss_{p50,p99}_ms  the same over 100 more runs
+ *        of gen.h's noisy float32 loss (GEN_LOSS_F32): no chunk is monotone,
+ *        so every column edge reads the eighths beside it.
  *   logbatch_metrics_per_s_auth_basic  log-batch throughput (as above) against
  *        a server with --auth, every request carrying HTTP Basic credentials
  *        of a non-admin user with EDIT on the runs' experiment, against the
@@ -62,6 +66,7 @@
  */
 #include "bench.h"
 #include "bench_http.h"
+#include "gen.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -123,8 +128,12 @@ static int server_start(bench_ctx *c, bench_server *s)
 /* One frame (bench_http.h) of n series, each `points` points of (step,
  * ts, value) for steps [first, first + points), run ids runs[i], key
  * keys[i]. 0 or -1. */
+/* The values the M4 figures load: a smooth falling curve (every chunk
+ * strictly falling) or gen.h's noisy float32 loss (series `seed`). */
+typedef enum m4_shape { M4_SMOOTH = 0, M4_NOISY_LOSS = 1 } m4_shape;
+
 static int frame_build(bench_frame *f, const char *const *runs, const char *const *keys, size_t n,
-                       uint32_t points, int64_t first)
+                       uint32_t points, int64_t first, m4_shape shape, size_t seed0)
 {
     if (bench_frame_begin(f) != 0)
         return -1;
@@ -133,10 +142,14 @@ static int frame_build(bench_frame *f, const char *const *runs, const char *cons
         double *vals;
         if (bench_frame_series(f, runs[i], keys[i], points, &steps, &ts, &vals) != 0)
             return -1;
+        if (shape == M4_NOISY_LOSS) {
+            gen_series(GEN_LOSS_F32, seed0 + i, (uint64_t)first, points, steps, ts, vals);
+            continue;
+        }
         for (uint32_t k = 0; k < points; k++) {
             steps[k] = first + k;
             ts[k] = 1700000000000 + (first + k) * 100;
-            vals[k] = 1.0 / (1.0 + (double)(first + k) * 1e-4) + (double)i * 1e-3;
+            vals[k] = 1.0 / (1.0 + (double)(first + k) * 1e-4) + (double)(seed0 + i) * 1e-3;
         }
     }
     bench_frame_end(f);
@@ -172,7 +185,7 @@ static int create_run(bench_hconn *h, char out[64])
 }
 
 static int ingest_series(bench_hconn *h, const char *const *runs, const char *const *keys, size_t n,
-                         uint64_t steps_total)
+                         uint64_t steps_total, m4_shape shape)
 {
     const uint32_t chunk = 65536;
     bench_frame f = {0};
@@ -183,7 +196,7 @@ static int ingest_series(bench_hconn *h, const char *const *runs, const char *co
         for (size_t i = 0; i < n && rc == 0; i += 16) {
             size_t m = n - i < 16 ? n - i : 16;
             int s = -1;
-            if (frame_build(&f, runs + i, keys + i, m, pts, (int64_t)first) == 0)
+            if (frame_build(&f, runs + i, keys + i, m, pts, (int64_t)first, shape, i) == 0)
                 while ((s = bench_hreq(h, "POST", "/api/2.0/tally/ingest",
                                        "application/octet-stream", f.p, f.len)) == 429)
                     usleep(20000);
@@ -237,7 +250,8 @@ static void *worker_main(void *arg)
         uint64_t t0 = bench_now_ns();
         int s;
         if (w->native) {
-            s = frame_build(&f, runs, keys, NI_SERIES, NI_POINTS, (int64_t)r * NI_POINTS) == 0
+            s = frame_build(&f, runs, keys, NI_SERIES, NI_POINTS, (int64_t)r * NI_POINTS,
+                            M4_SMOOTH, 0) == 0
                     ? bench_hreq(&h, "POST", "/api/2.0/tally/ingest", "application/octet-stream",
                                  f.p, f.len)
                     : -1;
@@ -504,6 +518,80 @@ static void settle(const char *data_dir, pid_t pid)
     }
 }
 
+/* Loads M4_RUNS runs x one key of the given shape through tally/ingest
+ * (untimed (1); the smooth load also reports the server's RSS while it
+ * ingests), lets the server settle, then times REPS_M4 queries of all of them
+ * at W = 1000 in binary columns: native_m4_<R>runs_{p50,p99}_ms for the
+ * smooth curve, native_m4_<R>runs_noisy_loss_{p50,p99}_ms for the loss. */
+static int fig_native_m4(bench_ctx *c, bench_hconn *h, const bench_server *srv, m4_shape shape)
+{
+    size_t steps = c->quick ? M4_STEPS_QUICK : M4_STEPS;
+    const char *what = shape == M4_SMOOTH ? "" : "_noisy_loss";
+    char (*rid)[64] = calloc(M4_RUNS, sizeof *rid);
+    const char **runs = calloc(M4_RUNS, sizeof *runs), **keys = calloc(M4_RUNS, sizeof *keys);
+    int ok = rid && runs && keys;
+    for (int i = 0; i < M4_RUNS && ok; i++) {
+        ok = create_run(h, rid[i]) == 0;
+        runs[i] = rid[i];
+        keys[i] = "train/loss";
+    }
+    fprintf(stderr, "http: loading %d runs x %zu steps%s\n", M4_RUNS, steps, what);
+    uint64_t t0 = bench_now_ns();
+    bench_rss_sampler sm;
+    bench_rss_sampler_start(&sm, srv->pid);
+    if (ok)
+        ok = ingest_series(h, runs, keys, M4_RUNS, steps, shape) == 0;
+    double load_rss = bench_rss_sampler_stop(&sm);
+    fprintf(stderr, "http: loaded in %.1f s\n", (double)(bench_now_ns() - t0) / 1e9);
+    char data[4200];
+    snprintf(data, sizeof data, "%s/server", c->work_dir); /* server_start's directory */
+    settle(data, srv->pid); /* the queries, not the tail of the load, are timed */
+    if (ok && shape == M4_SMOOTH) {
+        char fig[96];
+        snprintf(fig, sizeof fig, "server_rss_mib_ingesting_%zum_points",
+                 (size_t)M4_RUNS * steps / 1000000);
+        bench_report(c, fig, load_rss, "MiB", "memory_budget_mib", (double)(MEMORY_BUDGET >> 20),
+                     0);
+    }
+    size_t cap = 64 + M4_RUNS * 70;
+    char *body = malloc(cap);
+    int reps = c->quick ? REPS_M4_QUICK : REPS_M4;
+    double *lat = calloc((size_t)reps, sizeof *lat);
+    ok = ok && body && lat;
+    size_t n = 0;
+    if (ok) {
+        n = (size_t)snprintf(body, cap, "{\"key\":\"train/loss\",\"width\":1000,"
+                                        "\"method\":\"m4\",\"format\":\"binary\",\"run_ids\":[");
+        for (int i = 0; i < M4_RUNS; i++)
+            n += (size_t)snprintf(body + n, cap - n, "%s\"%s\"", i ? "," : "", rid[i]);
+        n += (size_t)snprintf(body + n, cap - n, "]}");
+    }
+    for (int r = -1; r < reps && ok; r++) {
+        uint64_t q0 = bench_now_ns();
+        int st = bench_hreq(h, "POST", "/api/2.0/tally/query", NULL, body, n);
+        if (st != 200 || h->body_len < 16 || memcmp(bench_hbody(h), "TLYQ", 4) != 0) {
+            fprintf(stderr, "http: query failed with %d\n", st);
+            ok = 0;
+            break;
+        }
+        if (r >= 0)
+            lat[r] = (double)(bench_now_ns() - q0) / 1e6;
+    }
+    if (ok) {
+        char fig[96];
+        snprintf(fig, sizeof fig, "native_m4_%druns%s_p50_ms", M4_RUNS, what);
+        bench_report(c, fig, bench_percentile(lat, (size_t)reps, 50), "ms", NULL, 0, 0);
+        snprintf(fig, sizeof fig, "native_m4_%druns%s_p99_ms", M4_RUNS, what);
+        bench_report(c, fig, bench_percentile(lat, (size_t)reps, 99), "ms", NULL, 0, 0);
+    }
+    free(lat);
+    free(body);
+    free(rid);
+    free(runs);
+    free(keys);
+    return ok ? 0 : -1;
+}
+
 /* One round on one server: bodies built before the clock; metrics/s, and
  * the metrics and server CPU seconds of the round added to *pts, *cpu. */
 static double auth_round(worker *w, int port, const char *auth, int reqs, int round, pid_t pid,
@@ -691,7 +779,8 @@ int bench_suite_http(bench_ctx *c)
         char run[64];
         const char *key = "history/loss";
         const char *runs[1] = {run}, *keys[1] = {key};
-        if (create_run(&h, run) != 0 || ingest_series(&h, runs, keys, 1, HIST_POINTS) != 0) {
+        if (create_run(&h, run) != 0 ||
+            ingest_series(&h, runs, keys, 1, HIST_POINTS, M4_SMOOTH) != 0) {
             fprintf(stderr, "http: loading the history series failed\n");
             rc = 1;
         } else {
@@ -741,70 +830,9 @@ int bench_suite_http(bench_ctx *c)
         }
     }
 
-    /* --- M4 over 100 runs ------------------------------------------------- */
-    {
-        size_t steps = c->quick ? M4_STEPS_QUICK : M4_STEPS;
-        char (*rid)[64] = calloc(M4_RUNS, sizeof *rid);
-        const char **runs = calloc(M4_RUNS, sizeof *runs), **keys = calloc(M4_RUNS, sizeof *keys);
-        int ok = 1;
-        for (int i = 0; i < M4_RUNS && ok; i++) {
-            ok = create_run(&h, rid[i]) == 0;
-            runs[i] = rid[i];
-            keys[i] = "train/loss";
-        }
-        fprintf(stderr, "http: loading %d runs x %zu steps\n", M4_RUNS, steps);
-        uint64_t t0 = bench_now_ns();
-        bench_rss_sampler sm;
-        bench_rss_sampler_start(&sm, srv.pid);
-        if (ok)
-            ok = ingest_series(&h, runs, keys, M4_RUNS, steps) == 0;
-        double load_rss = bench_rss_sampler_stop(&sm);
-        fprintf(stderr, "http: loaded in %.1f s\n", (double)(bench_now_ns() - t0) / 1e9);
-        char data[4200];
-        snprintf(data, sizeof data, "%s/server", c->work_dir); /* server_start's directory */
-        settle(data, srv.pid); /* the queries, not the tail of the load, are timed */
-        if (ok) {
-            char fig[96];
-            snprintf(fig, sizeof fig, "server_rss_mib_ingesting_%zum_points",
-                     (size_t)M4_RUNS * steps / 1000000);
-            bench_report(c, fig, load_rss, "MiB", "memory_budget_mib",
-                         (double)(MEMORY_BUDGET >> 20), 0);
-        }
-        size_t cap = 64 + M4_RUNS * 70;
-        char *body = malloc(cap);
-        size_t n = (size_t)snprintf(body, cap, "{\"key\":\"train/loss\",\"width\":1000,"
-                                               "\"method\":\"m4\",\"format\":\"binary\",\"run_ids\":[");
-        for (int i = 0; i < M4_RUNS; i++)
-            n += (size_t)snprintf(body + n, cap - n, "%s\"%s\"", i ? "," : "", rid[i]);
-        n += (size_t)snprintf(body + n, cap - n, "]}");
-        int reps = c->quick ? REPS_M4_QUICK : REPS_M4;
-        double *lat = calloc((size_t)reps, sizeof *lat);
-        for (int r = -1; r < reps && ok; r++) {
-            uint64_t q0 = bench_now_ns();
-            int s = bench_hreq(&h, "POST", "/api/2.0/tally/query", NULL, body, n);
-            if (s != 200 || h.body_len < 16 || memcmp(bench_hbody(&h), "TLYQ", 4) != 0) {
-                fprintf(stderr, "http: query failed with %d\n", s);
-                ok = 0;
-                break;
-            }
-            if (r >= 0)
-                lat[r] = (double)(bench_now_ns() - q0) / 1e6;
-        }
-        if (ok) {
-            char fig[64];
-            snprintf(fig, sizeof fig, "native_m4_%druns_p50_ms", M4_RUNS);
-            bench_report(c, fig, bench_percentile(lat, (size_t)reps, 50), "ms", NULL, 0, 0);
-            snprintf(fig, sizeof fig, "native_m4_%druns_p99_ms", M4_RUNS);
-            bench_report(c, fig, bench_percentile(lat, (size_t)reps, 99), "ms", NULL, 0, 0);
-        } else {
-            rc = 1;
-        }
-        free(lat);
-        free(body);
-        free(rid);
-        free(runs);
-        free(keys);
-    }
+    /* --- M4 over 100 runs: a smooth curve, then a noisy loss --------------- */
+    if (fig_native_m4(c, &h, &srv, M4_SMOOTH) != 0 || fig_native_m4(c, &h, &srv, M4_NOISY_LOSS) != 0)
+        rc = 1;
 
     if (rc == 0)
         rc = fig_runs_search(c, &h);
