@@ -33,7 +33,9 @@
  *      its worker thread.
  *  (2) The response body is handed to MHD without a copy
  *      (MHD_RESPMEM_PERSISTENT) from conn->resp.body, which is not touched
- *      again until the next request's uri_log — after MHD sent this one.
+ *      again until the next request's uri_log — after MHD sent this one;
+ *      a gathered body (resp.pieces) is handed over with its free callback,
+ *      which runs exactly once (sent, dropped, or the connection closed).
  *  (3) A request counted by tally_stats_request_begin is ended exactly once,
  *      in the completed callback (conn->counted).
  *  (4) Every response queued has a Content-Type; every failure to build one
@@ -50,6 +52,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +206,22 @@ static void add_extra_headers(struct MHD_Response *r, char *lines)
     }
 }
 
+_Static_assert(sizeof(tally_resp_piece) == sizeof(struct MHD_IoVec) &&
+                   offsetof(tally_resp_piece, base) == offsetof(struct MHD_IoVec, iov_base) &&
+                   offsetof(tally_resp_piece, len) == offsetof(struct MHD_IoVec, iov_len),
+               "a response piece is an MHD_IoVec");
+
+/* Frees a gathered body not handed to MHD (invariant 2). */
+static void drop_pieces(tally_resp *r)
+{
+    if (r->pieces_free)
+        r->pieces_free(r->pieces_ctx);
+    r->pieces = NULL;
+    r->n_pieces = 0;
+    r->pieces_free = NULL;
+    r->pieces_ctx = NULL;
+}
+
 /* Queues cx->resp (invariants 2 and 4). */
 static enum MHD_Result send_resp(conn *cx, struct MHD_Connection *c)
 {
@@ -218,6 +237,23 @@ static enum MHD_Result send_resp(conn *cx, struct MHD_Connection *c)
     if (r->fd >= 0 && !ok2xx) {
         close(r->fd);
         r->fd = -1;
+    }
+    if (r->pieces_free && !ok2xx)
+        drop_pieces(r);
+    if (r->pieces_free) {
+        mr = MHD_create_response_from_iovec((const struct MHD_IoVec *)(const void *)r->pieces,
+                                            r->n_pieces, r->pieces_free, r->pieces_ctx);
+        uint64_t bytes = 0;
+        for (unsigned k = 0; k < r->n_pieces; k++)
+            bytes += r->pieces[k].len;
+        cx->bytes_out = mr ? bytes : 0;
+        if (mr) { /* MHD owns them now */
+            r->pieces_free = NULL;
+            drop_pieces(r);
+        } else {
+            drop_pieces(r);
+            tally_resp_error(r, TALLY_API_INTERNAL_ERROR, "Cannot build the response.");
+        }
     }
     if (r->fd >= 0) {
         mr = MHD_create_response_from_fd_at_offset64(r->fd_len, r->fd, r->fd_off);
@@ -310,6 +346,7 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
             tally_budget_give(&cx->http->budget, cx->reserved);
         if (cx->resp.fd >= 0)
             close(cx->resp.fd);
+        drop_pieces(&cx->resp);
         free(cx->url);
         free(cx->args);
         tally_buf_free(&cx->body);
@@ -368,6 +405,7 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
     cx->resp.extra_headers[0] = 0;
     cx->resp.fd = -1;
     cx->resp.fd_off = cx->resp.fd_len = 0;
+    drop_pieces(&cx->resp);
     cx->status = 0;
     cx->bytes_out = 0;
     return cx;
@@ -671,6 +709,7 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
         close(cx->resp.fd);
         cx->resp.fd = -1;
     }
+    drop_pieces(&cx->resp);
     *req_cls = NULL;
 }
 

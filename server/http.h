@@ -102,7 +102,23 @@ struct tally_resp {
      * non-2xx response is closed by http.c and the buffer body is sent. */
     int fd;
     uint64_t fd_off, fd_len;
+    /* Gathered responses (tally/query): when pieces_free is set the body is
+     * pieces[0 .. n_pieces) in order, sent by libmicrohttpd without a copy.
+     * http.c calls pieces_free(pieces_ctx) exactly once: when the response
+     * is sent or dropped; a non-2xx response drops them and sends the buffer
+     * body. */
+    const struct tally_resp_piece *pieces;
+    unsigned n_pieces;
+    void (*pieces_free)(void *ctx);
+    void *pieces_ctx;
 };
+
+/* One byte range of a gathered response (laid out as libmicrohttpd's
+ * struct MHD_IoVec, which http.c checks). */
+typedef struct tally_resp_piece {
+    const void *base;
+    size_t len;
+} tally_resp_piece;
 
 /* Adds "Name: value" to the response's headers (dropped whole if the
  * remaining room in extra_headers is too small). */

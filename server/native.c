@@ -160,8 +160,7 @@ static void handle_query(tally_server *srv, const tally_req *req, tally_resp *re
     int has_lo, has_hi, r;
     tally_series_id *ids = NULL;
     tally_ds_result *res = NULL;
-    tally__answer ans;
-    int have_ans = 0;
+    tally__answer *ans = NULL;
 
     if ((r = tally_params_strings(&p, "run_ids", &runs, &n_runs, resp)) < 0)
         goto done;
@@ -231,33 +230,36 @@ static void handle_query(tally_server *srv, const tally_req *req, tally_resp *re
                       (uint32_t)width};
     ids = malloc(n_runs * sizeof *ids);
     res = calloc(n_runs, sizeof *res);
-    if (!ids || !res || tally__answer_init(&ans, fmt, &q, srv->engine, ids, runs, n_runs) != 0) {
+    if (!ids || !res || !(ans = tally__answer_new(fmt, &q, srv->engine, ids, runs, n_runs))) {
         tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
         goto done;
     }
-    have_ans = 1;
     size_t key_len = strlen(key);
     for (size_t i = 0; i < n_runs; i++)
         ids[i] = tally_series_id_of(runs[i], strlen(runs[i]), key, key_len);
     /* each series is encoded by the worker that computed it (native_answer.h) */
     int rc = tally_downsample_bulk_each(srv->engine, ids, n_runs, &q, res, tally__answer_series,
-                                        &ans);
+                                        ans);
     if (rc != 0) {
         tally__engine_error(resp, rc, 0);
         goto done;
     }
     char why[200];
-    rc = tally__answer_finish(&ans, key, &resp->body, why, sizeof why);
+    rc = tally__answer_gather(ans, key, why, sizeof why);
     if (rc == 1) {
         tally_resp_error(resp, TALLY_API_INVALID_PARAMETER_VALUE, "%s.", why);
         goto done;
     }
     if (rc != 0) {
-        tally_buf_free(&resp->body);
-        memset(&resp->body, 0, sizeof resp->body);
         tally_resp_error(resp, TALLY_API_TEMPORARILY_UNAVAILABLE, "Out of memory.");
         goto done;
     }
+    /* the answer's pieces go out as they are; http.c frees them once sent */
+    resp->pieces = ans->ranges;
+    resp->n_pieces = ans->n_ranges;
+    resp->pieces_free = tally__answer_free;
+    resp->pieces_ctx = ans;
+    ans = NULL;
     if (fmt != TALLY__ANSWER_JSON)
         resp->content_type = "application/octet-stream";
     resp->status = 200;
@@ -265,8 +267,7 @@ done:
     if (res)
         for (size_t i = 0; i < n_runs; i++)
             tally_ds_result_free(&res[i]);
-    if (have_ans)
-        tally__answer_free(&ans);
+    tally__answer_free(ans);
     free(res);
     free(ids);
     tally_params_close(&p);

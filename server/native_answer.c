@@ -25,11 +25,13 @@
 const char *const tally__answer_axis_names[3] = {"step", "time", "relative"};
 const char *const tally__answer_method_names[3] = {"m4", "lttb", "buckets"};
 
-int tally__answer_init(tally__answer *a, tally__answer_format format, const tally_ds_req *q,
-                       tally_engine *engine, const tally_series_id *ids, const char *const *runs,
-                       size_t n)
+tally__answer *tally__answer_new(tally__answer_format format, const tally_ds_req *q,
+                                 tally_engine *engine, const tally_series_id *ids,
+                                 const char *const *runs, size_t n)
 {
-    memset(a, 0, sizeof *a);
+    tally__answer *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
     a->format = format;
     a->q = q;
     a->engine = engine;
@@ -40,20 +42,25 @@ int tally__answer_init(tally__answer *a, tally__answer_format format, const tall
     a->unfit = calloc(n ? n : 1, 1);
     if (!a->piece || !a->unfit) {
         tally__answer_free(a);
-        return -1;
+        return NULL;
     }
-    return 0;
+    return a;
 }
 
-void tally__answer_free(tally__answer *a)
+void tally__answer_free(void *ctx)
 {
+    tally__answer *a = ctx;
+    if (!a)
+        return;
     if (a->piece)
         for (size_t i = 0; i < a->n; i++)
             tally_buf_free(&a->piece[i]);
     free(a->piece);
     free(a->unfit);
-    a->piece = NULL;
-    a->unfit = NULL;
+    tally_buf_free(&a->head);
+    tally_buf_free(&a->tail);
+    free(a->ranges);
+    free(a);
 }
 
 static void put_u32(uint8_t *o, uint32_t v)
@@ -150,13 +157,14 @@ static void put_column(tally_buf *b, const char *name, const tally_ds_req *q,
     tally_buf_putc(b, ']');
 }
 
-/* One element of the json answer's "series" array. */
+/* One element of the json answer's "series" array, after its comma unless
+ * it is the first (invariant 2). */
 static void json_series(tally_buf *b, const tally_ds_req *q, const char *run,
-                        const tally_ds_result *r, int64_t base)
+                        const tally_ds_result *r, int64_t base, int first)
 {
     static const char *const bucket_cols[] = {"x_lo", "x_hi", "count", "n_nan", "min", "max",
                                               "mean"};
-    tally_buf_puts(b, "{\"run_id\":");
+    tally_buf_puts(b, first ? "{\"run_id\":" : ",{\"run_id\":");
     put_string(b, run);
     tally_buf_puts(b, ",\"n_source\":");
     tally__put_int(b, (int64_t)r->n_source);
@@ -199,19 +207,16 @@ int tally__answer_series(void *ctx, size_t i, tally_ds_result *r)
         break;
     case TALLY__ANSWER_JSON:
     default:
-        json_series(b, q, a->runs[i], r, base);
+        json_series(b, q, a->runs[i], r, base, i == 0);
         break;
     }
     tally_ds_result_free(r);
     return tally_buf_failed(b) ? TALLY_ENOMEM : 0;
 }
 
-int tally__answer_finish(const tally__answer *a, const char *key, tally_buf *out, char *err,
-                         size_t cap)
+int tally__answer_gather(tally__answer *a, const char *key, char *err, size_t cap)
 {
     const tally_ds_req *q = a->q;
-    tally_buf_reset(out);
-    size_t total = 64 + strlen(key) * 6;
     for (size_t i = 0; i < a->n; i++) {
         if (a->unfit[i]) { /* (3) */
             snprintf(err, cap,
@@ -220,34 +225,34 @@ int tally__answer_finish(const tally__answer *a, const char *key, tally_buf *out
                      i);
             return 1;
         }
-        total += a->piece[i].len + 1;
     }
-    if (tally_buf_reserve(out, total) != 0)
-        return -1;
-    int json = a->format == TALLY__ANSWER_JSON;
-    if (json) {
-        tally_buf_puts(out, "{\"key\":");
-        put_string(out, key);
-        tally_buf_puts(out, ",\"x_axis\":\"");
-        tally_buf_puts(out, tally__answer_axis_names[q->x_axis]);
-        tally_buf_puts(out, "\",\"method\":\"");
-        tally_buf_puts(out, tally__answer_method_names[q->method]);
-        tally_buf_puts(out, "\",\"width\":");
-        tally__put_int(out, q->width);
-        tally_buf_puts(out, ",\"series\":[");
+    if (a->format == TALLY__ANSWER_JSON) {
+        tally_buf_puts(&a->head, "{\"key\":");
+        put_string(&a->head, key);
+        tally_buf_puts(&a->head, ",\"x_axis\":\"");
+        tally_buf_puts(&a->head, tally__answer_axis_names[q->x_axis]);
+        tally_buf_puts(&a->head, "\",\"method\":\"");
+        tally_buf_puts(&a->head, tally__answer_method_names[q->method]);
+        tally_buf_puts(&a->head, "\",\"width\":");
+        tally__put_int(&a->head, q->width);
+        tally_buf_puts(&a->head, ",\"series\":[");
+        tally_buf_puts(&a->tail, "]}");
     } else {
         uint8_t head[16] = {'T', 'L', 'Y', 'Q', a->format == TALLY__ANSWER_BINARY32 ? 2 : 1, 0,
                             (uint8_t)q->method, (uint8_t)q->x_axis};
         put_u32(head + 8, (uint32_t)a->n);
         put_u32(head + 12, q->width);
-        tally_buf_append(out, head, sizeof head);
+        tally_buf_append(&a->head, head, sizeof head);
     }
-    for (size_t i = 0; i < a->n; i++) { /* (2) */
-        if (json && i)
-            tally_buf_putc(out, ',');
-        tally_buf_append(out, a->piece[i].data, a->piece[i].len);
-    }
-    if (json)
-        tally_buf_puts(out, "]}");
-    return tally_buf_failed(out) ? -1 : 0;
+    a->ranges = malloc((a->n + 2) * sizeof *a->ranges);
+    if (!a->ranges || tally_buf_failed(&a->head) || tally_buf_failed(&a->tail))
+        return -1;
+    a->n_ranges = 0;
+    a->ranges[a->n_ranges++] = (tally_resp_piece){a->head.data, a->head.len};
+    for (size_t i = 0; i < a->n; i++) /* (2) */
+        if (a->piece[i].len)
+            a->ranges[a->n_ranges++] = (tally_resp_piece){a->piece[i].data, a->piece[i].len};
+    if (a->tail.len)
+        a->ranges[a->n_ranges++] = (tally_resp_piece){a->tail.data, a->tail.len};
+    return 0;
 }

@@ -4,19 +4,21 @@
  *
  *   tally_downsample_bulk_each --series i done (worker)--> tally__answer_series
  *        encodes out[i] into piece[i] (json, binary or binary32), frees out[i]
- *   handler, after the bulk --> tally__answer_finish: head + pieces + tail
+ *   handler, after the bulk --> tally__answer_gather: head, pieces, tail as
+ *        byte ranges for a gathered response (http.h), freed with the answer
  *
  * Encoding a series right after it is computed runs the encoders in parallel
- * and reads each result while it is still in its worker's cache; the handler
- * only copies the pieces into the body, in request order.
+ * and reads each result while it is still in its worker's cache; the pieces
+ * then go to the socket as they are, without being copied into one body.
  *
  * Invariants:
  *  (1) tally__answer_series touches only piece[i] and unfit[i], so calls for
  *      different series never share a byte.
  *  (2) The body is the same, byte for byte, as the whole answer written in
- *      one pass: pieces are joined in series order (json: with commas).
+ *      one pass: pieces follow in series order (json: each piece after the
+ *      first starts with its comma).
  *  (3) binary32 fits a series only if every x is within 2^32 - 1 of its
- *      x_lo; a series that does not fit is marked in unfit[] and finish
+ *      x_lo; a series that does not fit is marked in unfit[] and gather
  *      refuses the answer, naming the first such series.
  */
 #ifndef TALLY_SERVER_NATIVE_ANSWER_H
@@ -26,6 +28,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "http.h"
 #include "tally/engine.h"
 #include "tally/query.h"
 
@@ -49,24 +52,29 @@ typedef struct tally__answer {
     tally_buf *piece;               /* n: each series' bytes (1) */
     uint8_t *unfit;                 /* n: binary32 refuses this series (3) */
     size_t n;
+    tally_buf head, tail;           /* written by tally__answer_gather */
+    tally_resp_piece *ranges;       /* head, the non-empty pieces, tail */
+    unsigned n_ranges;
 } tally__answer;
 
-/* Sets a up for n series (pieces and marks allocated, zeroed). 0, or -1
- * when out of memory (a is then freed). */
-int tally__answer_init(tally__answer *a, tally__answer_format format, const tally_ds_req *q,
-                       tally_engine *engine, const tally_series_id *ids, const char *const *runs,
-                       size_t n);
+/* A new answer for n series (pieces and marks zeroed), or NULL when out of
+ * memory. */
+tally__answer *tally__answer_new(tally__answer_format format, const tally_ds_req *q,
+                                 tally_engine *engine, const tally_series_id *ids,
+                                 const char *const *runs, size_t n);
 
 /* The bulk callback (tally_ds_each_fn): encodes series i into its piece and
  * frees r. 0, or TALLY_ENOMEM. */
 int tally__answer_series(void *a, size_t i, tally_ds_result *r);
 
-/* Writes the whole answer into out (reset first). 0; 1 when binary32 cannot
- * hold a series (the reason in err); -1 when out of memory. */
-int tally__answer_finish(const tally__answer *a, const char *key, tally_buf *out, char *err,
-                         size_t cap);
+/* Writes the head and tail and lists the answer's byte ranges in
+ * a->ranges (a->n_ranges). 0; 1 when binary32 cannot hold a series (the
+ * reason in err); -1 when out of memory. */
+int tally__answer_gather(tally__answer *a, const char *key, char *err, size_t cap);
 
-void tally__answer_free(tally__answer *a);
+/* Frees the answer and its bytes (also as a gathered response's
+ * pieces_free). NULL is a no-op. */
+void tally__answer_free(void *a);
 
 /* A point's x in the request's axis; base is the series' first timestamp
  * for relative time (the downsampler uses the same origin). */
