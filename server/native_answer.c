@@ -63,20 +63,6 @@ void tally__answer_free(void *ctx)
     free(a);
 }
 
-static void put_u32(uint8_t *o, uint32_t v)
-{
-    o[0] = (uint8_t)v;
-    o[1] = (uint8_t)(v >> 8);
-    o[2] = (uint8_t)(v >> 16);
-    o[3] = (uint8_t)(v >> 24);
-}
-
-static void put_u64(uint8_t *o, uint64_t v)
-{
-    put_u32(o, (uint32_t)v);
-    put_u32(o + 4, (uint32_t)(v >> 32));
-}
-
 /* Appends n little-endian float64 taken by expr (of k) at o, advancing it. */
 #define PUT_F64_COLUMN(o, n, expr)                                                          \
     do {                                                                                    \
@@ -84,7 +70,7 @@ static void put_u64(uint8_t *o, uint64_t v)
             double d_ = (expr);                                                             \
             uint64_t u_;                                                                    \
             memcpy(&u_, &d_, 8);                                                            \
-            put_u64((o), u_);                                                               \
+            tally__answer_put_u64((o), u_);                                                 \
         }                                                                                   \
     } while (0)
 
@@ -98,11 +84,7 @@ static void binary_series(tally_buf *b, const tally_ds_req *q, const tally_ds_re
     if (tally_buf_reserve(b, bytes + 1) != 0)
         return;
     uint8_t *o = (uint8_t *)b->data + b->len;
-    put_u32(o, (uint32_t)cnt);
-    put_u32(o + 4, 0);
-    put_u64(o + 8, r->n_source);
-    put_u64(o + 16, (uint64_t)(r->n_source ? r->x_lo : 0));
-    put_u64(o + 24, (uint64_t)(r->n_source ? r->x_hi : 0));
+    tally__answer_series_header(o, cnt, r);
     o += 32;
     const tally_bucket *bk = r->buckets;
     const tally_point *pt = r->points;
@@ -240,8 +222,8 @@ int tally__answer_gather(tally__answer *a, const char *key, char *err, size_t ca
     } else {
         uint8_t head[16] = {'T', 'L', 'Y', 'Q', a->format == TALLY__ANSWER_BINARY32 ? 2 : 1, 0,
                             (uint8_t)q->method, (uint8_t)q->x_axis};
-        put_u32(head + 8, (uint32_t)a->n);
-        put_u32(head + 12, q->width);
+        tally__answer_put_u32(head + 8, (uint32_t)a->n);
+        tally__answer_put_u32(head + 12, q->width);
         tally_buf_append(&a->head, head, sizeof head);
     }
     a->ranges = malloc((a->n + 2) * sizeof *a->ranges);

@@ -76,6 +76,33 @@ int tally__answer_gather(tally__answer *a, const char *key, char *err, size_t ca
  * pieces_free). NULL is a no-op. */
 void tally__answer_free(void *a);
 
+/* Little-endian stores of the binary answers (docs/api.md). */
+static inline void tally__answer_put_u32(uint8_t *o, uint32_t v)
+{
+    o[0] = (uint8_t)v;
+    o[1] = (uint8_t)(v >> 8);
+    o[2] = (uint8_t)(v >> 16);
+    o[3] = (uint8_t)(v >> 24);
+}
+
+static inline void tally__answer_put_u64(uint8_t *o, uint64_t v)
+{
+    tally__answer_put_u32(o, (uint32_t)v);
+    tally__answer_put_u32(o + 4, (uint32_t)(v >> 32));
+}
+
+/* The 32-byte header of one series in both binary formats: cnt (points or
+ * buckets) u32, 0 u32, n_source u64, x_lo i64, x_hi i64 (0, 0 for a series
+ * without points). */
+static inline void tally__answer_series_header(uint8_t *o, size_t cnt, const tally_ds_result *r)
+{
+    tally__answer_put_u32(o, (uint32_t)cnt);
+    tally__answer_put_u32(o + 4, 0);
+    tally__answer_put_u64(o + 8, r->n_source);
+    tally__answer_put_u64(o + 16, (uint64_t)(r->n_source ? r->x_lo : 0));
+    tally__answer_put_u64(o + 24, (uint64_t)(r->n_source ? r->x_hi : 0));
+}
+
 /* A point's x in the request's axis; base is the series' first timestamp
  * for relative time (the downsampler uses the same origin). */
 static inline int64_t tally__answer_x(const tally_ds_req *q, int64_t base, const tally_point *p)

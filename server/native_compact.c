@@ -19,20 +19,6 @@
 
 #include "native_answer.h"
 
-static void put_u32(uint8_t *o, uint32_t v)
-{
-    o[0] = (uint8_t)v;
-    o[1] = (uint8_t)(v >> 8);
-    o[2] = (uint8_t)(v >> 16);
-    o[3] = (uint8_t)(v >> 24);
-}
-
-static void put_u64(uint8_t *o, uint64_t v)
-{
-    put_u32(o, (uint32_t)v);
-    put_u32(o + 4, (uint32_t)(v >> 32));
-}
-
 int tally__compact_fits(const tally_ds_req *q, const tally_ds_result *r, int64_t base)
 {
     if (!r->n_source || !r->n_points)
@@ -51,19 +37,16 @@ void tally__compact_write_series(tally_buf *b, const tally_ds_req *q, const tall
         return;
     uint8_t *o = (uint8_t *)b->data + b->len;
     int64_t lo = r->n_source ? r->x_lo : 0;
-    put_u32(o, (uint32_t)cnt);
-    put_u32(o + 4, 0);
-    put_u64(o + 8, r->n_source);
-    put_u64(o + 16, (uint64_t)lo);
-    put_u64(o + 24, (uint64_t)(r->n_source ? r->x_hi : 0));
+    tally__answer_series_header(o, cnt, r);
     o += 32;
     for (size_t k = 0; k < cnt; k++, o += 4)
-        put_u32(o, (uint32_t)((uint64_t)tally__answer_x(q, base, &r->points[k]) - (uint64_t)lo));
+        tally__answer_put_u32(
+            o, (uint32_t)((uint64_t)tally__answer_x(q, base, &r->points[k]) - (uint64_t)lo));
     for (size_t k = 0; k < cnt; k++, o += 4) {
         float f = (float)r->points[k].value;
         uint32_t u;
         memcpy(&u, &f, 4);
-        put_u32(o, u);
+        tally__answer_put_u32(o, u);
     }
     b->len += bytes;
     b->data[b->len] = 0; /* buf.h keeps the bytes NUL-terminated */
