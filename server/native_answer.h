@@ -45,6 +45,8 @@ extern const char *const tally__answer_method_names[3];
 
 typedef struct tally__answer {
     tally__answer_format format;
+    /* q, engine, ids, runs: the caller's, read during the bulk call only
+     * (q also by gather); the answer outlives them as a response's pieces */
     const tally_ds_req *q;
     tally_engine *engine;           /* relative time: each series' first timestamp */
     const tally_series_id *ids;     /* n */
