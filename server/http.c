@@ -222,6 +222,15 @@ static void drop_pieces(tally_resp *r)
     r->pieces_ctx = NULL;
 }
 
+void tally_resp_release(tally_resp *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    drop_pieces(r);
+    tally_buf_free(&r->body);
+}
+
 /* Queues cx->resp (invariants 2 and 4). */
 static enum MHD_Result send_resp(conn *cx, struct MHD_Connection *c)
 {

@@ -120,6 +120,11 @@ typedef struct tally_resp_piece {
     size_t len;
 } tally_resp_piece;
 
+/* Frees what a response holds (its body, its file, its gathered pieces)
+ * when it is not handed to http.c: for callers of handlers other than the
+ * server (tests, fuzz targets). */
+void tally_resp_release(tally_resp *r);
+
 /* Adds "Name: value" to the response's headers (dropped whole if the
  * remaining room in extra_headers is too small). */
 void tally_resp_header(tally_resp *r, const char *name, const char *value);

@@ -268,9 +268,7 @@ static int one_input(const uint8_t *data, size_t size)
               cJSON_IsString(cJSON_GetObjectItem(e, "message")));
         cJSON_Delete(e);
     }
-    if (resp.fd >= 0)
-        close(resp.fd);
-    tally_buf_free(&resp.body);
+    tally_resp_release(&resp);
     free(body);
     free(args);
     free(target);
