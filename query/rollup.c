@@ -420,22 +420,21 @@ static int chunks_build(tally_snapshot *s, uint32_t i, uint32_t n_chunks, tally_
             o->argmin = (uint8_t)a;
             o->argmax = (uint8_t)b;
         }
-        /* Both checks in unsigned arithmetic: any int64 column is legal. */
-        int dense = 1, linear = 1;
+        /* Steps and timestamps in unsigned arithmetic: any int64 column is
+         * legal. Values: NaN compares false, so a chunk holding one is
+         * neither rising nor falling. */
+        int dense = 1, linear = 1, rise = c->n_points > 1, fall = c->n_points > 1;
         uint64_t d = c->n_points > 1 ? ((uint64_t)ts[c->n_points - 1] - (uint64_t)ts[0]) /
                                            (c->n_points - 1)
                                      : 0;
         for (uint32_t t = 1; t < c->n_points; t++) {
             dense &= (uint64_t)st[t] - (uint64_t)st[0] == t && st[t] > st[t - 1];
             linear &= (uint64_t)ts[t] == (uint64_t)ts[0] + d * t;
-        }
-        o->flags = (uint16_t)((dense ? TALLY__RCHUNK_STEPS_DENSE : 0) |
-                              (linear ? TALLY__RCHUNK_TS_LINEAR : 0));
-        int rise = c->n_points > 1, fall = c->n_points > 1; /* NaN compares false: neither */
-        for (uint32_t t = 1; t < c->n_points; t++) {
             rise &= v[t] > v[t - 1];
             fall &= v[t] < v[t - 1];
         }
+        o->flags = (uint16_t)((dense ? TALLY__RCHUNK_STEPS_DENSE : 0) |
+                              (linear ? TALLY__RCHUNK_TS_LINEAR : 0));
         mm[k] = (tally__rchunk_mm){o->min_pt.value,
                                    o->max_pt.value,
                                    o->min_pt.timestamp_ms,
